@@ -1,0 +1,102 @@
+// batch_norm.cpp — BatchNorm: one statistic per channel over N and the spatial dims
+// (plan [R,K,R] on NCHW). Training normalizes with the batch's biased variance and folds
+// the unbiased one into the running variance; eval uses the running statistics.
+#include "op_common.hpp"
+
+namespace normkit {
+namespace {
+constexpr const char* kOp = "batch_norm";
+
+template <class T>
+ReductionPlan checked_plan(const TensorView<const T>& x, const BatchNormArgs<T>& a) {
+  detail::check_tensor(kOp, "input", x);
+  detail::check_rank(kOp, x.shape, 2, "input of shape (N, C, *)");
+  const int64_t C = x.shape[1];
+  detail::check_param(kOp, "weight", a.weight, C, "num_channels");
+  detail::check_param(kOp, "bias", a.bias, C, "num_channels");
+  detail::check_param(kOp, "running_mean", a.running_mean, C, "num_channels");
+  detail::check_param(kOp, "running_var", a.running_var, C, "num_channels");
+  if (a.running_mean.empty() != a.running_var.empty())
+    detail::fail(kOp, "running_mean and running_var must be given together");
+  detail::check_eps(kOp, a.eps);
+  if (a.training && !a.running_mean.empty()) detail::check_momentum(kOp, a.momentum);
+  std::vector<int64_t> reduce{0};
+  for (int64_t i = 2; i < x.dim(); ++i) reduce.push_back(i);
+  ReductionPlan plan = ReductionPlan::build(x.shape, x.strides, reduce, {1}, kOp);
+  if (a.training && plan.stat_size() == 1)
+    detail::fail(kOp, "expected more than 1 value per channel when training, got input of shape " +
+                          shape_str(x.shape));
+  return plan;
+}
+
+// Eval: xhat = (x - running_mean) / sqrt(running_var + eps).
+template <class T>
+detail::Coefficients running_coefficients(const BatchNormArgs<T>& a) {
+  std::vector<double> mean(a.running_mean.begin(), a.running_mean.end()), rstd(mean.size());
+  for (size_t c = 0; c < rstd.size(); ++c) rstd[c] = 1.0 / std::sqrt(double(a.running_var[c]) + a.eps);
+  return detail::standardize(mean, rstd);
+}
+
+template <class T>
+bool uses_batch_stats(const BatchNormArgs<T>& a) {
+  return a.training || a.running_mean.empty();
+}
+}  // namespace
+
+template <class T>
+void batch_norm_forward(TensorView<const T> x, TensorView<T> y, const BatchNormArgs<T>& a,
+                        SavedStats<T> saved) {
+  const ReductionPlan plan = checked_plan(x, a);
+  detail::check_like(kOp, "output", y, x, true);
+  detail::check_param(kOp, "saved mean", saved.mean, x.shape[1], "num_channels");
+  detail::check_param(kOp, "saved rstd", saved.rstd, x.shape[1], "num_channels");
+  if (x.numel() == 0) return;  // an empty batch leaves the running statistics as they were
+  const T* w = detail::data_or_null(a.weight);
+  const T* b = detail::data_or_null(a.bias);
+  if (!uses_batch_stats(a)) {
+    const auto c = running_coefficients(a);
+    engine::apply_forward(plan, x.data, y.data, c.A.data(), c.B.data(), w, b);
+    std::vector<double> mean(a.running_mean.begin(), a.running_mean.end());
+    return detail::write_saved(saved, mean, c.A);
+  }
+  const auto s = detail::forward_pass(plan, Statistic::Variance, x.data, y.data, a.eps, w, b);
+  detail::write_saved(saved, s.mean, s.rstd);
+  if (!a.training || a.running_mean.empty()) return;
+  // running = (1 - m) * running + m * batch, with the unbiased variance
+  const double m = a.momentum, n = double(plan.stat_size()), unbias = n / (n - 1);
+  for (size_t c = 0; c < s.mean.size(); ++c) {
+    a.running_mean[c] = T((1 - m) * double(a.running_mean[c]) + m * s.mean[c]);
+    a.running_var[c] = T((1 - m) * double(a.running_var[c]) + m * s.var[c] * unbias);
+  }
+}
+
+template <class T>
+void batch_norm_backward(TensorView<const T> dy, TensorView<const T> x, TensorView<T> dx,
+                         const BatchNormArgs<T>& a, std::span<T> dweight, std::span<T> dbias) {
+  const ReductionPlan plan = checked_plan(x, a);
+  detail::check_like(kOp, "grad_output", dy, x, false);
+  if (dx.data) detail::check_like(kOp, "grad_input", dx, x, true);
+  detail::check_param(kOp, "grad_weight", dweight, x.shape[1], "num_channels");
+  detail::check_param(kOp, "grad_bias", dbias, x.shape[1], "num_channels");
+  if (x.numel() == 0) return detail::zero_grads(dweight, dbias);
+  const bool batch = uses_batch_stats(a);
+  detail::Coefficients c;
+  if (batch) {
+    const auto s = detail::batch_stats(plan, x.data, Statistic::Variance, a.eps);
+    c = detail::standardize(s.mean, s.rstd);
+  } else {
+    c = running_coefficients(a);
+  }
+  detail::backward_pass(plan, Statistic::Variance, batch, dy.data, x.data, dx.data, c,
+                        detail::data_or_null(a.weight), dweight, dbias);
+}
+
+#define NORMKIT_INSTANTIATE(T)                                                                      \
+  template void batch_norm_forward<T>(TensorView<const T>, TensorView<T>, const BatchNormArgs<T>&,  \
+                                      SavedStats<T>);                                               \
+  template void batch_norm_backward<T>(TensorView<const T>, TensorView<const T>, TensorView<T>,     \
+                                       const BatchNormArgs<T>&, std::span<T>, std::span<T>);
+NORMKIT_INSTANTIATE(float)
+NORMKIT_INSTANTIATE(double)
+
+}  // namespace normkit

@@ -1,0 +1,108 @@
+// instance_norm.cpp — InstanceNorm: one statistic per (n, c) over the spatial dims
+// (plan [K,R] on NCHW), affine per channel. With running statistics and use_input_stats,
+// they are updated with the batch average of the per-instance statistics (as PyTorch).
+#include "op_common.hpp"
+
+namespace normkit {
+namespace {
+constexpr const char* kOp = "instance_norm";
+
+template <class T>
+ReductionPlan checked_plan(const TensorView<const T>& x, const InstanceNormArgs<T>& a) {
+  detail::check_tensor(kOp, "input", x);
+  detail::check_rank(kOp, x.shape, 2, "input of shape (N, C, *)");
+  const int64_t C = x.shape[1];
+  detail::check_param(kOp, "weight", a.weight, C, "num_channels");
+  detail::check_param(kOp, "bias", a.bias, C, "num_channels");
+  detail::check_param(kOp, "running_mean", a.running_mean, C, "num_channels");
+  detail::check_param(kOp, "running_var", a.running_var, C, "num_channels");
+  if (a.running_mean.empty() != a.running_var.empty())
+    detail::fail(kOp, "running_mean and running_var must be given together");
+  if (!a.use_input_stats && a.running_mean.empty())
+    detail::fail(kOp, "use_input_stats=false needs running_mean and running_var");
+  detail::check_eps(kOp, a.eps);
+  if (a.use_input_stats && !a.running_mean.empty()) detail::check_momentum(kOp, a.momentum);
+  std::vector<int64_t> reduce;
+  for (int64_t i = 2; i < x.dim(); ++i) reduce.push_back(i);
+  ReductionPlan plan = ReductionPlan::build(x.shape, x.strides, reduce, {1}, kOp);
+  if (a.use_input_stats && plan.stat_size() == 1)
+    detail::fail(kOp, "expected more than 1 spatial element when using input statistics, got input of shape " +
+                          shape_str(x.shape));
+  return plan;
+}
+
+// Running statistics broadcast to one coefficient pair per (n, c).
+template <class T>
+detail::Coefficients running_coefficients(const TensorView<const T>& x, const InstanceNormArgs<T>& a) {
+  const int64_t N = x.shape[0], C = x.shape[1];
+  std::vector<double> mean(size_t(N * C)), rstd(size_t(N * C));
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c) {
+      mean[size_t(n * C + c)] = double(a.running_mean[size_t(c)]);
+      rstd[size_t(n * C + c)] = 1.0 / std::sqrt(double(a.running_var[size_t(c)]) + a.eps);
+    }
+  return detail::standardize(mean, rstd);
+}
+}  // namespace
+
+template <class T>
+void instance_norm_forward(TensorView<const T> x, TensorView<T> y, const InstanceNormArgs<T>& a,
+                           SavedStats<T> saved) {
+  const ReductionPlan plan = checked_plan(x, a);
+  detail::check_like(kOp, "output", y, x, true);
+  detail::check_param(kOp, "saved mean", saved.mean, plan.num_stats(), "N * C");
+  detail::check_param(kOp, "saved rstd", saved.rstd, plan.num_stats(), "N * C");
+  if (x.numel() == 0) return;
+  const T* w = detail::data_or_null(a.weight);
+  const T* b = detail::data_or_null(a.bias);
+  if (!a.use_input_stats) {
+    const auto c = running_coefficients(x, a);
+    engine::apply_forward(plan, x.data, y.data, c.A.data(), c.B.data(), w, b);
+    std::vector<double> mean(c.B.size());
+    for (size_t i = 0; i < mean.size(); ++i) mean[i] = -c.B[i] / c.A[i];
+    return detail::write_saved(saved, mean, c.A);
+  }
+  const auto s = detail::forward_pass(plan, Statistic::Variance, x.data, y.data, a.eps, w, b);
+  detail::write_saved(saved, s.mean, s.rstd);
+  if (a.running_mean.empty()) return;
+  const int64_t N = x.shape[0], C = x.shape[1];
+  const double m = a.momentum, n = double(plan.stat_size()), unbias = n / (n - 1);
+  for (int64_t c = 0; c < C; ++c) {
+    double mean = 0, var = 0;
+    for (int64_t i = 0; i < N; ++i) mean += s.mean[size_t(i * C + c)], var += s.var[size_t(i * C + c)];
+    mean /= double(N), var = var / double(N) * unbias;
+    a.running_mean[size_t(c)] = T((1 - m) * double(a.running_mean[size_t(c)]) + m * mean);
+    a.running_var[size_t(c)] = T((1 - m) * double(a.running_var[size_t(c)]) + m * var);
+  }
+}
+
+template <class T>
+void instance_norm_backward(TensorView<const T> dy, TensorView<const T> x, TensorView<T> dx,
+                            const InstanceNormArgs<T>& a, std::span<T> dweight, std::span<T> dbias) {
+  const ReductionPlan plan = checked_plan(x, a);
+  detail::check_like(kOp, "grad_output", dy, x, false);
+  if (dx.data) detail::check_like(kOp, "grad_input", dx, x, true);
+  detail::check_param(kOp, "grad_weight", dweight, x.shape[1], "num_channels");
+  detail::check_param(kOp, "grad_bias", dbias, x.shape[1], "num_channels");
+  if (x.numel() == 0) return detail::zero_grads(dweight, dbias);
+  detail::Coefficients c;
+  if (a.use_input_stats) {
+    const auto s = detail::batch_stats(plan, x.data, Statistic::Variance, a.eps);
+    c = detail::standardize(s.mean, s.rstd);
+  } else {
+    c = running_coefficients(x, a);
+  }
+  detail::backward_pass(plan, Statistic::Variance, a.use_input_stats, dy.data, x.data, dx.data, c,
+                        detail::data_or_null(a.weight), dweight, dbias);
+}
+
+#define NORMKIT_INSTANTIATE(T)                                                                   \
+  template void instance_norm_forward<T>(TensorView<const T>, TensorView<T>,                     \
+                                         const InstanceNormArgs<T>&, SavedStats<T>);             \
+  template void instance_norm_backward<T>(TensorView<const T>, TensorView<const T>,              \
+                                          TensorView<T>, const InstanceNormArgs<T>&,             \
+                                          std::span<T>, std::span<T>);
+NORMKIT_INSTANTIATE(float)
+NORMKIT_INSTANTIATE(double)
+
+}  // namespace normkit

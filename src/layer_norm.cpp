@@ -1,0 +1,57 @@
+// layer_norm.cpp — LayerNorm: one statistic per leading index over the trailing dims
+// given by normalized_shape (plan [K,R]); weight and bias, each optional, vary along them.
+#include "op_common.hpp"
+
+namespace normkit {
+namespace {
+constexpr const char* kOp = "layer_norm";
+
+template <class T>
+ReductionPlan checked_plan(const TensorView<const T>& x, const LayerNormArgs<T>& a) {
+  detail::check_tensor(kOp, "input", x);
+  const auto axes = detail::trailing_axes(kOp, x.shape, a.normalized_shape);
+  const int64_t D = numel(a.normalized_shape);
+  detail::check_param(kOp, "weight", a.weight, D, "normalized_shape elements");
+  detail::check_param(kOp, "bias", a.bias, D, "normalized_shape elements");
+  detail::check_eps(kOp, a.eps);
+  return ReductionPlan::build(x.shape, x.strides, axes, axes, kOp);
+}
+}  // namespace
+
+template <class T>
+void layer_norm_forward(TensorView<const T> x, TensorView<T> y, const LayerNormArgs<T>& a,
+                        SavedStats<T> saved) {
+  const ReductionPlan plan = checked_plan(x, a);
+  detail::check_like(kOp, "output", y, x, true);
+  detail::check_param(kOp, "saved mean", saved.mean, plan.num_stats(), "one per row");
+  detail::check_param(kOp, "saved rstd", saved.rstd, plan.num_stats(), "one per row");
+  if (x.numel() == 0) return;
+  const auto s = detail::forward_pass(plan, Statistic::Variance, x.data, y.data, a.eps,
+                                      detail::data_or_null(a.weight), detail::data_or_null(a.bias));
+  detail::write_saved(saved, s.mean, s.rstd);
+}
+
+template <class T>
+void layer_norm_backward(TensorView<const T> dy, TensorView<const T> x, TensorView<T> dx,
+                         const LayerNormArgs<T>& a, std::span<T> dweight, std::span<T> dbias) {
+  const ReductionPlan plan = checked_plan(x, a);
+  detail::check_like(kOp, "grad_output", dy, x, false);
+  if (dx.data) detail::check_like(kOp, "grad_input", dx, x, true);
+  detail::check_param(kOp, "grad_weight", dweight, plan.num_affine(), "normalized_shape elements");
+  detail::check_param(kOp, "grad_bias", dbias, plan.num_affine(), "normalized_shape elements");
+  if (x.numel() == 0) return detail::zero_grads(dweight, dbias);
+  const auto s = detail::batch_stats(plan, x.data, Statistic::Variance, a.eps);
+  detail::backward_pass(plan, Statistic::Variance, true, dy.data, x.data, dx.data,
+                        detail::standardize(s.mean, s.rstd), detail::data_or_null(a.weight),
+                        dweight, dbias);
+}
+
+#define NORMKIT_INSTANTIATE(T)                                                                      \
+  template void layer_norm_forward<T>(TensorView<const T>, TensorView<T>, const LayerNormArgs<T>&,  \
+                                      SavedStats<T>);                                               \
+  template void layer_norm_backward<T>(TensorView<const T>, TensorView<const T>, TensorView<T>,     \
+                                       const LayerNormArgs<T>&, std::span<T>, std::span<T>);
+NORMKIT_INSTANTIATE(float)
+NORMKIT_INSTANTIATE(double)
+
+}  // namespace normkit

@@ -1,0 +1,199 @@
+// op_common.hpp — what the op files share: the argument checks done at the door (each
+// throws normkit::Error naming the op and the value) and the two passes every
+// statistic-based normalization runs on the engine (forward with batch statistics, and
+// backward). Op files stay a page long: check, build the plan, call these.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "engine/engine.hpp"
+#include "normkit/ops.hpp"
+#include "normkit/plan.hpp"
+
+namespace normkit::detail {
+
+[[noreturn]] inline void fail(const char* op, const std::string& msg) {
+  throw Error(std::string("[") + op + "] " + msg);
+}
+
+inline std::string num(double v) {
+  std::string s = std::to_string(v);
+  if (s.find('.') != std::string::npos) {
+    while (!s.empty() && s.back() == '0') s.pop_back();
+    if (!s.empty() && s.back() == '.') s.pop_back();
+  }
+  return (std::isnan(v) || std::isinf(v)) ? (std::isnan(v) ? "nan" : (v > 0 ? "inf" : "-inf")) : s;
+}
+
+inline void check_eps(const char* op, double eps) {
+  if (!(eps >= 0) || std::isinf(eps)) fail(op, "eps=" + num(eps) + " must be a finite value >= 0");
+}
+
+inline void check_momentum(const char* op, double momentum) {
+  if (!(momentum >= 0 && momentum <= 1))
+    fail(op, "momentum=" + num(momentum) + " must lie in [0, 1]");
+}
+
+inline void check_rank(const char* op, const Shape& shape, int64_t min_rank, const char* what) {
+  if (static_cast<int64_t>(shape.size()) < min_rank)
+    fail(op, "expected " + std::string(what) + " (rank >= " + std::to_string(min_rank) +
+                 "), got shape " + shape_str(shape) + " of rank " + std::to_string(shape.size()));
+}
+
+// A tensor argument: data present when it has elements, strides sane.
+template <class T>
+void check_tensor(const char* op, const char* name, const TensorView<T>& t) {
+  if (t.strides.size() != t.shape.size())
+    fail(op, std::string(name) + " has " + std::to_string(t.strides.size()) + " strides for shape " +
+                 shape_str(t.shape));
+  for (size_t i = 0; i < t.shape.size(); ++i) {
+    if (t.shape[i] < 0) fail(op, std::string(name) + " has a negative size in " + shape_str(t.shape));
+    if (t.strides[i] < 0) fail(op, std::string(name) + " has negative stride " + std::to_string(t.strides[i]));
+  }
+  if (t.data == nullptr && t.numel() > 0) fail(op, std::string(name) + " data is null");
+}
+
+// An output (or second input) must have x's shape and strides; outputs must not overlap
+// themselves (a zero stride on an axis longer than 1).
+template <class T, class U>
+void check_like(const char* op, const char* name, const TensorView<T>& t, const TensorView<U>& x,
+                bool is_output) {
+  check_tensor(op, name, t);
+  if (t.shape != x.shape)
+    fail(op, std::string(name) + " has shape " + shape_str(t.shape) + ", expected " + shape_str(x.shape));
+  if (t.strides != x.strides) fail(op, std::string(name) + " must have the same strides as the input");
+  if (is_output)
+    for (size_t i = 0; i < t.shape.size(); ++i)
+      if (t.strides[i] == 0 && t.shape[i] > 1)
+        fail(op, std::string(name) + " has stride 0 on axis " + std::to_string(i) + ": outputs must not overlap");
+}
+
+// A parameter span: empty (absent) or exactly `expected` values.
+template <class T>
+void check_param(const char* op, const char* name, std::span<T> p, int64_t expected, const char* what) {
+  if (!p.empty() && static_cast<int64_t>(p.size()) != expected)
+    fail(op, std::string(name) + " has " + std::to_string(p.size()) + " elements, expected " +
+                 std::to_string(expected) + " (" + what + ")");
+}
+
+// ---- the shared passes ---------------------------------------------------------------------
+
+// Statistics of x over the plan, in double: the mean (0 unless Variance), the second
+// statistic (variance, mean square or sum of squares) and the reciprocal divisor rstd:
+// 1/sqrt(second + eps), or 1/max(||x||, eps) for L2Norm.
+struct Stats {
+  std::vector<double> mean, var, rstd;
+};
+template <class T>
+Stats batch_stats(const ReductionPlan& plan, const T* x, Statistic statistic, double eps) {
+  Stats s;
+  const auto n = static_cast<size_t>(plan.num_stats());
+  s.mean.resize(n), s.var.resize(n), s.rstd.resize(n);
+  engine::reduce_stats(plan, x, statistic, s.mean.data(), s.var.data());
+  for (size_t i = 0; i < n; ++i)
+    s.rstd[i] = statistic == Statistic::L2Norm ? 1.0 / std::max(std::sqrt(s.var[i]), eps)
+                                               : 1.0 / std::sqrt(s.var[i] + eps);
+  return s;
+}
+
+// xhat = x * A + B, with A = rstd and B = -mean * rstd.
+struct Coefficients {
+  std::vector<double> A, B;
+};
+inline Coefficients standardize(const std::vector<double>& mean, const std::vector<double>& rstd) {
+  Coefficients c{rstd, std::vector<double>(mean.size())};
+  for (size_t i = 0; i < mean.size(); ++i) c.B[i] = -mean[i] * rstd[i];
+  return c;
+}
+
+template <class T>
+void write_saved(SavedStats<T> saved, const std::vector<double>& mean, const std::vector<double>& rstd) {
+  for (size_t i = 0; i < saved.mean.size(); ++i) saved.mean[i] = T(mean[i]);
+  for (size_t i = 0; i < saved.rstd.size(); ++i) saved.rstd[i] = T(rstd[i]);
+}
+
+template <class T>
+const T* data_or_null(std::span<T> p) {
+  return p.empty() ? nullptr : p.data();
+}
+
+// Backward of y = xhat * w + b with xhat = x * A + B:
+//  batch_stats: the statistics came from x itself (training), so dx has the two extra terms
+//   dx = rstd * (g - mean(g) - xhat * mean(g * xhat)),  g = dy * w   (MeanSquare: no mean(g))
+//  otherwise (fixed statistics): dx = rstd * g.
+// dweight = sum dy * xhat and dbias = sum dy over the non-affine axes.
+template <class T>
+void backward_pass(const ReductionPlan& plan, Statistic statistic, bool batch_stats_used,
+                   const T* dy, const T* x, T* dx, const Coefficients& c, const T* w,
+                   std::span<T> dweight, std::span<T> dbias) {
+  const auto n = static_cast<size_t>(plan.num_stats());
+  if (dx != nullptr) {
+    std::vector<double> P(c.A), Q(n, 0.0), R(n, 0.0);
+    if (batch_stats_used) {
+      std::vector<double> sg(n), sgx(n);
+      engine::reduce_grads(plan, engine::GroupBy::Statistic, dy, x, c.A.data(), c.B.data(), w,
+                           sg.data(), sgx.data());
+      // L2Norm divides by the norm itself, not by a mean over M elements.
+      const double M = statistic == Statistic::L2Norm ? 1.0 : double(plan.stat_size());
+      for (size_t s = 0; s < n; ++s) {
+        const double mg = statistic == Statistic::Variance ? sg[s] / M : 0.0, mgx = sgx[s] / M;
+        Q[s] = -c.A[s] * mgx * c.A[s];
+        R[s] = -c.A[s] * (mg + mgx * c.B[s]);
+      }
+    }
+    engine::apply_backward(plan, dy, x, dx, P.data(), Q.data(), R.data(), w);
+  }
+  if (!dweight.empty() || !dbias.empty()) {
+    const auto na = static_cast<size_t>(plan.num_affine());
+    std::vector<double> sdy(na), sdyx(na);
+    engine::reduce_grads(plan, engine::GroupBy::Affine, dy, x, c.A.data(), c.B.data(),
+                         static_cast<const T*>(nullptr), sdy.data(), sdyx.data());
+    for (size_t a = 0; a < dweight.size(); ++a) dweight[a] = T(sdyx[a]);
+    for (size_t a = 0; a < dbias.size(); ++a) dbias[a] = T(sdy[a]);
+  }
+}
+
+}  // namespace normkit::detail
+
+namespace normkit::detail {
+
+// Forward with statistics taken from x itself: y = xhat * w + b. Returns the statistics.
+template <class T>
+Stats forward_pass(const ReductionPlan& plan, Statistic statistic, const T* x, T* y, double eps,
+                   const T* w, const T* b) {
+  Stats s = batch_stats(plan, x, statistic, eps);
+  const Coefficients c = standardize(s.mean, s.rstd);
+  engine::apply_forward(plan, x, y, c.A.data(), c.B.data(), w, b);
+  return s;
+}
+
+// Zeroes the gradients a backward pass over an empty tensor still owes its caller.
+template <class T>
+void zero_grads(std::span<T> dweight, std::span<T> dbias) {
+  for (auto& v : dweight) v = T(0);
+  for (auto& v : dbias) v = T(0);
+}
+
+}  // namespace normkit::detail
+
+namespace normkit::detail {
+
+// The axes LayerNorm and RMSNorm reduce: the trailing dims named by normalized_shape.
+inline std::vector<int64_t> trailing_axes(const char* op, const Shape& x_shape,
+                                          const Shape& normalized_shape) {
+  const size_t k = normalized_shape.size(), r = x_shape.size();
+  const bool matches = k <= r && std::equal(normalized_shape.begin(), normalized_shape.end(),
+                                            x_shape.end() - static_cast<std::ptrdiff_t>(k));
+  if (!matches)
+    fail(op, "normalized_shape=" + shape_str(normalized_shape) +
+                 " does not match the trailing dims of input shape " + shape_str(x_shape));
+  std::vector<int64_t> axes;
+  for (size_t i = r - k; i < r; ++i) axes.push_back(static_cast<int64_t>(i));
+  return axes;
+}
+
+}  // namespace normkit::detail

@@ -1,0 +1,64 @@
+// weight_norm.cpp — WeightNorm: w = g * v / ||v||, the L2 norm over every dim of v but
+// `dim` (plan [K,R] for dim=0), g one value per slice along `dim`. It is the engine's
+// L2Norm statistic with g as the affine weight along `dim`.
+#include "op_common.hpp"
+
+namespace normkit {
+namespace {
+constexpr const char* kOp = "weight_norm";
+
+template <class T>
+ReductionPlan checked_plan(const TensorView<const T>& v, std::span<const T> g,
+                           const WeightNormArgs<T>& a) {
+  detail::check_tensor(kOp, "v", v);
+  std::vector<int64_t> reduce, affine;
+  const bool whole = !a.dim || *a.dim == -1;
+  if (!whole && (*a.dim < 0 || *a.dim >= v.dim()))
+    detail::fail(kOp, "dim=" + std::to_string(*a.dim) + " is out of range for v of rank " +
+                          std::to_string(v.dim()) + " (use -1 or no dim for the whole tensor)");
+  for (int64_t i = 0; i < v.dim(); ++i) (!whole && i == *a.dim ? affine : reduce).push_back(i);
+  ReductionPlan plan = ReductionPlan::build(v.shape, v.strides, reduce, affine, kOp);
+  if (static_cast<int64_t>(g.size()) != plan.num_affine())
+    detail::fail(kOp, "g has " + std::to_string(g.size()) + " elements, expected " +
+                          std::to_string(plan.num_affine()) +
+                          (whole ? " (one norm for the whole tensor)" : " (v.shape[dim])"));
+  return plan;
+}
+}  // namespace
+
+template <class T>
+void weight_norm_forward(TensorView<const T> v, std::span<const T> g, TensorView<T> w,
+                         const WeightNormArgs<T>& a, std::span<T> norms) {
+  const ReductionPlan plan = checked_plan(v, g, a);
+  detail::check_like(kOp, "w", w, v, true);
+  detail::check_param(kOp, "norms", norms, plan.num_stats(), "one per slice");
+  if (v.numel() == 0) return;
+  const auto s = detail::forward_pass(plan, Statistic::L2Norm, v.data, w.data, 0.0, g.data(),
+                                      static_cast<const T*>(nullptr));
+  for (size_t i = 0; i < norms.size(); ++i) norms[i] = T(std::sqrt(s.var[i]));
+}
+
+template <class T>
+void weight_norm_backward(TensorView<const T> dw, TensorView<const T> v, std::span<const T> g,
+                          TensorView<T> dv, std::span<T> dg, const WeightNormArgs<T>& a) {
+  const ReductionPlan plan = checked_plan(v, g, a);
+  detail::check_like(kOp, "grad_w", dw, v, false);
+  if (dv.data) detail::check_like(kOp, "grad_v", dv, v, true);
+  detail::check_param(kOp, "grad_g", dg, plan.num_affine(), "like g");
+  if (v.numel() == 0) return detail::zero_grads(dg, std::span<T>{});
+  // dv = g/||v|| * (dw - vhat * sum(dw * vhat)),   dg = sum(dw * vhat),   vhat = v/||v||
+  const auto s = detail::batch_stats(plan, v.data, Statistic::L2Norm, 0.0);
+  detail::backward_pass(plan, Statistic::L2Norm, true, dw.data, v.data, dv.data,
+                        detail::standardize(s.mean, s.rstd), g.data(), dg, std::span<T>{});
+}
+
+#define NORMKIT_INSTANTIATE(T)                                                                     \
+  template void weight_norm_forward<T>(TensorView<const T>, std::span<const T>, TensorView<T>,     \
+                                       const WeightNormArgs<T>&, std::span<T>);                    \
+  template void weight_norm_backward<T>(TensorView<const T>, TensorView<const T>,                  \
+                                        std::span<const T>, TensorView<T>, std::span<T>,           \
+                                        const WeightNormArgs<T>&);
+NORMKIT_INSTANTIATE(float)
+NORMKIT_INSTANTIATE(double)
+
+}  // namespace normkit
