@@ -3,7 +3,7 @@
 # with (DESIGN.md §6). Idempotent: does nothing when every package is already present.
 set -euo pipefail
 packages=(
-  build-essential cmake ninja-build pkg-config git
+  build-essential cmake ninja-build pkg-config git doxygen
   libhwy-dev libomp-dev libgtest-dev libbenchmark-dev libcli11-dev
   pybind11-dev python3-dev python3-numpy python3-pytest python3-matplotlib
   python3-torch libtorch-dev libdnnl-dev

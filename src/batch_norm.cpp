@@ -31,10 +31,13 @@ ReductionPlan checked_plan(const TensorView<const T>& x, const BatchNormArgs<T>&
 
 // Eval: xhat = (x - running_mean) / sqrt(running_var + eps).
 template <class T>
-detail::Coefficients running_coefficients(const BatchNormArgs<T>& a) {
-  std::vector<double> mean(a.running_mean.begin(), a.running_mean.end()), rstd(mean.size());
-  for (size_t c = 0; c < rstd.size(); ++c) rstd[c] = 1.0 / std::sqrt(double(a.running_var[c]) + a.eps);
-  return detail::standardize(mean, rstd);
+detail::Stats running_stats(const BatchNormArgs<T>& a) {
+  detail::Stats s(a.running_mean.size());
+  for (size_t c = 0; c < s.mean.size(); ++c) {
+    s.mean[c] = double(a.running_mean[c]), s.var[c] = double(a.running_var[c]);
+    s.rstd[c] = 1.0 / std::sqrt(s.var[c] + a.eps);
+  }
+  return s;
 }
 
 template <class T>
@@ -54,10 +57,9 @@ void batch_norm_forward(TensorView<const T> x, TensorView<T> y, const BatchNormA
   const T* w = detail::data_or_null(a.weight);
   const T* b = detail::data_or_null(a.bias);
   if (!uses_batch_stats(a)) {
-    const auto c = running_coefficients(a);
-    engine::apply_forward(plan, x.data, y.data, c.A.data(), c.B.data(), w, b);
-    std::vector<double> mean(a.running_mean.begin(), a.running_mean.end());
-    return detail::write_saved(saved, mean, c.A);
+    const auto s = running_stats(a);
+    engine::apply_forward(plan, x.data, y.data, s.mean.data(), s.rstd.data(), w, b);
+    return detail::write_saved(saved, s.mean, s.rstd);
   }
   const auto s = detail::forward_pass(plan, Statistic::Variance, x.data, y.data, a.eps, w, b);
   detail::write_saved(saved, s.mean, s.rstd);
@@ -80,14 +82,9 @@ void batch_norm_backward(TensorView<const T> dy, TensorView<const T> x, TensorVi
   detail::check_param(kOp, "grad_bias", dbias, x.shape[1], "num_channels");
   if (x.numel() == 0) return detail::zero_grads(dweight, dbias);
   const bool batch = uses_batch_stats(a);
-  detail::Coefficients c;
-  if (batch) {
-    const auto s = detail::batch_stats(plan, x.data, Statistic::Variance, a.eps);
-    c = detail::standardize(s.mean, s.rstd);
-  } else {
-    c = running_coefficients(a);
-  }
-  detail::backward_pass(plan, Statistic::Variance, batch, dy.data, x.data, dx.data, c,
+  const detail::Stats s = batch ? detail::batch_stats(plan, x.data, Statistic::Variance, a.eps)
+                                 : running_stats(a);
+  detail::backward_pass(plan, Statistic::Variance, batch, dy.data, x.data, dx.data, s,
                         detail::data_or_null(a.weight), dweight, dbias);
 }
 

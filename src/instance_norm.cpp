@@ -33,15 +33,16 @@ ReductionPlan checked_plan(const TensorView<const T>& x, const InstanceNormArgs<
 
 // Running statistics broadcast to one coefficient pair per (n, c).
 template <class T>
-detail::Coefficients running_coefficients(const TensorView<const T>& x, const InstanceNormArgs<T>& a) {
+detail::Stats running_stats(const TensorView<const T>& x, const InstanceNormArgs<T>& a) {
   const int64_t N = x.shape[0], C = x.shape[1];
-  std::vector<double> mean(size_t(N * C)), rstd(size_t(N * C));
+  detail::Stats s(size_t(N * C));
   for (int64_t n = 0; n < N; ++n)
     for (int64_t c = 0; c < C; ++c) {
-      mean[size_t(n * C + c)] = double(a.running_mean[size_t(c)]);
-      rstd[size_t(n * C + c)] = 1.0 / std::sqrt(double(a.running_var[size_t(c)]) + a.eps);
+      const size_t i = size_t(n * C + c);
+      s.mean[i] = double(a.running_mean[size_t(c)]), s.var[i] = double(a.running_var[size_t(c)]);
+      s.rstd[i] = 1.0 / std::sqrt(s.var[i] + a.eps);
     }
-  return detail::standardize(mean, rstd);
+  return s;
 }
 }  // namespace
 
@@ -56,11 +57,9 @@ void instance_norm_forward(TensorView<const T> x, TensorView<T> y, const Instanc
   const T* w = detail::data_or_null(a.weight);
   const T* b = detail::data_or_null(a.bias);
   if (!a.use_input_stats) {
-    const auto c = running_coefficients(x, a);
-    engine::apply_forward(plan, x.data, y.data, c.A.data(), c.B.data(), w, b);
-    std::vector<double> mean(c.B.size());
-    for (size_t i = 0; i < mean.size(); ++i) mean[i] = -c.B[i] / c.A[i];
-    return detail::write_saved(saved, mean, c.A);
+    const auto s = running_stats(x, a);
+    engine::apply_forward(plan, x.data, y.data, s.mean.data(), s.rstd.data(), w, b);
+    return detail::write_saved(saved, s.mean, s.rstd);
   }
   const auto s = detail::forward_pass(plan, Statistic::Variance, x.data, y.data, a.eps, w, b);
   detail::write_saved(saved, s.mean, s.rstd);
@@ -85,14 +84,9 @@ void instance_norm_backward(TensorView<const T> dy, TensorView<const T> x, Tenso
   detail::check_param(kOp, "grad_weight", dweight, x.shape[1], "num_channels");
   detail::check_param(kOp, "grad_bias", dbias, x.shape[1], "num_channels");
   if (x.numel() == 0) return detail::zero_grads(dweight, dbias);
-  detail::Coefficients c;
-  if (a.use_input_stats) {
-    const auto s = detail::batch_stats(plan, x.data, Statistic::Variance, a.eps);
-    c = detail::standardize(s.mean, s.rstd);
-  } else {
-    c = running_coefficients(x, a);
-  }
-  detail::backward_pass(plan, Statistic::Variance, a.use_input_stats, dy.data, x.data, dx.data, c,
+  const detail::Stats s = a.use_input_stats ? detail::batch_stats(plan, x.data, Statistic::Variance, a.eps)
+                                             : running_stats(x, a);
+  detail::backward_pass(plan, Statistic::Variance, a.use_input_stats, dy.data, x.data, dx.data, s,
                         detail::data_or_null(a.weight), dweight, dbias);
 }
 

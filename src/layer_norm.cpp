@@ -42,7 +42,7 @@ void layer_norm_backward(TensorView<const T> dy, TensorView<const T> x, TensorVi
   if (x.numel() == 0) return detail::zero_grads(dweight, dbias);
   const auto s = detail::batch_stats(plan, x.data, Statistic::Variance, a.eps);
   detail::backward_pass(plan, Statistic::Variance, true, dy.data, x.data, dx.data,
-                        detail::standardize(s.mean, s.rstd), detail::data_or_null(a.weight),
+                        s, detail::data_or_null(a.weight),
                         dweight, dbias);
 }
 

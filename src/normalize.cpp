@@ -40,7 +40,7 @@ void normalize_backward(TensorView<const T> dy, TensorView<const T> x, TensorVie
   if (x.numel() == 0) return detail::zero_grads(dweight, dbias);
   const auto s = detail::batch_stats(plan, x.data, a.statistic, a.eps);
   detail::backward_pass(plan, a.statistic, true, dy.data, x.data, dx.data,
-                        detail::standardize(s.mean, s.rstd), detail::data_or_null(a.weight),
+                        s, detail::data_or_null(a.weight),
                         dweight, dbias);
 }
 

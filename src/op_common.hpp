@@ -82,32 +82,18 @@ void check_param(const char* op, const char* name, std::span<T> p, int64_t expec
 
 // ---- the shared passes ---------------------------------------------------------------------
 
-// Statistics of x over the plan, in double: the mean (0 unless Variance), the second
-// statistic (variance, mean square or sum of squares) and the reciprocal divisor rstd:
-// 1/sqrt(second + eps), or 1/max(||x||, eps) for L2Norm.
+// Per-statistic values in double: mean (0 unless Variance), the second statistic
+// (variance, mean square or sum of squares) and rstd, with xhat = (x - mean) * rstd.
 struct Stats {
   std::vector<double> mean, var, rstd;
+  explicit Stats(size_t n = 0) : mean(n), var(n), rstd(n) {}
 };
 template <class T>
 Stats batch_stats(const ReductionPlan& plan, const T* x, Statistic statistic, double eps) {
-  Stats s;
-  const auto n = static_cast<size_t>(plan.num_stats());
-  s.mean.resize(n), s.var.resize(n), s.rstd.resize(n);
+  Stats s(static_cast<size_t>(plan.num_stats()));
   engine::reduce_stats(plan, x, statistic, s.mean.data(), s.var.data());
-  for (size_t i = 0; i < n; ++i)
-    s.rstd[i] = statistic == Statistic::L2Norm ? 1.0 / std::max(std::sqrt(s.var[i]), eps)
-                                               : 1.0 / std::sqrt(s.var[i] + eps);
+  for (size_t i = 0; i < s.rstd.size(); ++i) s.rstd[i] = engine::rstd_of(statistic, s.var[i], eps);
   return s;
-}
-
-// xhat = x * A + B, with A = rstd and B = -mean * rstd.
-struct Coefficients {
-  std::vector<double> A, B;
-};
-inline Coefficients standardize(const std::vector<double>& mean, const std::vector<double>& rstd) {
-  Coefficients c{rstd, std::vector<double>(mean.size())};
-  for (size_t i = 0; i < mean.size(); ++i) c.B[i] = -mean[i] * rstd[i];
-  return c;
 }
 
 template <class T>
@@ -121,36 +107,36 @@ const T* data_or_null(std::span<T> p) {
   return p.empty() ? nullptr : p.data();
 }
 
-// Backward of y = xhat * w + b with xhat = x * A + B:
-//  batch_stats: the statistics came from x itself (training), so dx has the two extra terms
-//   dx = rstd * (g - mean(g) - xhat * mean(g * xhat)),  g = dy * w   (MeanSquare: no mean(g))
-//  otherwise (fixed statistics): dx = rstd * g.
+// Backward of y = xhat * w + b, xhat = (x - mean) * rstd:
+//  batch statistics (taken from x itself, training): with g = dy * w,
+//    dx = rstd * (g - mean(g) - xhat * mean(g * xhat))    (MeanSquare: no mean(g) term;
+//    L2Norm: sums instead of means, the divisor being the norm itself)
+//  fixed statistics (running ones):  dx = rstd * g
 // dweight = sum dy * xhat and dbias = sum dy over the non-affine axes.
 template <class T>
 void backward_pass(const ReductionPlan& plan, Statistic statistic, bool batch_stats_used,
-                   const T* dy, const T* x, T* dx, const Coefficients& c, const T* w,
+                   const T* dy, const T* x, T* dx, const Stats& st, const T* w,
                    std::span<T> dweight, std::span<T> dbias) {
   const auto n = static_cast<size_t>(plan.num_stats());
   if (dx != nullptr) {
-    std::vector<double> P(c.A), Q(n, 0.0), R(n, 0.0);
+    std::vector<double> Q(n, 0.0), R(n, 0.0);
     if (batch_stats_used) {
       std::vector<double> sg(n), sgx(n);
-      engine::reduce_grads(plan, engine::GroupBy::Statistic, dy, x, c.A.data(), c.B.data(), w,
+      engine::reduce_grads(plan, engine::GroupBy::Statistic, dy, x, st.mean.data(), st.rstd.data(), w,
                            sg.data(), sgx.data());
-      // L2Norm divides by the norm itself, not by a mean over M elements.
       const double M = statistic == Statistic::L2Norm ? 1.0 : double(plan.stat_size());
       for (size_t s = 0; s < n; ++s) {
         const double mg = statistic == Statistic::Variance ? sg[s] / M : 0.0, mgx = sgx[s] / M;
-        Q[s] = -c.A[s] * mgx * c.A[s];
-        R[s] = -c.A[s] * (mg + mgx * c.B[s]);
+        Q[s] = -st.rstd[s] * st.rstd[s] * mgx;
+        R[s] = -st.rstd[s] * mg;
       }
     }
-    engine::apply_backward(plan, dy, x, dx, P.data(), Q.data(), R.data(), w);
+    engine::apply_backward(plan, dy, x, dx, st.mean.data(), st.rstd.data(), Q.data(), R.data(), w);
   }
   if (!dweight.empty() || !dbias.empty()) {
     const auto na = static_cast<size_t>(plan.num_affine());
     std::vector<double> sdy(na), sdyx(na);
-    engine::reduce_grads(plan, engine::GroupBy::Affine, dy, x, c.A.data(), c.B.data(),
+    engine::reduce_grads(plan, engine::GroupBy::Affine, dy, x, st.mean.data(), st.rstd.data(),
                          static_cast<const T*>(nullptr), sdy.data(), sdyx.data());
     for (size_t a = 0; a < dweight.size(); ++a) dweight[a] = T(sdyx[a]);
     for (size_t a = 0; a < dbias.size(); ++a) dbias[a] = T(sdy[a]);
@@ -165,9 +151,8 @@ namespace normkit::detail {
 template <class T>
 Stats forward_pass(const ReductionPlan& plan, Statistic statistic, const T* x, T* y, double eps,
                    const T* w, const T* b) {
-  Stats s = batch_stats(plan, x, statistic, eps);
-  const Coefficients c = standardize(s.mean, s.rstd);
-  engine::apply_forward(plan, x, y, c.A.data(), c.B.data(), w, b);
+  Stats s(static_cast<size_t>(plan.num_stats()));
+  engine::forward(plan, statistic, eps, x, y, w, b, s.mean.data(), s.var.data(), s.rstd.data());
   return s;
 }
 

@@ -68,6 +68,9 @@ ReductionPlan ReductionPlan::build(const Shape& shape, const Strides& strides_in
     plan.dims_.push_back(d);
   }
   if (plan.dims_.empty()) plan.dims_.push_back(PlanDim{1, 1, 1, 0});
+  if (plan.dims_.size() > kMaxPlanDims)
+    throw Error(std::string("[") + op + "] " + std::to_string(plan.dims_.size()) +
+                " axes remain after merging; at most " + std::to_string(kMaxPlanDims) + " are supported");
   size_t best = plan.dims_.size() - 1;
   for (size_t i = 0; i < plan.dims_.size(); ++i)
     if (plan.dims_[i].size > 1 && plan.dims_[i].stride < plan.dims_[best].stride) best = i;
@@ -76,8 +79,13 @@ ReductionPlan ReductionPlan::build(const Shape& shape, const Strides& strides_in
 }
 
 std::string ReductionPlan::pattern() const {
+  // Blocks that differ only in their affine stride read as one: the pattern describes the
+  // statistics, the way DESIGN.md's table does.
   std::string s = "[";
-  for (size_t i = 0; i < dims_.size(); ++i) s += std::string(i ? "," : "") + (dims_[i].reduced() ? "R" : "K");
+  for (size_t i = 0; i < dims_.size(); ++i) {
+    if (i > 0 && dims_[i].reduced() == dims_[i - 1].reduced()) continue;
+    s += std::string(i ? "," : "") + (dims_[i].reduced() ? "R" : "K");
+  }
   return s + "]";
 }
 

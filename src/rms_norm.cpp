@@ -58,7 +58,7 @@ void rms_norm_backward(TensorView<const T> dy, TensorView<const T> x, TensorView
   const auto w = effective_weight(a);
   const auto s = detail::batch_stats(plan, x.data, Statistic::MeanSquare, eps_of(a));
   detail::backward_pass(plan, Statistic::MeanSquare, true, dy.data, x.data, dx.data,
-                        detail::standardize(s.mean, s.rstd), w.empty() ? nullptr : w.data(),
+                        s, w.empty() ? nullptr : w.data(),
                         dweight, std::span<T>{});
 }
 

@@ -49,7 +49,7 @@ void weight_norm_backward(TensorView<const T> dw, TensorView<const T> v, std::sp
   // dv = g/||v|| * (dw - vhat * sum(dw * vhat)),   dg = sum(dw * vhat),   vhat = v/||v||
   const auto s = detail::batch_stats(plan, v.data, Statistic::L2Norm, 0.0);
   detail::backward_pass(plan, Statistic::L2Norm, true, dw.data, v.data, dv.data,
-                        detail::standardize(s.mean, s.rstd), g.data(), dg, std::span<T>{});
+                        s, g.data(), dg, std::span<T>{});
 }
 
 #define NORMKIT_INSTANTIATE(T)                                                                     \

@@ -1,10 +1,14 @@
-// engine.cpp — drivers that walk a ReductionPlan in contiguous runs along its run dim.
-// Reductions are split into tasks (a group of keys x a chunk of their domain) whose
-// boundaries depend on the shape only; each task writes its own partial and partials are
-// merged per key in chunk order (Chan's formula for moments), whatever the thread count.
+// engine.cpp — drivers that walk a ReductionPlan in runs along its run dim and hand each
+// contiguous run to a row primitive (rows.hpp). Reductions are split into tasks (a group
+// of keys x a chunk of their domain) whose boundaries depend on the shape only; each task
+// writes its own partial and partials are merged per key in chunk order (Chan's formula
+// for moments), so the thread count never changes a bit of the result.
 #include "engine/engine.hpp"
 
+#include <omp.h>
+
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "engine/rows.hpp"
@@ -14,27 +18,46 @@ namespace {
 
 constexpr int64_t kChunk = int64_t{1} << 15;        // domain elements per reduction task
 constexpr int64_t kParallelMin = int64_t{1} << 15;  // elements before threads are worth it
+constexpr int64_t kFuseMax = int64_t{1} << 18;      // a statistic this small stays in cache
+constexpr int64_t kFuseMinStats = 8;                // enough statistics to share out
+constexpr int64_t kColumnBlock = 4096;              // column mode: keys per task
+constexpr int64_t kMaxColumnSegs = 16;              // column mode: bounds the partials' memory
 
 struct Offsets {
   int64_t mem = 0, stat = 0, aff = 0;
 };
 
-// Row-major decomposition of a flat index over a list of plan dims.
+// Row-major iteration over a list of plan dims: seek() once, then next() per step.
 struct Radix {
   std::vector<PlanDim> dims;
   int64_t count = 1;
   void add(const PlanDim& d) { dims.push_back(d), count *= d.size; }
-  Offsets at(int64_t idx) const {
-    Offsets o;
-    for (size_t i = dims.size(); i-- > 0;) {
-      const int64_t c = idx % dims[i].size;
-      idx /= dims[i].size;
-      o.mem += c * dims[i].stride;
-      o.stat += c * dims[i].stat_stride;
-      o.aff += c * dims[i].affine_stride;
+};
+
+class Cursor {
+ public:
+  Cursor(const Radix& r, int64_t idx) : r_(r) {
+    for (size_t i = r_.dims.size(); i-- > 0;) {
+      const PlanDim& d = r_.dims[i];
+      coord_[i] = idx % d.size, idx /= d.size;
+      o_.mem += coord_[i] * d.stride, o_.stat += coord_[i] * d.stat_stride, o_.aff += coord_[i] * d.affine_stride;
     }
-    return o;
   }
+  const Offsets& operator*() const { return o_; }
+  void next() {
+    for (size_t i = r_.dims.size(); i-- > 0;) {
+      const PlanDim& d = r_.dims[i];
+      o_.mem += d.stride, o_.stat += d.stat_stride, o_.aff += d.affine_stride;
+      if (++coord_[i] < d.size) return;
+      o_.mem -= d.size * d.stride, o_.stat -= d.size * d.stat_stride, o_.aff -= d.size * d.affine_stride;
+      coord_[i] = 0;
+    }
+  }
+
+ private:
+  const Radix& r_;
+  int64_t coord_[kMaxPlanDims] = {};  // no allocation: cursors are made per task
+  Offsets o_;
 };
 
 int64_t key_stride(const PlanDim& d, GroupBy by) {
@@ -47,10 +70,19 @@ struct Geometry {
   bool column = false;  // the key changes along the run (e.g. BatchNorm on NHWC)
   Radix owners;         // dims that select the key (run dim excluded)
   Radix domain;         // dims summed over (run dim excluded)
-  int64_t key_len = 0;  // row mode: elements per key; column mode: rows per key
+  int64_t key_len = 0;  // row mode: elements per key; column mode: runs per key
   int64_t seg_len = 0;  // the same unit, per task
   int64_t num_segs = 1;
-  int64_t num_tasks() const { return owners.count * num_segs; }
+  int64_t col_block = 1, col_blocks = 1;  // column mode: the run is cut into key blocks
+  int64_t num_groups() const { return owners.count * col_blocks; }
+  int64_t num_tasks() const { return num_groups() * num_segs; }
+};
+
+// A group of keys: the offsets of its first element and how many keys lie along the run
+// (1 in row mode).
+struct Group {
+  Offsets o;
+  int64_t len = 1;
 };
 
 Geometry make_geometry(const ReductionPlan& plan, GroupBy by) {
@@ -58,58 +90,54 @@ Geometry make_geometry(const ReductionPlan& plan, GroupBy by) {
   const size_t r = plan.run_dim();
   g.run = plan.dims()[r];
   g.column = key_stride(g.run, by) != 0;
-  for (size_t i = 0; i < plan.dims().size(); ++i) {
-    if (i == r) continue;
-    const PlanDim& d = plan.dims()[i];
-    (key_stride(d, by) != 0 ? g.owners : g.domain).add(d);
-  }
-  if (g.column) {
-    g.key_len = g.domain.count;
-    g.seg_len = std::max<int64_t>(1, kChunk / g.run.size);
-  } else {
+  for (size_t i = 0; i < plan.dims().size(); ++i)
+    if (i != r) (key_stride(plan.dims()[i], by) != 0 ? g.owners : g.domain).add(plan.dims()[i]);
+  auto ceil_div = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
+  if (!g.column) {
     g.key_len = g.domain.count * g.run.size;
     g.seg_len = kChunk;
+    g.col_block = g.run.size;
+  } else {
+    g.key_len = g.domain.count;
+    g.col_block = std::min(g.run.size, kColumnBlock);
+    g.col_blocks = ceil_div(g.run.size, g.col_block);
+    g.seg_len = std::max<int64_t>({1, kChunk / g.col_block, ceil_div(g.key_len, kMaxColumnSegs)});
   }
-  g.num_segs = std::max<int64_t>(1, (g.key_len + g.seg_len - 1) / g.seg_len);
+  g.num_segs = std::max<int64_t>(1, ceil_div(g.key_len, g.seg_len));
   return g;
 }
 
-// Calls visit(run) for every run of task `t`; a run is {offsets of its first element, len}.
-// Row mode: all runs belong to the task's single key. Column mode: element i of a run
-// belongs to key first + i * key step.
+Group group_at(const Geometry& g, int64_t group) {
+  Group r{*Cursor(g.owners, group / g.col_blocks), 1};
+  if (!g.column) return r;
+  const int64_t start = (group % g.col_blocks) * g.col_block;
+  r.o.mem += start * g.run.stride, r.o.stat += start * g.run.stat_stride, r.o.aff += start * g.run.affine_stride;
+  r.len = std::min(g.col_block, g.run.size - start);
+  return r;
+}
+
+// Calls visit(offsets, len) for every run of key group `group` whose domain position lies
+// in [d0, d1). Row mode: runs may be cut at the bounds. Column mode: whole runs.
 template <class Visit>
-void for_each_run(const Geometry& g, int64_t t, Visit&& visit) {
-  const Offsets go = g.owners.at(t / g.num_segs);
-  const int64_t seg = t % g.num_segs;
-  const int64_t d0 = seg * g.seg_len, d1 = std::min(g.key_len, d0 + g.seg_len);
+void for_each_run(const Geometry& g, int64_t group, int64_t d0, int64_t d1, Visit&& visit) {
+  if (d0 >= d1) return;
+  const Group grp = group_at(g, group);
+  const Offsets go = grp.o;
   const int64_t L = g.run.size;
   if (g.column) {
-    for (int64_t q = d0; q < d1; ++q) {
-      const Offsets od = g.domain.at(q);
-      visit(Offsets{go.mem + od.mem, go.stat + od.stat, go.aff + od.aff}, L);
-    }
+    Cursor c(g.domain, d0);
+    for (int64_t q = d0; q < d1; ++q, c.next())
+      visit(Offsets{go.mem + (*c).mem, go.stat + (*c).stat, go.aff + (*c).aff}, grp.len);
     return;
   }
-  for (int64_t d = d0; d < d1;) {
-    const int64_t q = d / L, i = d % L, len = std::min(L - i, d1 - d);
-    const Offsets od = g.domain.at(q);
-    visit(Offsets{go.mem + od.mem + i * g.run.stride, go.stat + od.stat + i * g.run.stat_stride,
-                  go.aff + od.aff + i * g.run.affine_stride},
+  Cursor c(g.domain, d0 / L);
+  for (int64_t d = d0, i = d0 % L; d < d1; c.next(), i = 0) {  // only the first run starts inside
+    const int64_t len = std::min(L - i, d1 - d);
+    visit(Offsets{go.mem + (*c).mem + i * g.run.stride, go.stat + (*c).stat + i * g.run.stat_stride,
+                  go.aff + (*c).aff + i * g.run.affine_stride},
           len);
     d += len;
   }
-}
-
-// Domain elements (row mode) or rows (column mode) in task t.
-int64_t chunk_size(const Geometry& g, int64_t t) {
-  const int64_t d0 = (t % g.num_segs) * g.seg_len;
-  return std::min(g.key_len, d0 + g.seg_len) - d0;
-}
-
-// The first key of task t.
-int64_t first_key(const Geometry& g, int64_t t, GroupBy by) {
-  const Offsets o = g.owners.at(t / g.num_segs);
-  return by == GroupBy::Statistic ? o.stat : o.aff;
 }
 
 // Partial result of one task for one key: moments (n, mean, m2) or plain sums (s1, s2).
@@ -117,7 +145,7 @@ struct Partial {
   double n = 0, a = 0, b = 0;
 };
 
-// Chan et al.: merge the moments of two disjoint sets.
+// Chan et al.: the moments of the union of two disjoint sets.
 Partial chan_merge(const Partial& x, const Partial& y) {
   if (x.n == 0) return y;
   if (y.n == 0) return x;
@@ -125,150 +153,283 @@ Partial chan_merge(const Partial& x, const Partial& y) {
   return {n, x.a + delta * (y.n / n), x.b + y.b + delta * delta * (x.n * y.n / n)};
 }
 
-// Runs every task of a reduction, then merges partials per key in chunk order.
-// task(t, write) must call write(key, Partial) once for every key it owns.
-template <class Task, class Merge>
-std::vector<Partial> run_reduction(const Geometry& g, int64_t num_keys, int64_t work, Task&& task,
-                                   Merge&& merge) {
-  std::vector<Partial> partials(static_cast<size_t>(num_keys * g.num_segs));
-  const int64_t tasks = g.num_tasks();
-#pragma omp parallel for schedule(static) if (work >= kParallelMin && tasks > 1)
-  for (int64_t t = 0; t < tasks; ++t) {
-    const int64_t seg = t % g.num_segs;
-    task(t, [&](int64_t key, const Partial& p) {
-      partials[static_cast<size_t>(key * g.num_segs + seg)] = p;
-    });
-  }
-  std::vector<Partial> merged(static_cast<size_t>(num_keys));
-#pragma omp parallel for schedule(static) if (num_keys * g.num_segs >= kParallelMin)
-  for (int64_t k = 0; k < num_keys; ++k) {
-    Partial acc = partials[static_cast<size_t>(k * g.num_segs)];
-    for (int64_t s = 1; s < g.num_segs; ++s) acc = merge(acc, partials[static_cast<size_t>(k * g.num_segs + s)]);
-    merged[static_cast<size_t>(k)] = acc;
-  }
-  return merged;
-}
+// ---- statistics of one row-mode chunk ---------------------------------------------------
 
-}  // namespace
-
+// The moments (or sum of squares) of the elements of key group `group` in [d0, d1):
+// two passes over the cache-resident chunk, the second around the first's mean.
 template <class T>
-void reduce_stats(const ReductionPlan& plan, const T* x, Statistic statistic, double* mean,
-                  double* second) {
-  const Geometry g = make_geometry(plan, GroupBy::Statistic);
-  const int64_t ms = g.run.stride, L = g.run.size, kstep = g.run.stat_stride;
-  const bool moments = statistic == Statistic::Variance;
-  auto task = [&](int64_t t, auto&& write) {
-    const int64_t k0 = first_key(g, t, GroupBy::Statistic);
-    if (!g.column) {
-      // Two passes over the task's chunk (cache-resident): its mean, then squared deviations.
-      const double n = double(chunk_size(g, t));
-      double m = 0;
-      if (moments) {
-        double s1 = 0;
-        for_each_run(g, t, [&](Offsets o, int64_t len) { s1 += rows::sum(x + o.mem, len, ms); });
-        m = n > 0 ? s1 / n : 0.0;
+Partial chunk_stats(const Geometry& g, int64_t group, int64_t d0, int64_t d1, const T* x,
+                    Statistic statistic) {
+  const double n = double(d1 - d0);
+  const int64_t ms = g.run.stride;
+  auto sums = [&](double m, double& s1, double& s2) {
+    s1 = s2 = 0;
+    const rows::SplitMean<T> split(m);
+    for_each_run(g, group, d0, d1, [&](Offsets o, int64_t len) {
+      double a = 0, b = 0;
+      if (ms == 1) {
+        rows::dev_sums(x + o.mem, len, split, &a, &b);
+      } else {
+        for (int64_t i = 0; i < len; ++i) {
+          const double d = double(x[o.mem + i * ms]) - m;
+          a += d, b += d * d;
+        }
       }
-      double m2 = 0;
-      for_each_run(g, t, [&](Offsets o, int64_t len) { m2 += rows::sum_sq_dev(x + o.mem, len, ms, m); });
-      return write(k0, Partial{n, m, m2});
-    }
-    std::vector<double> s1(static_cast<size_t>(L), 0.0), s2(static_cast<size_t>(L), 0.0);
-    const double n = double(chunk_size(g, t));
-    if (moments) {
-      for_each_run(g, t, [&](Offsets o, int64_t) { rows::accumulate(s1.data(), x + o.mem, L, ms); });
-      for (auto& v : s1) v = n > 0 ? v / n : 0.0;
-    }
-    for_each_run(g, t, [&](Offsets o, int64_t) { rows::accumulate_sq_dev(s2.data(), x + o.mem, L, ms, s1.data()); });
-    for (int64_t i = 0; i < L; ++i) write(k0 + i * kstep, Partial{n, s1[size_t(i)], s2[size_t(i)]});
-  };
-  auto merge = [&](const Partial& a, const Partial& b) {
-    return moments ? chan_merge(a, b) : Partial{a.n + b.n, 0.0, a.b + b.b};
-  };
-  const auto merged = run_reduction(g, plan.num_stats(), plan.numel(), task, merge);
-  for (int64_t s = 0; s < plan.num_stats(); ++s) {
-    const Partial& p = merged[static_cast<size_t>(s)];
-    mean[s] = moments ? p.a : 0.0;
-    second[s] = statistic == Statistic::L2Norm ? p.b : (p.n > 0 ? p.b / p.n : 0.0);
-  }
-}
-
-template <class T>
-void reduce_grads(const ReductionPlan& plan, GroupBy by, const T* dy, const T* x, const double* A,
-                  const double* B, const T* w, double* sum_g, double* sum_gx) {
-  const Geometry g = make_geometry(plan, by);
-  const int64_t ms = g.run.stride, ss = g.run.stat_stride, as = g.run.affine_stride;
-  const int64_t L = g.run.size, kstep = key_stride(g.run, by);
-  const T* wt = by == GroupBy::Statistic ? w : nullptr;
-  auto task = [&](int64_t t, auto&& write) {
-    const int64_t k0 = first_key(g, t, by);
-    if (!g.column) {
-      double s1 = 0, s2 = 0;
-      for_each_run(g, t, [&](Offsets o, int64_t len) {
-        rows::grad_sums(dy + o.mem, x + o.mem, len, ms, A + o.stat, B + o.stat, ss,
-                        wt ? wt + o.aff : nullptr, as, &s1, &s2, 0);
-      });
-      return write(k0, Partial{1, s1, s2});
-    }
-    std::vector<double> s1(static_cast<size_t>(L), 0.0), s2(static_cast<size_t>(L), 0.0);
-    for_each_run(g, t, [&](Offsets o, int64_t) {
-      rows::grad_sums(dy + o.mem, x + o.mem, L, ms, A + o.stat, B + o.stat, ss,
-                      wt ? wt + o.aff : nullptr, as, s1.data(), s2.data(), 1);
+      s1 += a, s2 += b;
     });
-    for (int64_t i = 0; i < L; ++i) write(k0 + i * kstep, Partial{1, s1[size_t(i)], s2[size_t(i)]});
   };
-  auto merge = [](const Partial& a, const Partial& b) { return Partial{1, a.a + b.a, a.b + b.b}; };
-  const int64_t keys = by == GroupBy::Statistic ? plan.num_stats() : plan.num_affine();
-  const auto merged = run_reduction(g, keys, plan.numel(), task, merge);
-  for (int64_t k = 0; k < keys; ++k) {
-    sum_g[k] = merged[static_cast<size_t>(k)].a;
-    sum_gx[k] = merged[static_cast<size_t>(k)].b;
+  double s1, s2;
+  sums(0.0, s1, s2);
+  if (statistic != Statistic::Variance) return {n, 0.0, s2};
+  const double m = n > 0 ? s1 / n : 0.0;
+  sums(m, s1, s2);  // corrected two-pass: mean = m + sum(d)/n, m2 = sum(d^2) - sum(d)^2/n
+  return {n, m + s1 / n, std::max(0.0, s2 - s1 * s1 / n)};
+}
+
+// Column mode: per-key moments of the runs [q0, q1) of group `group` (plain double loops).
+template <class T>
+void column_stats(const Geometry& g, int64_t group, int64_t q0, int64_t q1, const T* x,
+                  Statistic statistic, Partial* out) {
+  const int64_t L = group_at(g, group).len, ms = g.run.stride;
+  std::vector<double> m(size_t(L), 0.0), s2(size_t(L), 0.0);
+  const double n = double(q1 - q0);
+  if (statistic == Statistic::Variance) {
+    for_each_run(g, group, q0, q1, [&](Offsets o, int64_t) {
+      for (int64_t i = 0; i < L; ++i) m[size_t(i)] += double(x[o.mem + i * ms]);
+    });
+    for (auto& v : m) v = n > 0 ? v / n : 0.0;
+  }
+  for_each_run(g, group, q0, q1, [&](Offsets o, int64_t) {
+    for (int64_t i = 0; i < L; ++i) {
+      const double d = double(x[o.mem + i * ms]) - m[size_t(i)];
+      s2[size_t(i)] += d * d;
+    }
+  });
+  for (int64_t i = 0; i < L; ++i) out[i] = Partial{n, m[size_t(i)], s2[size_t(i)]};
+}
+
+Partial merge_stats(Statistic statistic, const Partial& a, const Partial& b) {
+  return statistic == Statistic::Variance ? chan_merge(a, b) : Partial{a.n + b.n, 0.0, a.b + b.b};
+}
+
+void finish_stats(Statistic statistic, const Partial& p, double* mean, double* second) {
+  *mean = statistic == Statistic::Variance ? p.a : 0.0;
+  *second = statistic == Statistic::L2Norm ? p.b : (p.n > 0 ? p.b / p.n : 0.0);
+}
+
+// ---- the elementwise passes ------------------------------------------------------------
+
+// y = xhat * w + b on one run.
+template <class T>
+void normalize_run(const PlanDim& run, Offsets o, int64_t len, const T* x, T* y, const double* mean,
+                   const double* rstd, const T* w, const T* b) {
+  const int64_t ms = run.stride, ss = run.stat_stride, as = run.affine_stride;
+  if (ms == 1 && ss == 0) {
+    const rows::SplitMean<T> m(mean[o.stat]);
+    const double r = rstd[o.stat];
+    if (as == 0) {
+      const double wv = w ? double(w[o.aff]) : 1.0, bv = b ? double(b[o.aff]) : 0.0;
+      return rows::scale_shift(x + o.mem, y + o.mem, len, m, T(r * wv), T(bv));
+    }
+    if (as == 1)
+      return rows::scale_shift_rows(x + o.mem, y + o.mem, len, m, T(r), w ? w + o.aff : nullptr,
+                                    b ? b + o.aff : nullptr);
+  }
+  for (int64_t i = 0; i < len; ++i) {
+    const int64_t s = o.stat + i * ss, a = o.aff + i * as;
+    const double xhat = (double(x[o.mem + i * ms]) - mean[s]) * rstd[s];
+    y[o.mem + i * ms] = T(xhat * (w ? double(w[a]) : 1.0) + (b ? double(b[a]) : 0.0));
   }
 }
 
-namespace {
-// Calls body(offsets, len) for every run of the whole tensor, in parallel over runs.
+// Calls body(offsets, len) for every run of the tensor; threads take contiguous blocks.
 template <class Body>
 void for_all_runs(const ReductionPlan& plan, Body&& body) {
   const size_t r = plan.run_dim();
   Radix outer;
   for (size_t i = 0; i < plan.dims().size(); ++i)
     if (i != r) outer.add(plan.dims()[i]);
-  const int64_t L = plan.dims()[r].size;
-#pragma omp parallel for schedule(static) if (plan.numel() >= kParallelMin && outer.count > 1)
-  for (int64_t q = 0; q < outer.count; ++q) body(outer.at(q), L);
+  const int64_t L = plan.dims()[r].size, total = outer.count;
+#pragma omp parallel if (plan.numel() >= kParallelMin && total > 1)
+  {
+    const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
+    const int64_t q0 = total * t / nt, q1 = total * (t + 1) / nt;
+    if (q0 < q1) {
+      Cursor c(outer, q0);
+      for (int64_t q = q0; q < q1; ++q, c.next()) body(*c, L);
+    }
+  }
 }
+
 }  // namespace
 
-template <class T>
-void apply_forward(const ReductionPlan& plan, const T* x, T* y, const double* A, const double* B,
-                   const T* w, const T* b) {
-  const PlanDim& run = plan.dims()[plan.run_dim()];
-  for_all_runs(plan, [&](Offsets o, int64_t len) {
-    rows::affine_forward(x + o.mem, y + o.mem, len, run.stride, A + o.stat, B + o.stat,
-                         run.stat_stride, w ? w + o.aff : nullptr, b ? b + o.aff : nullptr,
-                         run.affine_stride);
-  });
+double rstd_of(Statistic statistic, double second, double eps) {
+  return statistic == Statistic::L2Norm ? 1.0 / std::max(std::sqrt(second), eps)
+                                        : 1.0 / std::sqrt(second + eps);
 }
 
 template <class T>
-void apply_backward(const ReductionPlan& plan, const T* dy, const T* x, T* dx, const double* P,
-                    const double* Q, const double* R, const T* w) {
+void reduce_stats(const ReductionPlan& plan, const T* x, Statistic statistic, double* mean,
+                  double* second) {
+  const Geometry g = make_geometry(plan, GroupBy::Statistic);
+  const int64_t keys = plan.num_stats(), segs = g.num_segs, tasks = g.num_tasks();
+  std::vector<Partial> partials(size_t(keys * segs));
+#pragma omp parallel for schedule(static) if (plan.numel() >= kParallelMin && tasks > 1)
+  for (int64_t t = 0; t < tasks; ++t) {
+    const int64_t group = t / segs, seg = t % segs;
+    const int64_t d0 = seg * g.seg_len, d1 = std::min(g.key_len, d0 + g.seg_len);
+    const Group grp = group_at(g, group);
+    const int64_t k0 = grp.o.stat;
+    if (!g.column) {
+      partials[size_t(k0 * segs + seg)] = chunk_stats(g, group, d0, d1, x, statistic);
+      continue;
+    }
+    std::vector<Partial> col(size_t(grp.len));
+    column_stats(g, group, d0, d1, x, statistic, col.data());
+    for (int64_t i = 0; i < grp.len; ++i) partials[size_t((k0 + i * g.run.stat_stride) * segs + seg)] = col[size_t(i)];
+  }
+#pragma omp parallel for schedule(static) if (keys * segs >= kParallelMin)
+  for (int64_t k = 0; k < keys; ++k) {
+    Partial acc = partials[size_t(k * segs)];
+    for (int64_t s = 1; s < segs; ++s) acc = merge_stats(statistic, acc, partials[size_t(k * segs + s)]);
+    finish_stats(statistic, acc, mean + k, second + k);
+  }
+}
+
+template <class T>
+void apply_forward(const ReductionPlan& plan, const T* x, T* y, const double* mean,
+                   const double* rstd, const T* w, const T* b) {
   const PlanDim& run = plan.dims()[plan.run_dim()];
+  for_all_runs(plan, [&](Offsets o, int64_t len) { normalize_run(run, o, len, x, y, mean, rstd, w, b); });
+}
+
+template <class T>
+void forward(const ReductionPlan& plan, Statistic statistic, double eps, const T* x, T* y,
+             const T* w, const T* b, double* mean, double* second, double* rstd) {
+  const Geometry g = make_geometry(plan, GroupBy::Statistic);
+  const bool fuse = !g.column && g.key_len <= kFuseMax && plan.num_stats() >= kFuseMinStats;
+  if (!fuse) {
+    reduce_stats(plan, x, statistic, mean, second);
+    for (int64_t s = 0; s < plan.num_stats(); ++s) rstd[s] = rstd_of(statistic, second[s], eps);
+    return apply_forward(plan, x, y, mean, rstd, w, b);
+  }
+  // One statistic per task: its chunks in order (the same partials as reduce_stats), then
+  // normalize its elements while they are still in cache.
+  const int64_t groups = g.num_groups();
+#pragma omp parallel for schedule(static) if (plan.numel() >= kParallelMin)
+  for (int64_t group = 0; group < groups; ++group) {
+    const int64_t s = group_at(g, group).o.stat;
+    Partial acc;
+    for (int64_t seg = 0; seg < g.num_segs; ++seg) {
+      const int64_t d0 = seg * g.seg_len, d1 = std::min(g.key_len, d0 + g.seg_len);
+      const Partial p = chunk_stats(g, group, d0, d1, x, statistic);
+      acc = seg == 0 ? p : merge_stats(statistic, acc, p);
+    }
+    finish_stats(statistic, acc, mean + s, second + s);
+    rstd[s] = rstd_of(statistic, second[s], eps);
+    for_each_run(g, group, 0, g.key_len,
+                 [&](Offsets o, int64_t len) { normalize_run(g.run, o, len, x, y, mean, rstd, w, b); });
+  }
+}
+
+template <class T>
+void reduce_grads(const ReductionPlan& plan, GroupBy by, const T* dy, const T* x,
+                  const double* mean, const double* rstd, const T* w, double* sum_g,
+                  double* sum_gx) {
+  const Geometry g = make_geometry(plan, by);
+  const int64_t ms = g.run.stride, ss = g.run.stat_stride, as = g.run.affine_stride;
+  const T* wt = by == GroupBy::Statistic ? w : nullptr;
+  const int64_t keys = by == GroupBy::Statistic ? plan.num_stats() : plan.num_affine();
+  const int64_t segs = g.num_segs, tasks = g.num_tasks();
+  std::vector<Partial> partials(size_t(keys * segs));
+#pragma omp parallel for schedule(static) if (plan.numel() >= kParallelMin && tasks > 1)
+  for (int64_t t = 0; t < tasks; ++t) {
+    const int64_t group = t / segs, seg = t % segs;
+    const int64_t d0 = seg * g.seg_len, d1 = std::min(g.key_len, d0 + g.seg_len);
+    const Group grp = group_at(g, group);
+    const int64_t k0 = by == GroupBy::Statistic ? grp.o.stat : grp.o.aff, kstep = key_stride(g.run, by);
+    const int64_t L = grp.len;
+    if (!g.column) {
+      double s1 = 0, s2 = 0;
+      for_each_run(g, group, d0, d1, [&](Offsets o, int64_t len) {
+        if (ms == 1 && ss == 0 && (as <= 1 || !wt)) {
+          double a = 0, b = 0;
+          const bool wvec = wt && as == 1;
+          rows::grad_sums(dy + o.mem, x + o.mem, len, rows::SplitMean<T>(mean[o.stat]),
+                          wvec ? wt + o.aff : static_cast<const T*>(nullptr), &a, &b);
+          const double wv = wt && !wvec ? double(wt[o.aff]) : 1.0;
+          s1 += wv * a, s2 += wv * rstd[o.stat] * b;
+          return;
+        }
+        for (int64_t i = 0; i < len; ++i) {
+          const int64_t s = o.stat + i * ss;
+          const double gv = double(dy[o.mem + i * ms]) * (wt ? double(wt[o.aff + i * as]) : 1.0);
+          s1 += gv, s2 += gv * (double(x[o.mem + i * ms]) - mean[s]) * rstd[s];
+        }
+      });
+      partials[size_t(k0 * segs + seg)] = Partial{0, s1, s2};
+      continue;
+    }
+    // Column mode: one accumulator pair per element of the run.
+    std::vector<double> s1(size_t(L), 0.0), s2(size_t(L), 0.0);
+    for_each_run(g, group, d0, d1, [&](Offsets o, int64_t) {
+      if (ss == 0 && !wt) {
+        const double m = mean[o.stat], r = rstd[o.stat];
+        const T* dyr = dy + o.mem;
+        const T* xr = x + o.mem;
+        for (int64_t i = 0; i < L; ++i) {
+          const double gv = double(dyr[i * ms]);
+          s1[size_t(i)] += gv, s2[size_t(i)] += gv * ((double(xr[i * ms]) - m) * r);
+        }
+        return;
+      }
+      for (int64_t i = 0; i < L; ++i) {
+        const int64_t s = o.stat + i * ss;
+        const double gv = double(dy[o.mem + i * ms]) * (wt ? double(wt[o.aff + i * as]) : 1.0);
+        s1[size_t(i)] += gv, s2[size_t(i)] += gv * (double(x[o.mem + i * ms]) - mean[s]) * rstd[s];
+      }
+    });
+    for (int64_t i = 0; i < L; ++i) partials[size_t((k0 + i * kstep) * segs + seg)] = Partial{0, s1[size_t(i)], s2[size_t(i)]};
+  }
+#pragma omp parallel for schedule(static) if (keys * segs >= kParallelMin)
+  for (int64_t k = 0; k < keys; ++k) {
+    double a = 0, b = 0;
+    for (int64_t s = 0; s < segs; ++s) a += partials[size_t(k * segs + s)].a, b += partials[size_t(k * segs + s)].b;
+    sum_g[k] = a, sum_gx[k] = b;
+  }
+}
+
+template <class T>
+void apply_backward(const ReductionPlan& plan, const T* dy, const T* x, T* dx, const double* mean,
+                    const double* P, const double* Q, const double* R, const T* w) {
+  const PlanDim& run = plan.dims()[plan.run_dim()];
+  const int64_t ms = run.stride, ss = run.stat_stride, as = run.affine_stride;
   for_all_runs(plan, [&](Offsets o, int64_t len) {
-    rows::affine_backward(dy + o.mem, x + o.mem, dx + o.mem, len, run.stride, P + o.stat,
-                          Q + o.stat, R + o.stat, run.stat_stride, w ? w + o.aff : nullptr,
-                          run.affine_stride);
+    if (ms == 1 && ss == 0 && (as <= 1 || !w)) {
+      const int64_t s = o.stat;
+      const bool wvec = w && as == 1;
+      const double wv = w && !wvec ? double(w[o.aff]) : 1.0;
+      return rows::grad_input(dy + o.mem, x + o.mem, dx + o.mem, len, rows::SplitMean<T>(mean[s]),
+                              wvec ? w + o.aff : static_cast<const T*>(nullptr), T(P[s] * wv), T(Q[s]), T(R[s]));
+    }
+    for (int64_t i = 0; i < len; ++i) {
+      const int64_t s = o.stat + i * ss;
+      const double gv = double(dy[o.mem + i * ms]) * (w ? double(w[o.aff + i * as]) : 1.0);
+      dx[o.mem + i * ms] = T(P[s] * gv + Q[s] * (double(x[o.mem + i * ms]) - mean[s]) + R[s]);
+    }
   });
 }
 
-#define NORMKIT_INSTANTIATE(T)                                                                  \
-  template void reduce_stats<T>(const ReductionPlan&, const T*, Statistic, double*, double*);    \
-  template void apply_forward<T>(const ReductionPlan&, const T*, T*, const double*,             \
-                                 const double*, const T*, const T*);                            \
-  template void reduce_grads<T>(const ReductionPlan&, GroupBy, const T*, const T*,              \
-                                const double*, const double*, const T*, double*, double*);      \
-  template void apply_backward<T>(const ReductionPlan&, const T*, const T*, T*, const double*,  \
-                                  const double*, const double*, const T*);
+#define NORMKIT_INSTANTIATE(T)                                                                     \
+  template void reduce_stats<T>(const ReductionPlan&, const T*, Statistic, double*, double*);       \
+  template void apply_forward<T>(const ReductionPlan&, const T*, T*, const double*, const double*, \
+                                 const T*, const T*);                                              \
+  template void forward<T>(const ReductionPlan&, Statistic, double, const T*, T*, const T*,        \
+                           const T*, double*, double*, double*);                                   \
+  template void reduce_grads<T>(const ReductionPlan&, GroupBy, const T*, const T*, const double*,  \
+                                const double*, const T*, double*, double*);                        \
+  template void apply_backward<T>(const ReductionPlan&, const T*, const T*, T*, const double*,     \
+                                  const double*, const double*, const double*, const T*);
 NORMKIT_INSTANTIATE(float)
 NORMKIT_INSTANTIATE(double)
 #undef NORMKIT_INSTANTIATE

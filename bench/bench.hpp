@@ -1,0 +1,92 @@
+// bench.hpp — the types normkit-bench's translation units share: the cases, the buffers one
+// repetition touches, and the Runner each implementation (normkit, libtorch, oneDNN) provides.
+// No libtorch or oneDNN header may appear here: each competitor compiles in its own file.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace nkbench {
+
+enum class Op { BatchNormTrain, BatchNormEval, LayerNorm, InstanceNorm, GroupNorm, RMSNorm, WeightNorm };
+
+struct Case {
+  std::string name;
+  Op op;
+  std::vector<int64_t> shape;
+  int64_t groups = 0;    // GroupNorm
+  int norm_dims = 0;     // LayerNorm / RMSNorm: how many trailing dims are normalized
+  bool affine = true;    // weight (and bias, where the op has one)
+  double eps = 1e-5;
+
+  int64_t numel() const;
+  int64_t batch() const { return shape[0]; }
+  int64_t channels() const { return shape[1]; }
+  int64_t spatial() const;        // product of shape[2:]
+  int64_t inner() const;          // LayerNorm / RMSNorm: product of the normalized dims
+  int64_t outer() const { return numel() / inner(); }
+  int64_t param_count() const;    // weight / bias / g length (0 when !affine)
+  bool has_bias() const { return affine && op != Op::RMSNorm && op != Op::WeightNorm; }
+  bool is_batch_norm() const { return op == Op::BatchNormTrain || op == Op::BatchNormEval; }
+  std::string shape_str() const;
+};
+
+const std::vector<Case>& all_cases();
+
+// The tensors of one repetition, contiguous NCHW (row-major) float32. x and dy are inputs
+// (for WeightNorm: v and dw); y and dx are outputs (w and dv).
+struct BufferSet {
+  float* x = nullptr;
+  float* dy = nullptr;
+  float* y = nullptr;
+  float* dx = nullptr;
+};
+
+// Everything an implementation needs to build its runner. Parameters are inputs: a runner
+// copies what it mutates (running statistics).
+struct Problem {
+  const Case* c = nullptr;
+  std::vector<BufferSet> sets;
+  std::vector<float> weight, bias;              // param_count() each (empty when absent)
+  std::vector<float> running_mean, running_var; // BatchNorm: channels() each
+};
+
+// Outputs gathered for the correctness check, as plain row-major float32 by name:
+// "y", "dx", "dweight", "dbias", "running_mean", "running_var".
+using Outputs = std::map<std::string, std::vector<float>>;
+
+// One implementation bound to one problem and one thread count.
+class Runner {
+ public:
+  virtual ~Runner() = default;
+  // One forward on buffer set `set`. for_backward: keep what backward() needs (autograd
+  // graphs, saved statistics); otherwise run the way an inference caller would.
+  virtual void forward(int set, bool for_backward) = 0;
+  // The backward of the last forward(set, true) on the same set.
+  virtual void backward(int set) = 0;
+  // What the last calls on `set` produced (copied out; not timed).
+  virtual Outputs outputs(int set) = 0;
+};
+
+struct Impl {
+  std::string name;    // "normkit", "torch", "onednn"
+  std::string layout;  // how it holds the activation, e.g. "nchw", "nChw16c"
+  std::function<std::unique_ptr<Runner>(const Problem&)> make;
+};
+
+// Each returns the implementations it has for the case (oneDNN: one per candidate layout;
+// empty when it has no such op). Constructed after the thread count is set.
+std::vector<Impl> normkit_impls(const Case& c);
+std::vector<Impl> torch_impls(const Case& c);
+std::vector<Impl> onednn_impls(const Case& c);
+
+void normkit_set_threads(int n);
+void torch_set_threads(int n);
+std::string torch_version();
+std::string onednn_version();
+
+}  // namespace nkbench

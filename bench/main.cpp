@@ -1,0 +1,398 @@
+// main.cpp — normkit-bench's driver: options; the check of every implementation against the
+// oracle on every case and thread count, before anything is timed; then per case, direction and
+// thread count, the copy floor and each implementation, as medians over rotated buffer sets.
+#include <malloc.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <functional>
+#include <set>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+#include <benchmark/benchmark.h>
+
+#include "bench.hpp"
+#include "machine.hpp"
+#include "problem.hpp"
+#include "report.hpp"
+
+namespace nkbench {
+namespace {
+
+struct Options {
+  std::string cases, threads = "1,2", json;
+  int reps = 50, warmup = 2;
+  double budget = 0.3, llc_mb = 0;
+  bool check_only = false, list = false;
+};
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string item; std::getline(ss, item, ',');) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+void set_threads(int t) {
+  normkit_set_threads(t);
+  torch_set_threads(t);
+  omp_set_num_threads(t);  // oneDNN (OpenMP runtime) reads this when primitives are created
+}
+
+std::vector<Impl> impls_for(const Case& c) {
+  std::vector<Impl> all = normkit_impls(c);
+  for (auto& i : torch_impls(c)) all.push_back(i);
+  for (auto& i : onednn_impls(c)) all.push_back(i);
+  return all;
+}
+
+// DESIGN.md 5 promises bitwise-identical results for any thread count. The test suite owns
+// that promise; the bench only reports what it sees (a note, not a failure).
+void note_determinism(const Case& c, int threads, const Outputs& got, Outputs& first) {
+  if (first.empty()) {
+    first = got;
+    return;
+  }
+  for (const auto& [k, v] : first) {
+    auto g = got.find(k);
+    if (g == got.end() || g->second.size() != v.size()) continue;
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (std::memcmp(&v[i], &g->second[i], sizeof(float)) != 0) {
+        std::printf("note: normkit %s output '%s' differs bitwise between thread counts (threads=%d index=%zu: "
+                    "%.9g vs %.9g)\n", c.name.c_str(), k.c_str(), threads, i, v[i], g->second[i]);
+        break;
+      }
+    }
+  }
+}
+
+// ---- phase 1: correctness --------------------------------------------------------------
+// A fresh runner per implementation and thread count: forward alone (y, and BatchNorm's
+// running statistics after exactly one update), then forward+backward (y, dx, dweight, dbias).
+int check_all(const std::vector<const Case*>& cases, const std::vector<int>& threads) {
+  int failures = 0;
+  for (const Case* c : cases) {
+    const double t0 = now_seconds();
+    auto prob = make_problem(*c, 1);
+    const Outputs want = reference_outputs(prob->p);
+    int checked = 0;
+    Outputs normkit_first;
+    for (int t : threads) {
+      set_threads(t);
+      for (const Impl& impl : impls_for(*c)) {
+        std::string err;
+        try {
+          auto r = impl.make(prob->p);
+          r->forward(0, false);
+          Outputs got = r->outputs(0);
+          std::vector<std::string> keys = {"y"};
+          for (const char* k : {"running_mean", "running_var"}) {
+            if (got.count(k)) keys.push_back(k);
+          }
+          err = compare_outputs(got, want, keys);
+          if (!err.empty()) err = "forward: " + err;
+          if (err.empty()) {
+            r->forward(0, true);
+            r->backward(0);
+            got = r->outputs(0);
+            err = compare_outputs(got, want, {"y", "dx", "dweight", "dbias"});
+            if (!err.empty()) err = "forward+backward: " + err;
+          }
+          if (err.empty() && impl.name == "normkit") note_determinism(*c, t, got, normkit_first);
+        } catch (const std::exception& e) {
+          err = std::string("threw: ") + e.what();
+        }
+        ++checked;
+        if (!err.empty()) {
+          ++failures;
+          std::fprintf(stderr, "[normkit-bench] check failed: case=%s impl=%s layout=%s threads=%d %s\n",
+                       c->name.c_str(), impl.name.c_str(), impl.layout.c_str(), t, err.c_str());
+        }
+      }
+    }
+    std::printf("check %-12s %-14s %2d implementation runs against the reference  %.1f s\n", c->name.c_str(),
+                c->shape_str().c_str(), checked, now_seconds() - t0);
+    std::fflush(stdout);
+  }
+  return failures;
+}
+
+// ---- phase 2: timing --------------------------------------------------------------------
+struct Timing {
+  std::vector<double> s;  // seconds, one per timed repetition
+  double median() const {
+    std::vector<double> v = s;
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0 : v[v.size() / 2];
+  }
+  double min() const { return s.empty() ? 0 : *std::min_element(s.begin(), s.end()); }
+};
+
+// warm-up, then reps until max_reps, or until `budget` seconds once 5 are done.
+void time_reps(Timing& t, const std::function<void(int)>& once, int warmup, int max_reps, double budget) {
+  for (int w = 0; w < warmup; ++w) once(w);
+  const double start = now_seconds();
+  for (int r = 0; r < max_reps; ++r) {
+    if (r >= std::min(5, max_reps) && now_seconds() - start > budget) break;
+    const double t0 = now_seconds();
+    once(r);
+    t.s.push_back(now_seconds() - t0);
+  }
+}
+
+struct Group {
+  const Case* c;
+  bool backward;
+  int threads;
+  int sets;
+  bool in_cache;
+};
+
+// Bytes the op must move, in units of S (DESIGN.md 4). Only BatchNorm training reads its
+// tensor twice when it does not fit in cache; every other domain (row, group) fits.
+std::pair<int, std::string> floor_units(const Group& g) {
+  const bool bn_out = g.c->op == Op::BatchNormTrain && !g.in_cache;
+  const int fwd = bn_out ? 3 : 2, bwd = bn_out ? 5 : 3;
+  if (!g.backward) return {fwd, std::to_string(fwd) + "S"};
+  return {fwd + bwd, std::to_string(fwd) + "S+" + std::to_string(bwd) + "S"};
+}
+
+std::vector<Row> time_group(const Group& g, const Problem& p, const Options& o) {
+  const Case& c = *g.c;
+  const size_t n = static_cast<size_t>(c.numel());
+  const double S = static_cast<double>(n) * sizeof(float);
+  const int warm = std::max(o.warmup, g.sets);
+  set_threads(g.threads);
+
+  // The floor: both copy kernels, half before and half after the implementations.
+  Timing cp_memcpy, cp_loop;
+  auto copy_block = [&] {
+    const int half = std::max(1, o.reps / 2);
+    time_reps(cp_memcpy, [&](int r) {
+      const BufferSet& s = p.sets[static_cast<size_t>(r % g.sets)];
+      copy_memcpy(s.x, s.y, n, g.threads);
+      benchmark::DoNotOptimize(s.y);
+      benchmark::ClobberMemory();
+    }, warm, half, o.budget / 2);
+    time_reps(cp_loop, [&](int r) {
+      const BufferSet& s = p.sets[static_cast<size_t>(r % g.sets)];
+      copy_loop(s.x, s.y, n, g.threads);
+      benchmark::DoNotOptimize(s.y);
+      benchmark::ClobberMemory();
+    }, warm, half, o.budget / 2);
+  };
+  copy_block();
+
+  auto time_runner = [&](Runner& r, int max_reps, double budget) {
+    Timing t;
+    time_reps(t, [&](int rep) {
+      const int k = rep % g.sets;
+      if (g.backward) {
+        r.forward(k, true);
+        r.backward(k);
+      } else {
+        r.forward(k, false);
+      }
+      benchmark::DoNotOptimize(p.sets[static_cast<size_t>(k)].y);
+      benchmark::ClobberMemory();
+    }, warm, max_reps, budget);
+    return t;
+  };
+
+  struct Measured {
+    std::string impl, layout;
+    Timing t;
+  };
+  std::vector<Measured> measured;
+  for (const auto& list : {normkit_impls(c), torch_impls(c), onednn_impls(c)}) {
+    if (list.empty()) continue;
+    // Several candidates (oneDNN layouts): a short trial each, then the fastest in full.
+    size_t best = 0;
+    std::vector<std::unique_ptr<Runner>> runners;
+    if (list.size() > 1) {
+      double best_t = 0;
+      for (size_t i = 0; i < list.size(); ++i) {
+        runners.push_back(list[i].make(p));
+        const double m = time_runner(*runners.back(), 5, o.budget / 4).median();
+        if (i == 0 || m < best_t) best_t = m, best = i;
+      }
+      for (size_t i = 0; i < runners.size(); ++i) {
+        if (i != best) runners[i].reset();  // free the other layouts' copies before timing
+      }
+    } else {
+      runners.push_back(list[0].make(p));
+    }
+    measured.push_back({list[best].name, list[best].layout, time_runner(*runners[best], o.reps, o.budget)});
+  }
+  copy_block();
+
+  const bool use_loop = cp_loop.median() < cp_memcpy.median();
+  const Timing& cp = use_loop ? cp_loop : cp_memcpy;
+  const double copy_bw = 2.0 * S / cp.median();  // read S + write S
+  const auto [units, label] = floor_units(g);
+  const double floor_bytes = units * S;
+  const double floor_s = floor_bytes / copy_bw;
+
+  Row base;
+  base.case_name = c.name;
+  base.shape = c.shape_str();
+  base.direction = g.backward ? "fwd+bwd" : "fwd";
+  base.threads = g.threads;
+  base.in_cache = g.in_cache;
+  base.floor_bytes = label;
+  base.sets = g.sets;
+  std::vector<Row> rows;
+  Row fl = base;
+  fl.impl = "floor";
+  fl.layout = use_loop ? "copy: plain loop" : "copy: memcpy";
+  fl.median_ms = floor_s * 1e3;
+  fl.min_ms = floor_bytes / (2.0 * S / cp.min()) * 1e3;
+  fl.reps = static_cast<int>(cp.s.size());
+  fl.gbps = copy_bw / 1e9;
+  fl.floor_fraction = 1.0;
+  rows.push_back(fl);
+  double nk = 0, torch = 0, onednn = 0;
+  for (const Measured& m : measured) {
+    Row r = base;
+    r.impl = m.impl;
+    r.layout = m.layout;
+    r.median_ms = m.t.median() * 1e3;
+    r.min_ms = m.t.min() * 1e3;
+    r.reps = static_cast<int>(m.t.s.size());
+    r.gbps = floor_bytes / m.t.median() / 1e9;
+    r.floor_fraction = floor_s / m.t.median();
+    rows.push_back(r);
+    (m.impl == "normkit" ? nk : m.impl == "torch" ? torch : onednn) = m.t.median();
+  }
+  for (Row& r : rows) {
+    if (r.impl != "normkit") continue;
+    if (torch > 0) r.vs_torch = torch / nk;
+    if (onednn > 0) r.vs_onednn = onednn / nk;
+  }
+  return rows;
+}
+
+int run(int argc, char** argv) {
+  Options o;
+  CLI::App app{"normkit-bench: normkit vs PyTorch (libtorch) vs oneDNN vs the memory floor"};
+  app.add_option("--cases", o.cases, "comma-separated case names (default: all; see --list)");
+  app.add_option("--threads", o.threads, "comma-separated thread counts")->capture_default_str();
+  app.add_option("--reps", o.reps, "most timed repetitions per measurement")->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--warmup", o.warmup, "untimed repetitions first")->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--budget", o.budget, "seconds per measurement after which it stops (once 5 reps are done)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_option("--json", o.json, "also write the results to this JSON file");
+  app.add_option("--llc-mb", o.llc_mb, "last-level cache size in MiB (default: detect)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_flag("--check", o.check_only, "only check every implementation against the reference; time nothing");
+  app.add_flag("--list", o.list, "list the cases and exit");
+  CLI11_PARSE(app, argc, argv);
+
+  if (o.list) {
+    for (const Case& c : all_cases()) std::printf("%-12s %s\n", c.name.c_str(), c.shape_str().c_str());
+    return 0;
+  }
+  std::vector<const Case*> cases;
+  for (const Case& c : all_cases()) cases.push_back(&c);
+  if (!o.cases.empty()) {
+    cases.clear();
+    for (const std::string& name : split(o.cases)) {
+      auto it = std::find_if(all_cases().begin(), all_cases().end(), [&](const Case& c) { return c.name == name; });
+      if (it == all_cases().end()) {
+        std::fprintf(stderr, "[normkit-bench] --cases: unknown case=%s (see --list)\n", name.c_str());
+        return 2;
+      }
+      cases.push_back(&*it);
+    }
+  }
+  std::vector<int> threads;
+  for (const std::string& s : split(o.threads)) {
+    const int t = std::atoi(s.c_str());
+    if (t <= 0) {
+      std::fprintf(stderr, "[normkit-bench] --threads: bad thread count=%s\n", s.c_str());
+      return 2;
+    }
+    threads.push_back(t);
+  }
+  if (threads.empty()) {
+    std::fprintf(stderr, "[normkit-bench] --threads: empty list\n");
+    return 2;
+  }
+
+  // PyTorch allocates its outputs on every call. Keep glibc from returning those pages to
+  // the kernel (and from serving big blocks by fresh mmap) so torch is not charged page
+  // faults per call: this only ever favours the competitor.
+  mallopt(M_MMAP_THRESHOLD, 1 << 30);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+
+  const int failures = check_all(cases, threads);
+  if (failures > 0) {
+    std::fprintf(stderr, "[normkit-bench] %d implementation run(s) disagree with the reference; nothing timed\n",
+                 failures);
+    return 1;
+  }
+  if (o.check_only) {
+    std::printf("all implementations agree with the reference\n");
+    return 0;
+  }
+
+  RunInfo info;
+  info.machine = probe_machine(static_cast<int64_t>(o.llc_mb * 1048576.0));
+  for (int i = 0; i < argc; ++i) {
+    if (i) info.command += ' ';
+    info.command += argv[i];
+  }
+  info.torch_version = torch_version();
+  info.onednn_version = onednn_version();
+  info.threads = threads;
+  info.max_reps = o.reps;
+  info.warmup = o.warmup;
+  info.budget_s = o.budget;
+  std::printf("\n");
+  print_header(info);
+  print_table_head();
+
+  const int max_threads = *std::max_element(threads.begin(), threads.end());
+  std::vector<Row> rows;
+  for (const Case* c : cases) {
+    const double S = static_cast<double>(c->numel()) * sizeof(float);
+    // Rotate buffer sets until one pass over them (x, dy, y, dx each) overflows the L2s, so no
+    // repetition starts with its data in L1/L2 from the last one; never rotate past the LLC.
+    const double rotate_to = 4.0 * static_cast<double>(info.machine.l2_bytes) * max_threads;
+    int sets = std::clamp(static_cast<int>(std::ceil(rotate_to / (4 * S))), 1, 16);
+    while (sets > 1 && sets * 4 * S > static_cast<double>(info.machine.llc_bytes)) --sets;
+    const bool in_cache = sets * 2 * S <= static_cast<double>(info.machine.llc_bytes);
+    auto prob = make_problem(*c, sets);
+    for (bool bwd : {false, true}) {
+      for (int t : threads) {
+        for (const Row& r : time_group({c, bwd, t, sets, in_cache}, prob->p, o)) {
+          print_row(r);
+          rows.push_back(r);
+        }
+      }
+    }
+  }
+  if (!o.json.empty() && !write_json(o.json, info, rows)) return 1;
+  return 0;
+}
+
+}  // namespace
+}  // namespace nkbench
+
+int main(int argc, char** argv) {
+  try {
+    return nkbench::run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "[normkit-bench] %s\n", e.what());
+    return 1;
+  }
+}

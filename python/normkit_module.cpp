@@ -1,0 +1,635 @@
+// normkit_module.cpp — the Python module `normkit`: NumPy front end over the C++ functional
+// API, with torch.nn.functional's argument names and order. Arrays whose strides are a
+// permutation of dense strides are used in place and outputs get the same layout; the GIL
+// is released while the engine runs. Argument conversion lives here, arithmetic does not.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <numeric>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "normkit/normkit.hpp"
+
+namespace py = pybind11;
+using normkit::Shape;
+using normkit::Strides;
+using normkit::TensorView;
+
+namespace {
+
+std::string tag(const char* op) { return std::string("[") + op + "] "; }
+
+// "dtype=int64" for arrays, "type=list" for anything else.
+std::string describe(py::handle obj) {
+  if (py::isinstance<py::array>(obj))
+    return "dtype=" + py::str(py::reinterpret_borrow<py::array>(obj).dtype()).cast<std::string>();
+  return "type=" + py::str(py::type::handle_of(obj).attr("__name__")).cast<std::string>();
+}
+
+template <class T>
+bool is_array_of(py::handle obj) {
+  return py::isinstance<py::array_t<T>>(obj);
+}
+
+// Any float array (float16 included) can be converted; ints, objects, lists cannot.
+void require_float_array(const char* op, const char* name, py::handle obj) {
+  if (py::isinstance<py::array>(obj) &&
+      py::reinterpret_borrow<py::array>(obj).dtype().kind() == 'f')
+    return;
+  throw py::type_error(tag(op) + name + " " + describe(obj) +
+                       " is not supported; expected a float numpy.ndarray");
+}
+
+Shape shape_of(const py::array& a) { return Shape(a.shape(), a.shape() + a.ndim()); }
+
+// Element strides of `a` if its memory is a permutation of one dense block (size-1 axes
+// ignored; they get the stride row-major order would give them), else nullopt.
+std::optional<Strides> dense_strides(const py::array& a) {
+  const Shape shape = shape_of(a);
+  const auto rank = static_cast<int64_t>(shape.size());
+  const int64_t item = a.itemsize();
+  if (normkit::numel(shape) == 0) return normkit::contiguous_strides(shape);
+  if (reinterpret_cast<uintptr_t>(a.data()) % static_cast<uintptr_t>(item) != 0)
+    return std::nullopt;
+  std::vector<int64_t> axes;
+  Strides st(shape.size(), 0);
+  for (int64_t i = 0; i < rank; ++i) {
+    if (shape[i] == 1) continue;
+    const int64_t b = a.strides(i);
+    if (b <= 0 || b % item != 0) return std::nullopt;
+    st[i] = b / item;
+    axes.push_back(i);
+  }
+  std::sort(axes.begin(), axes.end(), [&](int64_t p, int64_t q) { return st[p] < st[q]; });
+  int64_t expected = 1;
+  for (int64_t i : axes) {
+    if (st[i] != expected) return std::nullopt;
+    expected *= shape[i];
+  }
+  for (int64_t i = rank - 1; i >= 0; --i)
+    if (shape[i] == 1) st[i] = i + 1 < rank ? st[i + 1] * shape[i + 1] : 1;
+  return st;
+}
+
+// Dense strides that keep the axis order of `a` (by decreasing |stride|).
+Strides dense_like_order(const py::array& a) {
+  const Shape shape = shape_of(a);
+  std::vector<int64_t> axes(shape.size());
+  std::iota(axes.begin(), axes.end(), 0);
+  auto mag = [&](int64_t i) { return std::abs(static_cast<int64_t>(a.strides(i))); };
+  std::stable_sort(axes.begin(), axes.end(), [&](int64_t p, int64_t q) { return mag(p) > mag(q); });
+  Strides st(shape.size());
+  int64_t expected = 1;
+  for (auto it = axes.rbegin(); it != axes.rend(); ++it) {
+    st[*it] = expected;
+    expected *= shape[*it];
+  }
+  return st;
+}
+
+template <class T>
+py::array_t<T> empty_with(const Shape& shape, const Strides& strides) {
+  std::vector<py::ssize_t> sh(shape.begin(), shape.end()), bytes;
+  for (int64_t s : strides) bytes.push_back(static_cast<py::ssize_t>(s * sizeof(T)));
+  return py::array_t<T>(sh, bytes);
+}
+
+void copy_into(py::handle dst, py::handle src) {
+  py::module_::import("numpy").attr("copyto")(dst, src, py::arg("casting") = "unsafe");
+}
+
+// An input array of dtype T, viewed in place when dense-permuted, else copied into a
+// dense array with the same axis order. `keep` owns whatever the view points at.
+template <class T>
+struct Input {
+  py::object keep;
+  TensorView<const T> view;
+};
+
+template <class T>
+Input<T> as_input(py::handle obj) {
+  auto a = py::reinterpret_borrow<py::array>(obj);
+  const Shape shape = shape_of(a);
+  if (auto st = dense_strides(a))
+    return {a, TensorView<const T>(static_cast<const T*>(a.data()), shape, *st)};
+  const Strides st = dense_like_order(a);
+  auto copy = empty_with<T>(shape, st);
+  copy_into(copy, a);
+  return {copy, TensorView<const T>(copy.data(), shape, st)};
+}
+
+// An array shaped like x (a gradient) in x's exact layout: in place when it already is,
+// else converted into a fresh array with x's strides.
+template <class T>
+Input<T> like_input(const char* op, const char* name, py::handle obj,
+                    const TensorView<const T>& x) {
+  require_float_array(op, name, obj);
+  auto a = py::reinterpret_borrow<py::array>(obj);
+  const Shape shape = shape_of(a);
+  if (shape != x.shape)
+    throw py::value_error(tag(op) + name + " shape=" + normkit::shape_str(shape) +
+                          " does not match input shape=" + normkit::shape_str(x.shape));
+  if (is_array_of<T>(a))
+    if (auto st = dense_strides(a)) {
+      bool same = true;
+      for (size_t i = 0; i < shape.size(); ++i) same &= shape[i] == 1 || (*st)[i] == x.strides[i];
+      if (same) return {a, TensorView<const T>(static_cast<const T*>(a.data()), shape, x.strides)};
+    }
+  auto copy = empty_with<T>(x.shape, x.strides);
+  copy_into(copy, a);
+  return {copy, TensorView<const T>(copy.data(), shape, x.strides)};
+}
+
+template <class T>
+struct Output {
+  py::array_t<T> array;
+  TensorView<T> view;
+};
+
+template <class T>
+Output<T> output_like(const TensorView<const T>& x) {
+  auto y = empty_with<T>(x.shape, x.strides);
+  return {y, TensorView<T>(y.mutable_data(), x.shape, x.strides)};
+}
+
+// weight / bias / g: None -> an empty span (absent); a float array (any shape, any float
+// dtype) -> a contiguous T view or copy. The C++ call checks the element count.
+template <class T>
+struct Param {
+  py::object keep;
+  std::span<const T> span;
+  Shape shape;
+  // The gradient of this parameter: None when absent, else an array shaped like it.
+  std::optional<py::array_t<T>> grad() const {
+    if (!keep) return std::nullopt;
+    return py::array_t<T>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+  }
+};
+
+template <class T>
+std::span<T> span_of(std::optional<py::array_t<T>>& a) {
+  if (!a) return {};
+  return {a->mutable_data(), static_cast<size_t>(a->size())};
+}
+
+template <class T>
+Param<T> param(const char* op, const char* name, py::handle obj) {
+  if (obj.is_none()) return {};
+  require_float_array(op, name, obj);
+  auto a = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(obj);
+  if (!a) throw py::error_already_set();
+  if (a.size() == 0)
+    throw py::value_error(tag(op) + name + " has 0 elements; pass None for no " + name);
+  return {a, std::span<const T>(a.data(), static_cast<size_t>(a.size())), shape_of(a)};
+}
+
+// running_mean / running_var. When `updated`, the caller's array is written in place, so it
+// must be a writable contiguous array of the input's dtype; otherwise it is only read.
+template <class T>
+struct Running {
+  py::object keep;
+  std::span<T> span;
+};
+
+template <class T>
+Running<T> running(const char* op, const char* name, py::handle obj, bool updated) {
+  if (obj.is_none()) return {};
+  if (!py::isinstance<py::array>(obj))
+    throw py::type_error(tag(op) + name + " " + describe(obj) +
+                         " is not supported; expected a float numpy.ndarray");
+  auto a = py::reinterpret_borrow<py::array>(obj);
+  const bool exact = is_array_of<T>(a) && (a.flags() & py::array::c_style) && a.writeable();
+  if (updated && !is_array_of<T>(a))
+    throw py::type_error(tag(op) + name + " " + describe(a) + " does not match input dtype=" +
+                         py::str(py::dtype::of<T>()).cast<std::string>() +
+                         " (running statistics are updated in place)");
+  if (updated && !a.writeable())
+    throw py::value_error(tag(op) + name +
+                          " is read-only; running statistics are updated in place");
+  if (updated && !(a.flags() & py::array::c_style))
+    throw py::value_error(tag(op) + name +
+                          " is not contiguous; running statistics are updated in place");
+  if (!updated && a.dtype().kind() != 'f')
+    throw py::type_error(tag(op) + name + " " + describe(a) +
+                         " is not supported; expected a float numpy.ndarray");
+  if (a.size() == 0)
+    throw py::value_error(tag(op) + name + " has 0 elements; pass None for no " + name);
+  const auto n = static_cast<size_t>(a.size());
+  if (exact) return {a, std::span<T>(static_cast<T*>(a.mutable_data()), n)};
+  // Read only: hand the engine a private copy so the caller's array cannot change.
+  auto copy = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(a);
+  if (!copy) throw py::error_already_set();
+  auto owned = py::array_t<T>(copy.size());
+  std::copy(copy.data(), copy.data() + copy.size(), owned.mutable_data());
+  return {owned, std::span<T>(owned.mutable_data(), n)};
+}
+
+// Calls f(T{}) with T = float or double, the dtype of `input`; else TypeError.
+template <class F>
+py::object dispatch(const char* op, const char* name, py::handle input, F&& f) {
+  if (is_array_of<float>(input)) return f(float{});
+  if (is_array_of<double>(input)) return f(double{});
+  throw py::type_error(tag(op) + name + " " + describe(input) +
+                       " is not supported; expected a float32 or float64 numpy.ndarray");
+}
+
+std::vector<int64_t> int_list(const char* op, const char* name, py::handle obj) {
+  if (py::isinstance<py::int_>(obj)) return {obj.cast<int64_t>()};
+  if (!py::isinstance<py::sequence>(obj) || py::isinstance<py::str>(obj))
+    throw py::type_error(tag(op) + name + " " + describe(obj) +
+                         " is not an int or a sequence of ints");
+  std::vector<int64_t> out;
+  for (py::handle h : py::reinterpret_borrow<py::sequence>(obj)) {
+    if (!py::isinstance<py::int_>(h) && !py::hasattr(h, "__index__"))
+      throw py::type_error(tag(op) + name + " element " + describe(h) + " is not an int");
+    out.push_back(py::int_(py::reinterpret_borrow<py::object>(h)).cast<int64_t>());
+  }
+  return out;
+}
+
+py::object none_or(const std::optional<py::object>& o) { return o ? *o : py::none(); }
+
+// The two shapes every binding takes. Forward: allocate y like x, run f(y) without the GIL.
+// Backward: bring grad_output to x's layout, allocate dx and a gradient per present
+// parameter, run f(dy, dx, dweight, dbias) without the GIL, return the tuple.
+template <class T, class F>
+py::object run_forward(const Input<T>& x, F&& f) {
+  auto y = output_like(x.view);
+  {
+    py::gil_scoped_release nogil;
+    f(y.view);
+  }
+  return y.array;
+}
+
+template <class T, class F>
+py::object run_backward(const char* op, py::handle grad_output, const Input<T>& x,
+                        const Param<T>& w, const Param<T>* b, F&& f) {
+  auto dy = like_input<T>(op, "grad_output", grad_output, x.view);
+  auto dx = output_like(x.view);
+  auto dw = w.grad();
+  auto db = b ? b->grad() : std::nullopt;
+  {
+    py::gil_scoped_release nogil;
+    f(dy.view, dx.view, span_of(dw), span_of(db));
+  }
+  if (!b) return py::make_tuple(dx.array, none_or(dw));
+  return py::make_tuple(dx.array, none_or(dw), none_or(db));
+}
+
+// ---- batch_norm ----------------------------------------------------------------------------
+py::object batch_norm(bool backward, py::object grad_output, py::object input,
+                      py::object running_mean, py::object running_var, py::object weight,
+                      py::object bias, bool training, double momentum, double eps) {
+  const char* op = backward ? "batch_norm_backward" : "batch_norm";
+  return dispatch(op, "input", input, [&](auto tag_value) -> py::object {
+    using T = decltype(tag_value);
+    auto x = as_input<T>(input);
+    auto w = param<T>(op, "weight", weight), b = param<T>(op, "bias", bias);
+    auto rm = running<T>(op, "running_mean", running_mean, training && !backward);
+    auto rv = running<T>(op, "running_var", running_var, training && !backward);
+    const normkit::BatchNormArgs<T> args{w.span, b.span, rm.span, rv.span, training, momentum, eps};
+    if (!backward)
+      return run_forward(x,
+                         [&](TensorView<T> y) { normkit::batch_norm_forward<T>(x.view, y, args); });
+    return run_backward(op, grad_output, x, w, &b, [&](auto dy, auto dx, auto dw, auto db) {
+      normkit::batch_norm_backward<T>(dy, x.view, dx, args, dw, db);
+    });
+  });
+}
+
+// ---- instance_norm -------------------------------------------------------------------------
+py::object instance_norm(bool backward, py::object grad_output, py::object input,
+                         py::object running_mean, py::object running_var, py::object weight,
+                         py::object bias, bool use_input_stats, double momentum, double eps) {
+  const char* op = backward ? "instance_norm_backward" : "instance_norm";
+  return dispatch(op, "input", input, [&](auto tag_value) -> py::object {
+    using T = decltype(tag_value);
+    auto x = as_input<T>(input);
+    auto w = param<T>(op, "weight", weight), b = param<T>(op, "bias", bias);
+    auto rm = running<T>(op, "running_mean", running_mean, use_input_stats && !backward);
+    auto rv = running<T>(op, "running_var", running_var, use_input_stats && !backward);
+    const normkit::InstanceNormArgs<T> args{w.span,          b.span,   rm.span, rv.span,
+                                            use_input_stats, momentum, eps};
+    if (!backward)
+      return run_forward(
+          x, [&](TensorView<T> y) { normkit::instance_norm_forward<T>(x.view, y, args); });
+    return run_backward(op, grad_output, x, w, &b, [&](auto dy, auto dx, auto dw, auto db) {
+      normkit::instance_norm_backward<T>(dy, x.view, dx, args, dw, db);
+    });
+  });
+}
+
+// ---- group_norm ----------------------------------------------------------------------------
+py::object group_norm(bool backward, py::object grad_output, py::object input, int64_t num_groups,
+                      py::object weight, py::object bias, double eps) {
+  const char* op = backward ? "group_norm_backward" : "group_norm";
+  return dispatch(op, "input", input, [&](auto tag_value) -> py::object {
+    using T = decltype(tag_value);
+    auto x = as_input<T>(input);
+    auto w = param<T>(op, "weight", weight), b = param<T>(op, "bias", bias);
+    const normkit::GroupNormArgs<T> args{num_groups, w.span, b.span, eps};
+    if (!backward)
+      return run_forward(x,
+                         [&](TensorView<T> y) { normkit::group_norm_forward<T>(x.view, y, args); });
+    return run_backward(op, grad_output, x, w, &b, [&](auto dy, auto dx, auto dw, auto db) {
+      normkit::group_norm_backward<T>(dy, x.view, dx, args, dw, db);
+    });
+  });
+}
+
+// ---- layer_norm ----------------------------------------------------------------------------
+py::object layer_norm(bool backward, py::object grad_output, py::object input,
+                      py::object normalized_shape, py::object weight, py::object bias, double eps) {
+  const char* op = backward ? "layer_norm_backward" : "layer_norm";
+  return dispatch(op, "input", input, [&](auto tag_value) -> py::object {
+    using T = decltype(tag_value);
+    auto x = as_input<T>(input);
+    auto w = param<T>(op, "weight", weight), b = param<T>(op, "bias", bias);
+    const normkit::LayerNormArgs<T> args{int_list(op, "normalized_shape", normalized_shape), w.span,
+                                         b.span, eps};
+    if (!backward)
+      return run_forward(x,
+                         [&](TensorView<T> y) { normkit::layer_norm_forward<T>(x.view, y, args); });
+    return run_backward(op, grad_output, x, w, &b, [&](auto dy, auto dx, auto dw, auto db) {
+      normkit::layer_norm_backward<T>(dy, x.view, dx, args, dw, db);
+    });
+  });
+}
+
+// ---- rms_norm ------------------------------------------------------------------------------
+py::object rms_norm(bool backward, py::object grad_output, py::object input,
+                    py::object normalized_shape, py::object weight, std::optional<double> eps,
+                    bool unit_offset) {
+  const char* op = backward ? "rms_norm_backward" : "rms_norm";
+  return dispatch(op, "input", input, [&](auto tag_value) -> py::object {
+    using T = decltype(tag_value);
+    auto x = as_input<T>(input);
+    auto w = param<T>(op, "weight", weight);
+    const normkit::RMSNormArgs<T> args{int_list(op, "normalized_shape", normalized_shape), w.span,
+                                       eps, unit_offset};
+    if (!backward)
+      return run_forward(x,
+                         [&](TensorView<T> y) { normkit::rms_norm_forward<T>(x.view, y, args); });
+    const Param<T>* no_bias = nullptr;
+    return run_backward(op, grad_output, x, w, no_bias, [&](auto dy, auto dx, auto dw, auto) {
+      normkit::rms_norm_backward<T>(dy, x.view, dx, args, dw);
+    });
+  });
+}
+
+// ---- weight_norm ---------------------------------------------------------------------------
+py::object weight_norm(bool backward, py::object grad_w, py::object v, py::object g,
+                       py::object dim) {
+  const char* op = backward ? "weight_norm_backward" : "weight_norm";
+  return dispatch(op, "v", v, [&](auto tag_value) -> py::object {
+    using T = decltype(tag_value);
+    auto x = as_input<T>(v);
+    std::optional<int64_t> d;
+    if (!dim.is_none()) {
+      if (!py::isinstance<py::int_>(dim))
+        throw py::type_error(tag(op) + "dim " + describe(dim) + " is not an int or None");
+      d = dim.cast<int64_t>();
+    }
+    if (g.is_none())
+      throw py::type_error(tag(op) +
+                           "g type=NoneType is not supported; weight_norm needs the magnitudes g");
+    auto gg = param<T>(op, "g", g);
+    const normkit::WeightNormArgs<T> args{d};
+    if (!backward)
+      return run_forward(
+          x, [&](TensorView<T> w) { normkit::weight_norm_forward<T>(x.view, gg.span, w, args); });
+    auto dv = like_input<T>(op, "grad_w", grad_w, x.view);
+    auto dx = output_like(x.view);
+    auto dg = gg.grad();
+    {
+      py::gil_scoped_release nogil;
+      normkit::weight_norm_backward<T>(dv.view, x.view, gg.span, dx.view, span_of(dg), args);
+    }
+    return py::make_tuple(dx.array, *dg);
+  });
+}
+
+// ---- normalize (generic) -------------------------------------------------------------------
+normkit::Statistic parse_statistic(const char* op, const std::string& s) {
+  if (s == "variance") return normkit::Statistic::Variance;
+  if (s == "mean_square") return normkit::Statistic::MeanSquare;
+  if (s == "l2") return normkit::Statistic::L2Norm;
+  throw py::value_error(tag(op) + "statistic='" + s +
+                        "' is not one of 'variance', 'mean_square', 'l2'");
+}
+
+py::object normalize(bool backward, py::object grad_output, py::object input,
+                     py::object reduce_axes, py::object weight, py::object bias,
+                     py::object affine_axes, const std::string& statistic, double eps) {
+  const char* op = backward ? "normalize_backward" : "normalize";
+  return dispatch(op, "input", input, [&](auto tag_value) -> py::object {
+    using T = decltype(tag_value);
+    auto x = as_input<T>(input);
+    auto w = param<T>(op, "weight", weight), b = param<T>(op, "bias", bias);
+    const normkit::NormalizeArgs<T> args{int_list(op, "reduce_axes", reduce_axes),
+                                         int_list(op, "affine_axes", affine_axes),
+                                         parse_statistic(op, statistic),
+                                         w.span,
+                                         b.span,
+                                         eps};
+    if (!backward)
+      return run_forward(x,
+                         [&](TensorView<T> y) { normkit::normalize_forward<T>(x.view, y, args); });
+    return run_backward(op, grad_output, x, w, &b, [&](auto dy, auto dx, auto dw, auto db) {
+      normkit::normalize_backward<T>(dy, x.view, dx, args, dw, db);
+    });
+  });
+}
+
+}  // namespace
+
+PYBIND11_MODULE(normkit, m) {
+  m.doc() = R"(normkit: the normalization family (BatchNorm, InstanceNorm, GroupNorm, LayerNorm,
+RMSNorm, WeightNorm, and a generic normalize over any axes) on one reduction engine.
+
+The functions take the positional order and keyword names of torch.nn.functional and work
+on float32 / float64 NumPy arrays of any strides; results have the input's dtype. Arrays
+whose memory is a permutation of a dense block (e.g. channels-last) are read in place and
+the outputs get the same strides. Running statistics are updated in place. Each function
+has a `<name>_backward(grad_output, <same arguments>)` twin returning the gradients.
+Invalid arguments raise ValueError; unsupported dtypes raise TypeError.)";
+  m.attr("__version__") = NORMKIT_VERSION;
+
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const normkit::Error& e) {
+      PyErr_SetString(PyExc_ValueError, e.what());
+    }
+  });
+
+  const auto none = py::none();
+  // -- batch_norm
+  m.def(
+      "batch_norm",
+      [](py::object input, py::object rm, py::object rv, py::object w, py::object b, bool training,
+         double momentum, double eps) {
+        return batch_norm(false, py::none(), input, rm, rv, w, b, training, momentum, eps);
+      },
+      py::arg("input"), py::arg("running_mean"), py::arg("running_var"), py::arg("weight") = none,
+      py::arg("bias") = none, py::arg("training") = false, py::arg("momentum") = 0.1,
+      py::arg("eps") = 1e-5,
+      R"(Batch normalization over (N, C, *): one mean/variance per channel C.
+
+training=True (or running statistics None) normalizes with the batch statistics (biased
+variance); running_mean / running_var, if given, are then updated in place:
+running = (1 - momentum) * running + momentum * batch, storing the unbiased variance.
+training=False with running statistics normalizes with them. Same as
+torch.nn.functional.batch_norm.)");
+  m.def(
+      "batch_norm_backward",
+      [](py::object dy, py::object input, py::object rm, py::object rv, py::object w, py::object b,
+         bool training, double momentum,
+         double eps) { return batch_norm(true, dy, input, rm, rv, w, b, training, momentum, eps); },
+      py::arg("grad_output"), py::arg("input"), py::arg("running_mean"), py::arg("running_var"),
+      py::arg("weight") = none, py::arg("bias") = none, py::arg("training") = false,
+      py::arg("momentum") = 0.1, py::arg("eps") = 1e-5,
+      R"(Gradients of batch_norm: returns (grad_input, grad_weight, grad_bias), None for an
+absent parameter. Running statistics are read (eval) but never written.)");
+  // -- instance_norm
+  m.def(
+      "instance_norm",
+      [](py::object input, py::object rm, py::object rv, py::object w, py::object b,
+         bool use_input_stats, double momentum, double eps) {
+        return instance_norm(false, py::none(), input, rm, rv, w, b, use_input_stats, momentum,
+                             eps);
+      },
+      py::arg("input"), py::arg("running_mean") = none, py::arg("running_var") = none,
+      py::arg("weight") = none, py::arg("bias") = none, py::arg("use_input_stats") = true,
+      py::arg("momentum") = 0.1, py::arg("eps") = 1e-5,
+      R"(Instance normalization over (N, C, *): one mean/variance per (n, c) over the spatial dims.
+
+With use_input_stats=True the running statistics, if given, are updated in place with the
+batch average of the per-instance statistics; with use_input_stats=False they are used to
+normalize. Same as torch.nn.functional.instance_norm.)");
+  m.def(
+      "instance_norm_backward",
+      [](py::object dy, py::object input, py::object rm, py::object rv, py::object w, py::object b,
+         bool use_input_stats, double momentum, double eps) {
+        return instance_norm(true, dy, input, rm, rv, w, b, use_input_stats, momentum, eps);
+      },
+      py::arg("grad_output"), py::arg("input"), py::arg("running_mean") = none,
+      py::arg("running_var") = none, py::arg("weight") = none, py::arg("bias") = none,
+      py::arg("use_input_stats") = true, py::arg("momentum") = 0.1, py::arg("eps") = 1e-5,
+      R"(Gradients of instance_norm: returns (grad_input, grad_weight, grad_bias), None for an
+absent parameter. Running statistics are never written.)");
+  // -- group_norm
+  m.def(
+      "group_norm",
+      [](py::object input, int64_t g, py::object w, py::object b, double eps) {
+        return group_norm(false, py::none(), input, g, w, b, eps);
+      },
+      py::arg("input"), py::arg("num_groups"), py::arg("weight") = none, py::arg("bias") = none,
+      py::arg("eps") = 1e-5,
+      R"(Group normalization over (N, C, *): one mean/variance per (n, group) over C/num_groups
+channels and the spatial dims; weight and bias are per channel. num_groups must divide C.
+Same as torch.nn.functional.group_norm.)");
+  m.def(
+      "group_norm_backward",
+      [](py::object dy, py::object input, int64_t g, py::object w, py::object b, double eps) {
+        return group_norm(true, dy, input, g, w, b, eps);
+      },
+      py::arg("grad_output"), py::arg("input"), py::arg("num_groups"), py::arg("weight") = none,
+      py::arg("bias") = none, py::arg("eps") = 1e-5,
+      R"(Gradients of group_norm: returns (grad_input, grad_weight, grad_bias), None for an
+absent parameter.)");
+  // -- layer_norm
+  m.def(
+      "layer_norm",
+      [](py::object input, py::object ns, py::object w, py::object b, double eps) {
+        return layer_norm(false, py::none(), input, ns, w, b, eps);
+      },
+      py::arg("input"), py::arg("normalized_shape"), py::arg("weight") = none,
+      py::arg("bias") = none, py::arg("eps") = 1e-5,
+      R"(Layer normalization over the trailing dims given by normalized_shape (an int or a
+sequence); weight and bias are optional, each with prod(normalized_shape) elements.
+Same as torch.nn.functional.layer_norm.)");
+  m.def(
+      "layer_norm_backward",
+      [](py::object dy, py::object input, py::object ns, py::object w, py::object b, double eps) {
+        return layer_norm(true, dy, input, ns, w, b, eps);
+      },
+      py::arg("grad_output"), py::arg("input"), py::arg("normalized_shape"),
+      py::arg("weight") = none, py::arg("bias") = none, py::arg("eps") = 1e-5,
+      R"(Gradients of layer_norm: returns (grad_input, grad_weight, grad_bias), None for an
+absent parameter.)");
+  // -- rms_norm
+  m.def(
+      "rms_norm",
+      [](py::object input, py::object ns, py::object w, std::optional<double> eps,
+         bool unit_offset) { return rms_norm(false, py::none(), input, ns, w, eps, unit_offset); },
+      py::arg("input"), py::arg("normalized_shape"), py::arg("weight") = none,
+      py::arg("eps") = none, py::kw_only(), py::arg("unit_offset") = false,
+      R"(RMS normalization over the trailing dims: y = x / sqrt(mean(x^2) + eps) * weight.
+
+eps=None uses the machine epsilon of the input dtype (as torch.nn.functional.rms_norm).
+unit_offset=True gives the Gemma form, multiplying by (1 + weight).)");
+  m.def(
+      "rms_norm_backward",
+      [](py::object dy, py::object input, py::object ns, py::object w, std::optional<double> eps,
+         bool unit_offset) { return rms_norm(true, dy, input, ns, w, eps, unit_offset); },
+      py::arg("grad_output"), py::arg("input"), py::arg("normalized_shape"),
+      py::arg("weight") = none, py::arg("eps") = none, py::kw_only(),
+      py::arg("unit_offset") = false,
+      R"(Gradients of rms_norm: returns (grad_input, grad_weight), None for an absent weight.)");
+  // -- weight_norm
+  m.def(
+      "weight_norm",
+      [](py::object v, py::object g, py::object dim) {
+        return weight_norm(false, py::none(), v, g, dim);
+      },
+      py::arg("v"), py::arg("g"), py::arg("dim") = 0,
+      R"(Weight normalization: w = g * v / ||v||, the norm over every dim of v except `dim`.
+
+g has v.shape[dim] elements, in any shape (e.g. (out, 1, 1, 1) as PyTorch keeps it).
+dim=None or -1 takes the norm of the whole tensor (g has one element). Same as
+torch._weight_norm(v, g, dim).)");
+  m.def(
+      "weight_norm_backward",
+      [](py::object dw, py::object v, py::object g, py::object dim) {
+        return weight_norm(true, dw, v, g, dim);
+      },
+      py::arg("grad_w"), py::arg("v"), py::arg("g"), py::arg("dim") = 0,
+      R"(Gradients of weight_norm: returns (grad_v, grad_g), grad_g shaped like g.)");
+  // -- normalize
+  m.def(
+      "normalize",
+      [](py::object input, py::object reduce, py::object w, py::object b, py::object affine,
+         const std::string& statistic, double eps) {
+        return normalize(false, py::none(), input, reduce, w, b, affine, statistic, eps);
+      },
+      py::arg("input"), py::arg("reduce_axes"), py::arg("weight") = none, py::arg("bias") = none,
+      py::arg("affine_axes") = py::tuple(), py::arg("statistic") = "variance",
+      py::arg("eps") = 1e-5,
+      R"(Normalize over any axes: one statistic per combination of the other axes.
+
+statistic: "variance"     y = (x - mean) / sqrt(var + eps)
+           "mean_square"  y = x / sqrt(mean(x^2) + eps)
+           "l2"           y = x / max(||x||, eps)
+weight and bias vary along affine_axes and have prod(input.shape[a] for a in affine_axes)
+elements.)");
+  m.def(
+      "normalize_backward",
+      [](py::object dy, py::object input, py::object reduce, py::object w, py::object b,
+         py::object affine, const std::string& statistic,
+         double eps) { return normalize(true, dy, input, reduce, w, b, affine, statistic, eps); },
+      py::arg("grad_output"), py::arg("input"), py::arg("reduce_axes"), py::arg("weight") = none,
+      py::arg("bias") = none, py::arg("affine_axes") = py::tuple(),
+      py::arg("statistic") = "variance", py::arg("eps") = 1e-5,
+      R"(Gradients of normalize: returns (grad_input, grad_weight, grad_bias), None for an
+absent parameter.)");
+  m.def("set_num_threads", &normkit::set_num_threads, py::arg("n"),
+        "Threads the engine may use (OpenMP). Results are bitwise identical for any count.");
+  m.def("get_num_threads", &normkit::get_num_threads, "Threads the engine may use.");
+}

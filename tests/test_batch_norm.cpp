@@ -1,0 +1,321 @@
+// test_batch_norm.cpp — batch_norm_forward/backward against the reference oracle (odd sizes
+// to hit vector tails), finite differences, strided/channels-last views, statistics
+// identities, and every argument error (message + nothing written).
+#include "test_util.hpp"
+
+namespace {
+using namespace nk_test;
+using normkit::BatchNormArgs;
+
+const std::vector<Shape> kShapes = {{3, 5},       {7, 3, 17},  {1, 33, 5},    {5, 1, 7},
+                                    {3, 7, 1, 1}, {2, 3, 3, 5}, {2, 67, 9, 11}, {2, 3, 3, 5, 7},
+                                    {17, 33}};
+
+template <class T>
+struct BNCase {
+  Shape shape;
+  NCS d;
+  std::vector<T> x, w, b, rm, rv, dy;
+  explicit BNCase(Shape s) : shape(std::move(s)), d(ncs(shape)) {
+    x = random_vec<T>(numel(shape), 2.0, 1.5);
+    w = random_vec<T>(d.C, 1.0, 0.5);
+    b = random_vec<T>(d.C);
+    rm = random_vec<T>(d.C);
+    rv = random_vec<T>(d.C, 1.5, 0.5);
+    dy = random_vec<T>(numel(shape));
+  }
+  BatchNormArgs<T> args(bool training, bool affine = true, bool running = true) {
+    BatchNormArgs<T> a;
+    a.weight = cspan(w, affine);
+    a.bias = cspan(b, affine);
+    a.running_mean = mspan(rm, running);
+    a.running_var = mspan(rv, running);
+    a.training = training;
+    a.momentum = 0.3;
+    return a;
+  }
+};
+
+template <class T>
+class BatchNormTest : public ::testing::Test {};
+TYPED_TEST_SUITE(BatchNormTest, FloatTypes);
+
+// Forward (y, saved stats, running stats) and backward (dx, dweight, dbias) vs the oracle.
+template <class T>
+void check_against_reference(const Shape& shape, bool training, bool affine, bool running) {
+  SCOPED_TRACE("shape " + normkit::shape_str(shape) + (training ? " train" : " eval") +
+               (affine ? " affine" : "") + (running ? " running" : ""));
+  BNCase<T> c(shape);
+  const auto [N, C, S] = c.d;
+  const int64_t n = numel(shape);
+  auto rm_ref = c.rm, rv_ref = c.rv;
+  std::vector<T> y_ref(n), mean_ref(C), rstd_ref(C);
+  normkit::reference::batch_norm_forward(c.x.data(), y_ref.data(), N, C, S,
+                                         affine ? c.w.data() : nullptr, affine ? c.b.data() : nullptr,
+                                         running ? rm_ref.data() : nullptr,
+                                         running ? rv_ref.data() : nullptr, training, 0.3, 1e-5,
+                                         mean_ref.data(), rstd_ref.data());
+  auto y = sentinel_vec<T>(n), mean = sentinel_vec<T>(C), rstd = sentinel_vec<T>(C);
+  auto args = c.args(training, affine, running);
+  normkit::batch_norm_forward<T>(cview(c.x, shape), mview(y, shape), args, {mean, rstd});
+  expect_close(y, y_ref, tol<T>(), "y");
+  if (training || !running) {
+    expect_close(mean, mean_ref, tol<T>(), "saved mean");
+    expect_close(rstd, rstd_ref, tol<T>(), "saved rstd");
+  }
+  expect_close(c.rm, rm_ref, tol<T>(), "running_mean");
+  expect_close(c.rv, rv_ref, tol<T>(), "running_var");
+
+  // Backward reads the (already updated) running stats in eval and must not modify them.
+  std::vector<T> dx_ref(n), dw_ref(C), db_ref(C);
+  normkit::reference::batch_norm_backward(c.dy.data(), c.x.data(), dx_ref.data(), N, C, S,
+                                          affine ? c.w.data() : nullptr,
+                                          running ? c.rm.data() : nullptr,
+                                          running ? c.rv.data() : nullptr, training, 1e-5,
+                                          dw_ref.data(), db_ref.data());
+  auto dx = sentinel_vec<T>(n), dw = sentinel_vec<T>(C), db = sentinel_vec<T>(C);
+  Snapshot running_stats;
+  running_stats.add(&c.rm);
+  running_stats.add(&c.rv);
+  normkit::batch_norm_backward<T>(cview(c.dy, shape), cview(c.x, shape), mview(dx, shape), args,
+                                  dw, db);
+  expect_close(dx, dx_ref, grad_tol<T>(), "dx");
+  expect_close(dw, dw_ref, grad_tol<T>(), "dweight");
+  expect_close(db, db_ref, grad_tol<T>(), "dbias");
+  running_stats.expect_unchanged("backward");
+}
+
+TYPED_TEST(BatchNormTest, TrainingMatchesReference) {
+  for (const auto& s : kShapes) check_against_reference<TypeParam>(s, true, true, true);
+  check_against_reference<TypeParam>({4, 3, 5}, true, false, true);
+  check_against_reference<TypeParam>({4, 3, 5}, true, true, false);
+}
+
+TYPED_TEST(BatchNormTest, EvalMatchesReference) {
+  for (const auto& s : kShapes) check_against_reference<TypeParam>(s, false, true, true);
+  check_against_reference<TypeParam>({1, 3, 1}, false, true, true);  // one value per channel is fine in eval
+  check_against_reference<TypeParam>({4, 3, 5}, false, false, true);
+}
+
+TYPED_TEST(BatchNormTest, EvalWithoutRunningStatsUsesBatchStats) {
+  check_against_reference<TypeParam>({6, 5, 7}, false, true, false);
+  check_against_reference<TypeParam>({2, 67, 9, 11}, false, true, false);
+}
+
+TYPED_TEST(BatchNormTest, EvalUsesRunningStatistics) {
+  using T = TypeParam;
+  BNCase<T> c({3, 4, 5});
+  std::vector<T> y(numel(c.shape));
+  normkit::batch_norm_forward<T>(cview(c.x, c.shape), mview(y, c.shape), c.args(false));
+  for (int64_t n = 0; n < 3; ++n)
+    for (int64_t ch = 0; ch < 4; ++ch)
+      for (int64_t s = 0; s < 5; ++s) {
+        const int64_t i = (n * 4 + ch) * 5 + s;
+        const double want = (c.x[i] - double(c.rm[ch])) / std::sqrt(double(c.rv[ch]) + 1e-5) * c.w[ch] + c.b[ch];
+        EXPECT_NEAR(y[i], want, 10 * tol<T>() * 4);
+      }
+}
+
+TYPED_TEST(BatchNormTest, OutputHasZeroMeanUnitVariancePerChannel) {
+  using T = TypeParam;
+  BNCase<T> c({5, 3, 7, 3});
+  std::vector<T> y(numel(c.shape));
+  normkit::batch_norm_forward<T>(cview(c.x, c.shape), mview(y, c.shape), c.args(true, false, false));
+  const auto [N, C, S] = c.d;
+  for (int64_t ch = 0; ch < C; ++ch) {
+    double sum = 0, sq = 0;
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t s = 0; s < S; ++s) sum += y[(n * C + ch) * S + s];
+    const double mean = sum / double(N * S);
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t s = 0; s < S; ++s) sq += (y[(n * C + ch) * S + s] - mean) * (y[(n * C + ch) * S + s] - mean);
+    EXPECT_NEAR(mean, 0.0, 1e-5);
+    // biased variance of xhat is var / (var + eps): ~1 since var ~ 0.75
+    EXPECT_NEAR(sq / double(N * S), 1.0, 1e-4);
+  }
+}
+
+TYPED_TEST(BatchNormTest, NullGradientOutputsAreSkipped) {
+  using T = TypeParam;
+  BNCase<T> c({4, 3, 5});
+  const auto args = c.args(true, true, false);
+  const Shape& s = c.shape;
+  std::vector<T> dx_all(numel(s)), dw_all(3), db_all(3);
+  normkit::batch_norm_backward<T>(cview(c.dy, s), cview(c.x, s), mview(dx_all, s), args,
+                                  dw_all, db_all);
+  auto dw = sentinel_vec<T>(3);
+  normkit::batch_norm_backward<T>(cview(c.dy, s), cview(c.x, s), normkit::TensorView<T>(nullptr, s),
+                                  args, dw);
+  expect_close(dw, dw_all, tol<T>(), "dweight alone");
+  auto dx = sentinel_vec<T>(numel(s));
+  normkit::batch_norm_backward<T>(cview(c.dy, s), cview(c.x, s), mview(dx, s), args);
+  expect_close(dx, dx_all, tol<T>(), "dx alone");
+}
+
+// ---- finite differences on the library forward (float64) --------------------------------
+void fd_check(const Shape& shape, bool training) {
+  SCOPED_TRACE(normkit::shape_str(shape) + (training ? " train" : " eval"));
+  BNCase<double> c(shape);
+  const int64_t n = numel(shape);
+  auto r = random_vec<double>(n);
+  BatchNormArgs<double> args = c.args(training, true, !training);  // training: no running update
+  auto loss = [&] {
+    std::vector<double> y(n);
+    normkit::batch_norm_forward<double>(cview(c.x, shape), mview(y, shape), args);
+    return dot(y, r);
+  };
+  std::vector<double> dx(n), dw(c.d.C), db(c.d.C);
+  normkit::batch_norm_backward<double>(cview(r, shape), cview(c.x, shape), mview(dx, shape), args,
+                                       dw, db);
+  expect_close(dx, numeric_grad(loss, c.x.data(), n), kFdTol, "dx vs finite differences");
+  expect_close(dw, numeric_grad(loss, c.w.data(), c.d.C), kFdTol, "dweight vs finite differences");
+  expect_close(db, numeric_grad(loss, c.b.data(), c.d.C), kFdTol, "dbias vs finite differences");
+}
+
+TEST(BatchNormGrad, FiniteDifferences) {
+  fd_check({3, 4, 5}, true);
+  fd_check({7, 3}, true);
+  fd_check({2, 3, 2, 3}, false);
+}
+
+// ---- strided views -----------------------------------------------------------------------
+template <class T>
+void strided_check(const Shape& shape, const Strides& strides, bool training) {
+  SCOPED_TRACE(normkit::shape_str(shape) + (training ? " train" : " eval"));
+  BNCase<T> c(shape);
+  const int64_t n = numel(shape);
+  auto rm0 = c.rm, rv0 = c.rv;
+  std::vector<T> y(n), dx(n), dw(c.d.C), db(c.d.C);
+  auto args = c.args(training);
+  normkit::batch_norm_forward<T>(cview(c.x, shape), mview(y, shape), args);
+  normkit::batch_norm_backward<T>(cview(c.dy, shape), cview(c.x, shape), mview(dx, shape), args,
+                                  dw, db);
+  const auto rm1 = c.rm, rv1 = c.rv;
+  c.rm = rm0;
+  c.rv = rv0;
+  auto xs = scatter(c.x, shape, strides), dys = scatter(c.dy, shape, strides);
+  auto ys = scatter(sentinel_vec<T>(n), shape, strides), dxs = ys;
+  std::vector<T> dw2(c.d.C), db2(c.d.C);
+  args = c.args(training);
+  normkit::batch_norm_forward<T>(cview(xs, shape, strides), mview(ys, shape, strides), args);
+  normkit::batch_norm_backward<T>(cview(dys, shape, strides), cview(xs, shape, strides),
+                                  mview(dxs, shape, strides), args, dw2, db2);
+  expect_close(gather(ys, shape, strides), y, tol<T>(), "strided y");
+  expect_close(gather(dxs, shape, strides), dx, grad_tol<T>(), "strided dx");
+  expect_close(dw2, dw, grad_tol<T>(), "strided dweight");
+  expect_close(db2, db, grad_tol<T>(), "strided dbias");
+  expect_close(c.rm, rm1, tol<T>(), "strided running_mean");
+  expect_close(c.rv, rv1, tol<T>(), "strided running_var");
+  expect_gaps_untouched(ys, shape, strides, "y");
+  expect_gaps_untouched(dxs, shape, strides, "dx");
+}
+
+TYPED_TEST(BatchNormTest, StridedViewsMatchContiguous) {
+  for (const Shape& s : std::vector<Shape>{{3, 5}, {2, 7, 3, 5}, {4, 17, 9}}) {
+    strided_check<TypeParam>(s, doubled_strides(s), true);
+    strided_check<TypeParam>(s, doubled_strides(s), false);
+  }
+  for (const Shape& s : std::vector<Shape>{{2, 7, 3, 5}, {3, 33, 4, 5}, {2, 5, 3, 2, 3}}) {
+    strided_check<TypeParam>(s, channels_last_strides(s), true);
+    strided_check<TypeParam>(s, channels_last_strides(s), false);
+  }
+}
+
+// ---- errors: message names the op and the value; nothing is written ---------------------
+struct BNErrorCase {
+  Shape shape = {4, 3, 5};
+  std::vector<double> x = random_vec<double>(60), y = sentinel_vec<double>(60),
+                      w = random_vec<double>(3), b = random_vec<double>(3),
+                      rm = sentinel_vec<double>(3), rv = sentinel_vec<double>(3),
+                      dy = random_vec<double>(60), dx = sentinel_vec<double>(60),
+                      dw = sentinel_vec<double>(3), db = sentinel_vec<double>(3);
+  BatchNormArgs<double> args;
+  BNErrorCase() {
+    args.weight = w;
+    args.bias = b;
+    args.running_mean = rm;
+    args.running_var = rv;
+    args.training = true;
+  }
+  // Runs forward then backward with the given views; both must fail and write nothing.
+  void expect_fails(const Shape& xs, const Shape& ys, const std::vector<std::string>& needles,
+                    Strides y_strides = {}, const double* xdata = nullptr, bool use_xdata = false) {
+    Snapshot snap;
+    for (auto* v : {&y, &rm, &rv, &dx, &dw, &db}) snap.add(v);
+    const double* xp = use_xdata ? xdata : x.data();
+    expect_error([&] {
+      normkit::batch_norm_forward<double>({xp, xs}, {y.data(), ys, y_strides}, args);
+    }, "batch_norm", needles);
+    expect_error([&] {
+      normkit::batch_norm_backward<double>({dy.data(), ys, y_strides}, {xp, xs},
+                                           {dx.data(), ys, y_strides}, args, dw, db);
+    }, "batch_norm", needles);
+    snap.expect_unchanged("after error");
+  }
+};
+
+TEST(BatchNormErrors, RankTooLow) {
+  BNErrorCase e;
+  e.expect_fails({60}, {60}, {"1"});
+}
+TEST(BatchNormErrors, ChannelCountMismatch) {
+  BNErrorCase e;
+  e.expect_fails({3, 4, 5}, {3, 4, 5}, {"4"});  // weight, bias and running stats have 3
+}
+TEST(BatchNormErrors, RunningStatsChannelMismatchWithoutAffine) {
+  BNErrorCase e;
+  e.args.weight = e.args.bias = {};
+  e.expect_fails({3, 4, 5}, {3, 4, 5}, {"4"});
+}
+TEST(BatchNormErrors, ParameterSizeMismatch) {
+  BNErrorCase e;
+  std::vector<double> two(2, 1.0);
+  e.args.running_var = std::span<double>(two);
+  e.expect_fails({4, 3, 5}, {4, 3, 5}, {"running_var", "2", "3"});
+  e.args.running_var = e.rv;
+  e.args.weight = std::span<const double>(two);
+  e.expect_fails({4, 3, 5}, {4, 3, 5}, {"weight", "2", "3"});
+}
+TEST(BatchNormErrors, SavedStatsSizeMismatch) {
+  BNErrorCase e;
+  std::vector<double> mean = sentinel_vec<double>(2);
+  Snapshot snap;
+  snap.add(&mean);
+  snap.add(&e.y);
+  snap.add(&e.rm);
+  expect_error([&] {
+    normkit::batch_norm_forward<double>(cview(e.x, {4, 3, 5}), mview(e.y, {4, 3, 5}), e.args, {mean, {}});
+  }, "batch_norm", {"2"});
+  snap.expect_unchanged("after error");
+}
+TEST(BatchNormErrors, TrainingWithOneValuePerChannel) {
+  BNErrorCase e;
+  e.expect_fails({1, 3}, {1, 3}, {"1"});
+  e.expect_fails({1, 3, 1, 1}, {1, 3, 1, 1}, {"1"});
+}
+TEST(BatchNormErrors, NegativeEps) {
+  BNErrorCase e;
+  e.args.eps = -0.5;
+  e.expect_fails({4, 3, 5}, {4, 3, 5}, {"-0.5"});
+}
+TEST(BatchNormErrors, MomentumOutOfRange) {
+  BNErrorCase e;
+  e.args.momentum = 1.5;
+  e.expect_fails({4, 3, 5}, {4, 3, 5}, {"1.5"});
+  e.args.momentum = -0.25;
+  e.expect_fails({4, 3, 5}, {4, 3, 5}, {"-0.25"});
+}
+TEST(BatchNormErrors, OutputShapeMismatch) {
+  BNErrorCase e;
+  e.expect_fails({4, 3, 5}, {4, 3, 4}, {"4x3x4"});
+}
+TEST(BatchNormErrors, OutputStrideMismatch) {
+  BNErrorCase e;
+  e.expect_fails({2, 3, 5}, {2, 3, 5}, {}, {30, 10, 2});
+}
+TEST(BatchNormErrors, NullInputData) {
+  BNErrorCase e;
+  e.expect_fails({4, 3, 5}, {4, 3, 5}, {}, {}, nullptr, true);
+}
+
+}  // namespace

@@ -1,0 +1,116 @@
+// test_determinism.cpp — results are bitwise identical for any thread count (DESIGN §5):
+// each op, forward outputs, saved/running statistics and gradients, with 1..4 threads on
+// shapes big enough to go parallel. Compares bits, never timings.
+#include "test_util.hpp"
+
+namespace {
+using namespace nk_test;
+
+// Runs `op` (which fills `outs`) with 1..4 threads; every run must match the 1-thread bits.
+template <class T>
+void expect_thread_invariant(const char* what, const std::function<std::vector<std::vector<T>>()>& op) {
+  const int saved = normkit::get_num_threads();
+  normkit::set_num_threads(1);
+  const auto base = op();
+  for (int t = 2; t <= 4; ++t) {
+    normkit::set_num_threads(t);
+    EXPECT_EQ(normkit::get_num_threads(), t);
+    const auto got = op();
+    ASSERT_EQ(got.size(), base.size());
+    for (size_t i = 0; i < got.size(); ++i)
+      expect_bitwise(got[i], base[i], std::string(what) + " output " + std::to_string(i) + " with " +
+                                          std::to_string(t) + " threads");
+  }
+  normkit::set_num_threads(saved);
+}
+
+TEST(Determinism, BatchNorm) {
+  for (bool channels_last : {false, true}) {
+    const Shape sh = {16, 64, 56, 56};
+    const Strides st = channels_last ? channels_last_strides(sh) : normkit::contiguous_strides(sh);
+    const auto x = random_vec<float>(numel(sh), 1.0, 2.0), dy = random_vec<float>(numel(sh));
+    const auto w = random_vec<float>(64, 1.0, 0.5), b = random_vec<float>(64);
+    expect_thread_invariant<float>(channels_last ? "batch_norm NHWC" : "batch_norm", [&] {
+      std::vector<float> y(x.size()), dx(x.size()), mean(64), rstd(64), dw(64), db(64);
+      std::vector<float> rm(64, 0.f), rv(64, 1.f);
+      normkit::BatchNormArgs<float> a;
+      a.weight = w, a.bias = b, a.running_mean = rm, a.running_var = rv, a.training = true;
+      normkit::batch_norm_forward<float>(cview(x, sh, st), mview(y, sh, st), a, {mean, rstd});
+      normkit::batch_norm_backward<float>(cview(dy, sh, st), cview(x, sh, st), mview(dx, sh, st), a, dw, db);
+      return std::vector<std::vector<float>>{y, mean, rstd, rm, rv, dx, dw, db};
+    });
+  }
+}
+
+TEST(Determinism, LayerNormAndRMSNorm) {
+  const Shape sh = {2048, 1024};
+  const auto x = random_vec<float>(numel(sh), 0.5, 2.0), dy = random_vec<float>(numel(sh));
+  const auto w = random_vec<float>(1024, 1.0, 0.5), b = random_vec<float>(1024);
+  expect_thread_invariant<float>("layer_norm", [&] {
+    std::vector<float> y(x.size()), dx(x.size()), mean(2048), rstd(2048), dw(1024), db(1024);
+    normkit::LayerNormArgs<float> a;
+    a.normalized_shape = {1024}, a.weight = w, a.bias = b;
+    normkit::layer_norm_forward<float>(cview(x, sh), mview(y, sh), a, {mean, rstd});
+    normkit::layer_norm_backward<float>(cview(dy, sh), cview(x, sh), mview(dx, sh), a, dw, db);
+    return std::vector<std::vector<float>>{y, mean, rstd, dx, dw, db};
+  });
+  expect_thread_invariant<float>("rms_norm", [&] {
+    std::vector<float> y(x.size()), dx(x.size()), rstd(2048), dw(1024);
+    normkit::RMSNormArgs<float> a;
+    a.normalized_shape = {1024}, a.weight = w;
+    normkit::rms_norm_forward<float>(cview(x, sh), mview(y, sh), a, {{}, rstd});
+    normkit::rms_norm_backward<float>(cview(dy, sh), cview(x, sh), mview(dx, sh), a, dw);
+    return std::vector<std::vector<float>>{y, rstd, dx, dw};
+  });
+}
+
+TEST(Determinism, GroupNormAndInstanceNorm) {
+  const Shape sh = {16, 64, 28, 28};
+  const auto x = random_vec<double>(numel(sh), -1.0, 2.0), dy = random_vec<double>(numel(sh));
+  const auto w = random_vec<double>(64, 1.0, 0.5), b = random_vec<double>(64);
+  expect_thread_invariant<double>("group_norm", [&] {
+    std::vector<double> y(x.size()), dx(x.size()), mean(16 * 8), rstd(16 * 8), dw(64), db(64);
+    normkit::GroupNormArgs<double> a;
+    a.num_groups = 8, a.weight = w, a.bias = b;
+    normkit::group_norm_forward<double>(cview(x, sh), mview(y, sh), a, {mean, rstd});
+    normkit::group_norm_backward<double>(cview(dy, sh), cview(x, sh), mview(dx, sh), a, dw, db);
+    return std::vector<std::vector<double>>{y, mean, rstd, dx, dw, db};
+  });
+  expect_thread_invariant<double>("instance_norm", [&] {
+    std::vector<double> y(x.size()), dx(x.size()), dw(64), db(64), rm(64, 0.0), rv(64, 1.0);
+    normkit::InstanceNormArgs<double> a;
+    a.weight = w, a.bias = b, a.running_mean = rm, a.running_var = rv;
+    normkit::instance_norm_forward<double>(cview(x, sh), mview(y, sh), a);
+    normkit::instance_norm_backward<double>(cview(dy, sh), cview(x, sh), mview(dx, sh), a, dw, db);
+    return std::vector<std::vector<double>>{y, rm, rv, dx, dw, db};
+  });
+}
+
+TEST(Determinism, WeightNormAndNormalize) {
+  const Shape sh = {1024, 1024};
+  const auto v = random_vec<float>(numel(sh), 0.0, 1.0), dw = random_vec<float>(numel(sh));
+  const auto g = random_vec<float>(1024, 1.0, 0.5);
+  for (std::optional<int64_t> dim : {std::optional<int64_t>(0), std::optional<int64_t>(1), std::optional<int64_t>()}) {
+    const int64_t K = dim ? 1024 : 1;
+    const std::vector<float> gk(g.begin(), g.begin() + K);
+    expect_thread_invariant<float>("weight_norm", [&] {
+      std::vector<float> w(v.size()), dv(v.size()), norms(K), dg(K);
+      normkit::weight_norm_forward<float>(cview(v, sh), gk, mview(w, sh), {dim}, norms);
+      normkit::weight_norm_backward<float>(cview(dw, sh), cview(v, sh), gk, mview(dv, sh), dg, {dim});
+      return std::vector<std::vector<float>>{w, norms, dv, dg};
+    });
+  }
+  const Shape sh4 = {8, 32, 64, 64};
+  const auto x = random_vec<float>(numel(sh4), 1.0, 1.0), dy = random_vec<float>(numel(sh4));
+  const auto wa = random_vec<float>(8 * 64);
+  expect_thread_invariant<float>("normalize", [&] {
+    std::vector<float> y(x.size()), dx(x.size()), dwa(wa.size());
+    normkit::NormalizeArgs<float> a;
+    a.reduce_axes = {1, 3}, a.affine_axes = {0, 2}, a.weight = wa;
+    normkit::normalize_forward<float>(cview(x, sh4), mview(y, sh4), a);
+    normkit::normalize_backward<float>(cview(dy, sh4), cview(x, sh4), mview(dx, sh4), a, dwa);
+    return std::vector<std::vector<float>>{y, dx, dwa};
+  });
+}
+
+}  // namespace

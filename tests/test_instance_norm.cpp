@@ -1,0 +1,233 @@
+// test_instance_norm.cpp — instance_norm_forward/backward against the oracle on odd sizes,
+// with and without affine and running statistics (use_input_stats on/off), finite
+// differences, strided and channels-last views, and argument errors (nothing written).
+#include "test_util.hpp"
+
+namespace {
+using namespace nk_test;
+using normkit::InstanceNormArgs;
+
+const std::vector<Shape> kShapes = {{1, 1, 3},   {3, 5, 7},    {2, 3, 17},   {1, 33, 5, 3},
+                                    {2, 7, 3, 5}, {2, 67, 9, 11}, {2, 3, 3, 5, 7}, {5, 1, 33}};
+
+template <class T>
+struct INCase {
+  Shape shape;
+  NCS d;
+  std::vector<T> x, w, b, rm, rv, dy;
+  explicit INCase(Shape s) : shape(std::move(s)), d(ncs(shape)) {
+    x = random_vec<T>(numel(shape), -1.0, 2.0);
+    w = random_vec<T>(d.C, 1.0, 0.5);
+    b = random_vec<T>(d.C);
+    rm = random_vec<T>(d.C);
+    rv = random_vec<T>(d.C, 1.5, 0.5);
+    dy = random_vec<T>(numel(shape));
+  }
+  InstanceNormArgs<T> args(bool use_input_stats, bool affine, bool running) {
+    InstanceNormArgs<T> a;
+    a.weight = cspan(w, affine);
+    a.bias = cspan(b, affine);
+    a.running_mean = mspan(rm, running);
+    a.running_var = mspan(rv, running);
+    a.use_input_stats = use_input_stats;
+    a.momentum = 0.2;
+    return a;
+  }
+};
+
+template <class T>
+class InstanceNormTest : public ::testing::Test {};
+TYPED_TEST_SUITE(InstanceNormTest, FloatTypes);
+
+template <class T>
+void check_against_reference(const Shape& shape, bool use_input_stats, bool affine, bool running) {
+  SCOPED_TRACE("shape " + normkit::shape_str(shape) + (use_input_stats ? " input-stats" : " running-stats") +
+               (affine ? " affine" : "") + (running ? " running" : ""));
+  INCase<T> c(shape);
+  const auto [N, C, S] = c.d;
+  const int64_t n = numel(shape);
+  const T* w = affine ? c.w.data() : nullptr;
+  auto rm_ref = c.rm, rv_ref = c.rv;
+  std::vector<T> y_ref(n), mean_ref(N * C), rstd_ref(N * C);
+  normkit::reference::instance_norm_forward(c.x.data(), y_ref.data(), N, C, S, w,
+                                            affine ? c.b.data() : nullptr,
+                                            running ? rm_ref.data() : nullptr,
+                                            running ? rv_ref.data() : nullptr, use_input_stats,
+                                            0.2, 1e-5, mean_ref.data(), rstd_ref.data());
+  auto y = sentinel_vec<T>(n), mean = sentinel_vec<T>(N * C), rstd = sentinel_vec<T>(N * C);
+  const auto args = c.args(use_input_stats, affine, running);
+  normkit::instance_norm_forward<T>(cview(c.x, shape), mview(y, shape), args, {mean, rstd});
+  expect_close(y, y_ref, tol<T>(), "y");
+  if (use_input_stats) {
+    expect_close(mean, mean_ref, tol<T>(), "saved mean");
+    expect_close(rstd, rstd_ref, tol<T>(), "saved rstd");
+  }
+  expect_close(c.rm, rm_ref, tol<T>(), "running_mean");
+  expect_close(c.rv, rv_ref, tol<T>(), "running_var");
+
+  std::vector<T> dx_ref(n), dw_ref(C), db_ref(C);
+  normkit::reference::instance_norm_backward(c.dy.data(), c.x.data(), dx_ref.data(), N, C, S, w,
+                                             running ? c.rm.data() : nullptr,
+                                             running ? c.rv.data() : nullptr, use_input_stats,
+                                             1e-5, dw_ref.data(), db_ref.data());
+  auto dx = sentinel_vec<T>(n), dw = sentinel_vec<T>(C), db = sentinel_vec<T>(C);
+  Snapshot running_stats;
+  running_stats.add(&c.rm);
+  running_stats.add(&c.rv);
+  normkit::instance_norm_backward<T>(cview(c.dy, shape), cview(c.x, shape), mview(dx, shape), args,
+                                     mspan(dw, affine), mspan(db, affine));
+  expect_close(dx, dx_ref, grad_tol<T>(), "dx");
+  if (affine) {
+    expect_close(dw, dw_ref, grad_tol<T>(), "dweight");
+    expect_close(db, db_ref, grad_tol<T>(), "dbias");
+  }
+  running_stats.expect_unchanged("backward");
+}
+
+TYPED_TEST(InstanceNormTest, InputStatsMatchReference) {
+  for (const auto& s : kShapes) check_against_reference<TypeParam>(s, true, true, true);
+  check_against_reference<TypeParam>({3, 5, 7}, true, false, false);
+  check_against_reference<TypeParam>({3, 5, 7}, true, true, false);
+}
+
+TYPED_TEST(InstanceNormTest, RunningStatsMatchReference) {
+  for (const auto& s : kShapes) check_against_reference<TypeParam>(s, false, true, true);
+  check_against_reference<TypeParam>({3, 5, 7}, false, false, true);
+}
+
+TYPED_TEST(InstanceNormTest, OutputHasZeroMeanUnitVariancePerInstance) {
+  using T = TypeParam;
+  INCase<T> c({3, 4, 9, 5});
+  std::vector<T> y(numel(c.shape));
+  normkit::instance_norm_forward<T>(cview(c.x, c.shape), mview(y, c.shape), c.args(true, false, false));
+  const int64_t S = c.d.S;
+  for (int64_t nc = 0; nc < 12; ++nc) {
+    double sum = 0, sq = 0;
+    for (int64_t s = 0; s < S; ++s) sum += y[nc * S + s];
+    for (int64_t s = 0; s < S; ++s) sq += (y[nc * S + s] - sum / S) * (y[nc * S + s] - sum / S);
+    EXPECT_NEAR(sum / S, 0.0, 1e-5);
+    EXPECT_NEAR(sq / S, 1.0, 1e-4);
+  }
+}
+
+void fd_check(const Shape& shape, bool use_input_stats) {
+  SCOPED_TRACE(normkit::shape_str(shape));
+  INCase<double> c(shape);
+  const int64_t n = numel(shape);
+  auto r = random_vec<double>(n);
+  const auto args = c.args(use_input_stats, true, !use_input_stats);
+  auto loss = [&] {
+    std::vector<double> y(n);
+    normkit::instance_norm_forward<double>(cview(c.x, shape), mview(y, shape), args);
+    return dot(y, r);
+  };
+  std::vector<double> dx(n), dw(c.d.C), db(c.d.C);
+  normkit::instance_norm_backward<double>(cview(r, shape), cview(c.x, shape), mview(dx, shape),
+                                          args, dw, db);
+  expect_close(dx, numeric_grad(loss, c.x.data(), n), kFdTol, "dx vs finite differences");
+  expect_close(dw, numeric_grad(loss, c.w.data(), c.d.C), kFdTol, "dweight vs finite differences");
+  expect_close(db, numeric_grad(loss, c.b.data(), c.d.C), kFdTol, "dbias vs finite differences");
+}
+
+TEST(InstanceNormGrad, FiniteDifferences) {
+  fd_check({2, 3, 5}, true);
+  fd_check({2, 3, 2, 3}, true);
+  fd_check({2, 3, 4}, false);
+}
+
+template <class T>
+void strided_check(const Shape& shape, const Strides& strides) {
+  SCOPED_TRACE(normkit::shape_str(shape));
+  INCase<T> c(shape);
+  const int64_t n = numel(shape);
+  const auto rm0 = c.rm, rv0 = c.rv;
+  std::vector<T> y(n), dx(n), dw(c.d.C), db(c.d.C);
+  normkit::instance_norm_forward<T>(cview(c.x, shape), mview(y, shape), c.args(true, true, true));
+  normkit::instance_norm_backward<T>(cview(c.dy, shape), cview(c.x, shape), mview(dx, shape),
+                                     c.args(true, true, true), dw, db);
+  const auto rm1 = c.rm, rv1 = c.rv;
+  c.rm = rm0;
+  c.rv = rv0;
+  auto xs = scatter(c.x, shape, strides), dys = scatter(c.dy, shape, strides);
+  auto ys = scatter(sentinel_vec<T>(n), shape, strides), dxs = ys;
+  std::vector<T> dw2(c.d.C), db2(c.d.C);
+  normkit::instance_norm_forward<T>(cview(xs, shape, strides), mview(ys, shape, strides), c.args(true, true, true));
+  normkit::instance_norm_backward<T>(cview(dys, shape, strides), cview(xs, shape, strides),
+                                     mview(dxs, shape, strides), c.args(true, true, true), dw2, db2);
+  expect_close(gather(ys, shape, strides), y, tol<T>(), "strided y");
+  expect_close(gather(dxs, shape, strides), dx, grad_tol<T>(), "strided dx");
+  expect_close(dw2, dw, grad_tol<T>(), "strided dweight");
+  expect_close(db2, db, grad_tol<T>(), "strided dbias");
+  expect_close(c.rm, rm1, tol<T>(), "strided running_mean");
+  expect_close(c.rv, rv1, tol<T>(), "strided running_var");
+  expect_gaps_untouched(ys, shape, strides, "y");
+  expect_gaps_untouched(dxs, shape, strides, "dx");
+}
+
+TYPED_TEST(InstanceNormTest, StridedViewsMatchContiguous) {
+  for (const Shape& s : std::vector<Shape>{{2, 3, 5}, {2, 7, 3, 5}}) strided_check<TypeParam>(s, doubled_strides(s));
+  for (const Shape& s : std::vector<Shape>{{2, 7, 3, 5}, {3, 33, 4, 5}, {2, 5, 3, 2, 3}})
+    strided_check<TypeParam>(s, channels_last_strides(s));
+}
+
+// ---- errors --------------------------------------------------------------------------------
+struct INErrorCase {
+  std::vector<double> x = random_vec<double>(60), y = sentinel_vec<double>(60),
+                      w = random_vec<double>(3), b = random_vec<double>(3),
+                      rm = sentinel_vec<double>(3), rv = sentinel_vec<double>(3),
+                      dy = random_vec<double>(60), dx = sentinel_vec<double>(60),
+                      dw = sentinel_vec<double>(3), db = sentinel_vec<double>(3);
+  InstanceNormArgs<double> args;
+  INErrorCase() {
+    args.weight = w;
+    args.bias = b;
+    args.running_mean = rm;
+    args.running_var = rv;
+  }
+  void expect_fails(const Shape& xs, const Shape& ys, const std::vector<std::string>& needles,
+                    Strides y_strides = {}, bool null_x = false) {
+    Snapshot snap;
+    for (auto* v : {&y, &rm, &rv, &dx, &dw, &db}) snap.add(v);
+    const double* xp = null_x ? nullptr : x.data();
+    expect_error([&] {
+      normkit::instance_norm_forward<double>({xp, xs}, {y.data(), ys, y_strides}, args);
+    }, "instance_norm", needles);
+    expect_error([&] {
+      normkit::instance_norm_backward<double>({dy.data(), ys, y_strides}, {xp, xs},
+                                              {dx.data(), ys, y_strides}, args, dw, db);
+    }, "instance_norm", needles);
+    snap.expect_unchanged("after error");
+  }
+};
+
+TEST(InstanceNormErrors, RankTooLow) {
+  INErrorCase e;
+  e.expect_fails({60}, {60}, {"60"});
+}
+TEST(InstanceNormErrors, ChannelCountMismatch) {
+  INErrorCase e;
+  e.expect_fails({3, 4, 5}, {3, 4, 5}, {"4"});
+  e.args.weight = e.args.bias = {};  // the running statistics alone
+  e.expect_fails({3, 4, 5}, {3, 4, 5}, {"4"});
+}
+TEST(InstanceNormErrors, NegativeEps) {
+  INErrorCase e;
+  e.args.eps = -1e-3;
+  e.expect_fails({4, 3, 5}, {4, 3, 5}, {"-0.001"});
+}
+TEST(InstanceNormErrors, MomentumOutOfRange) {
+  INErrorCase e;
+  e.args.momentum = 2.5;
+  e.expect_fails({4, 3, 5}, {4, 3, 5}, {"2.5"});
+}
+TEST(InstanceNormErrors, OutputShapeAndStrideMismatch) {
+  INErrorCase e;
+  e.expect_fails({4, 3, 5}, {4, 3, 4}, {"4x3x4"});
+  e.expect_fails({2, 3, 5}, {2, 3, 5}, {}, {30, 10, 2});
+}
+TEST(InstanceNormErrors, NullInputData) {
+  INErrorCase e;
+  e.expect_fails({4, 3, 5}, {4, 3, 5}, {}, {}, true);
+}
+
+}  // namespace

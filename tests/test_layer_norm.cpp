@@ -1,0 +1,200 @@
+// test_layer_norm.cpp — layer_norm_forward/backward against the oracle for row lengths that
+// hit vector tails (1, 3, 5, 7, 17, 33, 1000+), multi-dim normalized_shape, weight and bias
+// each optional, finite differences, strided views, and the argument errors.
+#include "test_util.hpp"
+
+namespace {
+using namespace nk_test;
+using normkit::LayerNormArgs;
+
+struct LNShape {
+  Shape shape, normalized;
+};
+const std::vector<LNShape> kShapes = {
+    {{4, 1}, {1}},       {{3, 3}, {3}},          {{5, 5}, {5}},       {{2, 7}, {7}},
+    {{3, 17}, {17}},     {{1, 33}, {33}},        {{2, 3, 1031}, {1031}}, {{7, 5, 3}, {5, 3}},
+    {{2, 67, 9, 11}, {67, 9, 11}}, {{2, 67, 9, 11}, {9, 11}}, {{33}, {33}}};
+
+template <class T>
+struct LNCase {
+  Shape shape, normalized;
+  int64_t M, D;
+  std::vector<T> x, w, b, dy;
+  LNCase(Shape s, Shape ns) : shape(std::move(s)), normalized(std::move(ns)) {
+    D = numel(normalized);
+    M = numel(shape) / D;
+    x = random_vec<T>(numel(shape), 3.0, 1.0);
+    w = random_vec<T>(D, 1.0, 0.5);
+    b = random_vec<T>(D);
+    dy = random_vec<T>(numel(shape));
+  }
+  LayerNormArgs<T> args(bool weight = true, bool bias = true) {
+    LayerNormArgs<T> a;
+    a.normalized_shape = normalized;
+    a.weight = cspan(w, weight);
+    a.bias = cspan(b, bias);
+    return a;
+  }
+};
+
+template <class T>
+class LayerNormTest : public ::testing::Test {};
+TYPED_TEST_SUITE(LayerNormTest, FloatTypes);
+
+template <class T>
+void check_against_reference(const LNShape& s, bool weight, bool bias) {
+  SCOPED_TRACE("shape " + normkit::shape_str(s.shape) + " over " + normkit::shape_str(s.normalized) +
+               (weight ? " w" : "") + (bias ? " b" : ""));
+  LNCase<T> c(s.shape, s.normalized);
+  const int64_t n = numel(s.shape), M = c.M, D = c.D;
+  const T* w = weight ? c.w.data() : nullptr;
+  std::vector<T> y_ref(n), mean_ref(M), rstd_ref(M);
+  normkit::reference::layer_norm_forward(c.x.data(), y_ref.data(), M, D, w, bias ? c.b.data() : nullptr,
+                                         1e-5, mean_ref.data(), rstd_ref.data());
+  auto y = sentinel_vec<T>(n), mean = sentinel_vec<T>(M), rstd = sentinel_vec<T>(M);
+  normkit::layer_norm_forward<T>(cview(c.x, s.shape), mview(y, s.shape), c.args(weight, bias),
+                                 {mean, rstd});
+  expect_close(y, y_ref, tol<T>(), "y");
+  expect_close(mean, mean_ref, tol<T>(), "saved mean");
+  expect_close(rstd, rstd_ref, tol<T>(), "saved rstd");
+
+  std::vector<T> dx_ref(n), dw_ref(D), db_ref(D);
+  normkit::reference::layer_norm_backward(c.dy.data(), c.x.data(), dx_ref.data(), M, D, w, 1e-5,
+                                          dw_ref.data(), db_ref.data());
+  auto dx = sentinel_vec<T>(n), dw = sentinel_vec<T>(D), db = sentinel_vec<T>(D);
+  normkit::layer_norm_backward<T>(cview(c.dy, s.shape), cview(c.x, s.shape), mview(dx, s.shape),
+                                  c.args(weight, bias), mspan(dw, weight),
+                                  mspan(db, bias));
+  expect_close(dx, dx_ref, grad_tol<T>(), "dx");
+  if (weight) expect_close(dw, dw_ref, grad_tol<T>(), "dweight");
+  if (bias) expect_close(db, db_ref, grad_tol<T>(), "dbias");
+}
+
+TYPED_TEST(LayerNormTest, MatchesReference) {
+  for (const auto& s : kShapes) check_against_reference<TypeParam>(s, true, true);
+  check_against_reference<TypeParam>({{3, 17}, {17}}, false, false);
+  check_against_reference<TypeParam>({{3, 17}, {17}}, true, false);
+  check_against_reference<TypeParam>({{3, 17}, {17}}, false, true);
+}
+
+TYPED_TEST(LayerNormTest, OutputHasZeroMeanUnitVariancePerRow) {
+  using T = TypeParam;
+  LNCase<T> c({6, 257}, {257});
+  std::vector<T> y(numel(c.shape));
+  normkit::layer_norm_forward<T>(cview(c.x, c.shape), mview(y, c.shape), c.args(false, false));
+  for (int64_t m = 0; m < 6; ++m) {
+    double sum = 0, sq = 0;
+    for (int64_t d = 0; d < 257; ++d) sum += y[m * 257 + d];
+    for (int64_t d = 0; d < 257; ++d) sq += (y[m * 257 + d] - sum / 257) * (y[m * 257 + d] - sum / 257);
+    EXPECT_NEAR(sum / 257, 0.0, 1e-5);
+    EXPECT_NEAR(sq / 257, 1.0, 2e-4);  // var(x) ~ 1/3: xhat variance is var / (var + eps)
+  }
+}
+
+TEST(LayerNormGrad, FiniteDifferences) {
+  for (const auto& s : std::vector<LNShape>{{{3, 7}, {7}}, {{2, 3, 4}, {3, 4}}}) {
+    SCOPED_TRACE(normkit::shape_str(s.shape));
+    LNCase<double> c(s.shape, s.normalized);
+    const int64_t n = numel(s.shape);
+    auto r = random_vec<double>(n);
+    auto loss = [&] {
+      std::vector<double> y(n);
+      normkit::layer_norm_forward<double>(cview(c.x, s.shape), mview(y, s.shape), c.args());
+      return dot(y, r);
+    };
+    std::vector<double> dx(n), dw(c.D), db(c.D);
+    normkit::layer_norm_backward<double>(cview(r, s.shape), cview(c.x, s.shape), mview(dx, s.shape),
+                                         c.args(), dw, db);
+    expect_close(dx, numeric_grad(loss, c.x.data(), n), kFdTol, "dx vs finite differences");
+    expect_close(dw, numeric_grad(loss, c.w.data(), c.D), kFdTol, "dweight vs finite differences");
+    expect_close(db, numeric_grad(loss, c.b.data(), c.D), kFdTol, "dbias vs finite differences");
+  }
+}
+
+template <class T>
+void strided_check(const LNShape& s, const Strides& strides) {
+  SCOPED_TRACE(normkit::shape_str(s.shape));
+  LNCase<T> c(s.shape, s.normalized);
+  const int64_t n = numel(s.shape);
+  std::vector<T> y(n), dx(n), dw(c.D), db(c.D), dw2(c.D), db2(c.D);
+  normkit::layer_norm_forward<T>(cview(c.x, s.shape), mview(y, s.shape), c.args());
+  normkit::layer_norm_backward<T>(cview(c.dy, s.shape), cview(c.x, s.shape), mview(dx, s.shape),
+                                  c.args(), dw, db);
+  auto xs = scatter(c.x, s.shape, strides), dys = scatter(c.dy, s.shape, strides);
+  auto ys = scatter(sentinel_vec<T>(n), s.shape, strides), dxs = ys;
+  normkit::layer_norm_forward<T>(cview(xs, s.shape, strides), mview(ys, s.shape, strides), c.args());
+  normkit::layer_norm_backward<T>(cview(dys, s.shape, strides), cview(xs, s.shape, strides),
+                                  mview(dxs, s.shape, strides), c.args(), dw2, db2);
+  expect_close(gather(ys, s.shape, strides), y, tol<T>(), "strided y");
+  expect_close(gather(dxs, s.shape, strides), dx, grad_tol<T>(), "strided dx");
+  expect_close(dw2, dw, grad_tol<T>(), "strided dweight");
+  expect_close(db2, db, grad_tol<T>(), "strided dbias");
+  expect_gaps_untouched(ys, s.shape, strides, "y");
+  expect_gaps_untouched(dxs, s.shape, strides, "dx");
+}
+
+TYPED_TEST(LayerNormTest, StridedViewsMatchContiguous) {
+  strided_check<TypeParam>({{5, 17}, {17}}, doubled_strides({5, 17}));
+  strided_check<TypeParam>({{5, 17}, {17}}, {1, 5});  // transposed storage
+  strided_check<TypeParam>({{2, 7, 3, 5}, {7, 3, 5}}, channels_last_strides({2, 7, 3, 5}));
+  strided_check<TypeParam>({{2, 7, 3, 5}, {3, 5}}, channels_last_strides({2, 7, 3, 5}));
+}
+
+// ---- errors --------------------------------------------------------------------------------
+struct LNErrorCase {
+  std::vector<double> x = random_vec<double>(60), y = sentinel_vec<double>(60),
+                      w = random_vec<double>(20), b = random_vec<double>(20),
+                      dy = random_vec<double>(60), dx = sentinel_vec<double>(60),
+                      dw = sentinel_vec<double>(20), db = sentinel_vec<double>(20);
+  LayerNormArgs<double> args;
+  LNErrorCase() {
+    args.normalized_shape = {4, 5};
+    args.weight = w;
+    args.bias = b;
+  }
+  void expect_fails(const Shape& xs, const Shape& ys, const std::vector<std::string>& needles,
+                    Strides y_strides = {}, bool null_x = false) {
+    Snapshot snap;
+    for (auto* v : {&y, &dx, &dw, &db}) snap.add(v);
+    const double* xp = null_x ? nullptr : x.data();
+    expect_error([&] {
+      normkit::layer_norm_forward<double>({xp, xs}, {y.data(), ys, y_strides}, args);
+    }, "layer_norm", needles);
+    expect_error([&] {
+      normkit::layer_norm_backward<double>({dy.data(), ys, y_strides}, {xp, xs},
+                                           {dx.data(), ys, y_strides}, args, dw, db);
+    }, "layer_norm", needles);
+    snap.expect_unchanged("after error");
+  }
+};
+
+TEST(LayerNormErrors, NormalizedShapeNotMatchingTrailingDims) {
+  LNErrorCase e;
+  e.expect_fails({3, 5, 4}, {3, 5, 4}, {"4x5", "3x5x4"});
+}
+TEST(LayerNormErrors, NormalizedShapeLongerThanInput) {
+  LNErrorCase e;
+  e.args.normalized_shape = {3, 4, 5};
+  e.expect_fails({20}, {20}, {"3x4x5"});
+}
+TEST(LayerNormErrors, EmptyNormalizedShape) {
+  LNErrorCase e;
+  e.args.normalized_shape = {};
+  e.expect_fails({3, 4, 5}, {3, 4, 5}, {});
+}
+TEST(LayerNormErrors, NegativeEps) {
+  LNErrorCase e;
+  e.args.eps = -1.0;
+  e.expect_fails({3, 4, 5}, {3, 4, 5}, {"-1"});
+}
+TEST(LayerNormErrors, OutputShapeAndStrideMismatch) {
+  LNErrorCase e;
+  e.expect_fails({3, 4, 5}, {3, 5, 4}, {"3x5x4"});
+  e.expect_fails({3, 4, 5}, {3, 4, 5}, {}, {1, 3, 12});
+}
+TEST(LayerNormErrors, NullInputData) {
+  LNErrorCase e;
+  e.expect_fails({3, 4, 5}, {3, 4, 5}, {}, {}, true);
+}
+
+}  // namespace

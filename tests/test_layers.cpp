@@ -1,0 +1,315 @@
+// test_layers.cpp — the torch.nn-like layers: constructor defaults as PyTorch, train/eval,
+// running statistics (momentum and the cumulative average), num_batches_tracked, backward
+// ACCUMULATING into the gradients, zero_grad, and WeightNorm reproducing its start weight.
+#include <limits>
+
+#include "test_util.hpp"
+
+namespace {
+using namespace nk_test;
+
+template <class T>
+bool all_equal(const std::vector<T>& v, T value) {
+  return std::all_of(v.begin(), v.end(), [&](T e) { return e == value; });
+}
+
+TEST(Layers, DefaultsMatchPyTorch) {
+  normkit::BatchNorm<float> bn(7);
+  EXPECT_EQ(bn.options.eps, 1e-5);
+  ASSERT_TRUE(bn.options.momentum.has_value());
+  EXPECT_EQ(*bn.options.momentum, 0.1);
+  EXPECT_TRUE(bn.options.affine);
+  EXPECT_TRUE(bn.options.track_running_stats);
+  EXPECT_TRUE(bn.training());
+  EXPECT_EQ(bn.num_batches_tracked, 0);
+  EXPECT_EQ(bn.weight.size(), 7u);
+  EXPECT_TRUE(all_equal(bn.weight, 1.0f));
+  EXPECT_TRUE(all_equal(bn.bias, 0.0f));
+  EXPECT_TRUE(all_equal(bn.running_mean, 0.0f));
+  EXPECT_TRUE(all_equal(bn.running_var, 1.0f));
+  EXPECT_EQ(bn.running_mean.size(), 7u);
+
+  normkit::InstanceNorm<float> in(5);
+  EXPECT_EQ(in.options.eps, 1e-5);
+  EXPECT_FALSE(in.options.affine);
+  EXPECT_FALSE(in.options.track_running_stats);
+  EXPECT_TRUE(in.weight.empty());
+  EXPECT_TRUE(in.running_mean.empty());
+
+  normkit::GroupNorm<float> gn(2, 6);
+  EXPECT_EQ(gn.options.eps, 1e-5);
+  EXPECT_TRUE(gn.options.affine);
+  EXPECT_EQ(gn.weight.size(), 6u);
+  EXPECT_TRUE(all_equal(gn.weight, 1.0f));
+  EXPECT_TRUE(all_equal(gn.bias, 0.0f));
+
+  normkit::LayerNorm<float> ln({3, 4});
+  EXPECT_EQ(ln.options.eps, 1e-5);
+  EXPECT_TRUE(ln.options.elementwise_affine);
+  EXPECT_TRUE(ln.options.bias);
+  EXPECT_EQ(ln.weight.size(), 12u);
+  EXPECT_TRUE(all_equal(ln.weight, 1.0f));
+  EXPECT_EQ(ln.bias.size(), 12u);
+  normkit::LayerNorm<float> ln_nobias({4}, {.bias = false});
+  EXPECT_EQ(ln_nobias.weight.size(), 4u);
+  EXPECT_TRUE(ln_nobias.bias.empty());
+  normkit::LayerNorm<float> ln_plain({4}, {.elementwise_affine = false});
+  EXPECT_TRUE(ln_plain.weight.empty());
+  EXPECT_TRUE(ln_plain.bias.empty());
+
+  normkit::RMSNorm<float> rms({8});
+  EXPECT_FALSE(rms.options.eps.has_value());
+  EXPECT_TRUE(rms.options.elementwise_affine);
+  EXPECT_FALSE(rms.options.unit_offset);
+  EXPECT_TRUE(all_equal(rms.weight, 1.0f));
+  normkit::RMSNorm<float> gemma({8}, {.unit_offset = true});
+  EXPECT_TRUE(all_equal(gemma.weight, 0.0f));  // (1 + 0): starts as the identity scale
+
+  EXPECT_EQ(normkit::WeightNorm<float>::Options{}.dim, std::optional<int64_t>(0));
+}
+
+template <class T>
+class LayersTest : public ::testing::Test {};
+TYPED_TEST_SUITE(LayersTest, FloatTypes);
+
+TYPED_TEST(LayersTest, BatchNormTrainUpdatesRunningStatsAndEvalUsesThem) {
+  using T = TypeParam;
+  const Shape sh = {4, 3, 5};
+  normkit::BatchNorm<T> bn(3);
+  bn.weight = random_vec<T>(3, 1.0, 0.5);
+  bn.bias = random_vec<T>(3);
+  auto x = random_vec<T>(60, 1.0, 2.0);
+  std::vector<T> rm(3, T(0)), rv(3, T(1)), y_ref(60), y(60);
+  normkit::reference::batch_norm_forward(x.data(), y_ref.data(), 4, 3, 5, bn.weight.data(), bn.bias.data(),
+                                         rm.data(), rv.data(), true, 0.1, 1e-5);
+  bn.forward(cview(x, sh), mview(y, sh));
+  expect_close(y, y_ref, tol<T>(), "train y");
+  expect_close(bn.running_mean, rm, tol<T>(), "running_mean");
+  expect_close(bn.running_var, rv, tol<T>(), "running_var");
+  EXPECT_EQ(bn.num_batches_tracked, 1);
+  bn.forward(cview(x, sh), mview(y, sh));
+  EXPECT_EQ(bn.num_batches_tracked, 2);
+
+  bn.eval();
+  EXPECT_FALSE(bn.training());
+  auto rm2 = bn.running_mean, rv2 = bn.running_var;
+  normkit::reference::batch_norm_forward(x.data(), y_ref.data(), 4, 3, 5, bn.weight.data(), bn.bias.data(),
+                                         rm2.data(), rv2.data(), false, 0.1, 1e-5);
+  bn.forward(cview(x, sh), mview(y, sh));
+  expect_close(y, y_ref, tol<T>(), "eval y");
+  expect_bitwise(bn.running_mean, rm2, "eval leaves running_mean");
+  expect_bitwise(bn.running_var, rv2, "eval leaves running_var");
+  EXPECT_EQ(bn.num_batches_tracked, 2);
+
+  // eval backward: the statistics are constants, dx = dy * w * rstd_running
+  auto dy = random_vec<T>(60);
+  std::vector<T> dx(60), dx_ref(60), dw_ref(3), db_ref(3);
+  normkit::reference::batch_norm_backward(dy.data(), x.data(), dx_ref.data(), 4, 3, 5, bn.weight.data(),
+                                          rm2.data(), rv2.data(), false, 1e-5, dw_ref.data(), db_ref.data());
+  bn.backward(cview(dy, sh), cview(x, sh), mview(dx, sh));
+  expect_close(dx, dx_ref, grad_tol<T>(), "eval dx");
+  expect_close(bn.weight_grad, dw_ref, grad_tol<T>(), "eval weight_grad");
+  expect_close(bn.bias_grad, db_ref, grad_tol<T>(), "eval bias_grad");
+}
+
+TYPED_TEST(LayersTest, BatchNormMomentumUnsetIsCumulativeAverage) {
+  using T = TypeParam;
+  const Shape sh = {3, 2, 7};
+  normkit::BatchNorm<T> bn(2, {.momentum = std::nullopt});
+  std::vector<double> sum_mean(2, 0.0), sum_var(2, 0.0);
+  std::vector<T> y(42);
+  for (int step = 1; step <= 4; ++step) {
+    auto x = random_vec<T>(42, double(step), 1.0 + step);
+    for (int64_t c = 0; c < 2; ++c) {
+      double m = 0, v = 0;
+      for (int64_t n = 0; n < 3; ++n)
+        for (int64_t s = 0; s < 7; ++s) m += x[(n * 2 + c) * 7 + s] / 21.0;
+      for (int64_t n = 0; n < 3; ++n)
+        for (int64_t s = 0; s < 7; ++s) v += std::pow(x[(n * 2 + c) * 7 + s] - m, 2) / 20.0;  // unbiased
+      sum_mean[c] += m;
+      sum_var[c] += v;
+    }
+    bn.forward(cview(x, sh), mview(y, sh));
+    EXPECT_EQ(bn.num_batches_tracked, step);
+    std::vector<double> avg_mean(2), avg_var(2);
+    for (int c = 0; c < 2; ++c) avg_mean[c] = sum_mean[c] / step, avg_var[c] = sum_var[c] / step;
+    expect_close(bn.running_mean, avg_mean, 10 * tol<T>(), "running_mean step " + std::to_string(step));
+    expect_close(bn.running_var, avg_var, 10 * tol<T>(), "running_var step " + std::to_string(step));
+  }
+}
+
+TYPED_TEST(LayersTest, BatchNormWithoutTrackingUsesBatchStatsInEval) {
+  using T = TypeParam;
+  const Shape sh = {4, 3, 5};
+  normkit::BatchNorm<T> bn(3, {.track_running_stats = false});
+  EXPECT_TRUE(bn.running_mean.empty());
+  bn.eval();
+  auto x = random_vec<T>(60, 1.0, 2.0);
+  std::vector<T> y(60), y_ref(60);
+  normkit::reference::batch_norm_forward(x.data(), y_ref.data(), 4, 3, 5, bn.weight.data(), bn.bias.data(),
+                                         static_cast<T*>(nullptr), static_cast<T*>(nullptr), false, 0.1, 1e-5);
+  bn.forward(cview(x, sh), mview(y, sh));
+  expect_close(y, y_ref, tol<T>(), "eval y with batch statistics");
+  EXPECT_EQ(bn.num_batches_tracked, 0);
+}
+
+TYPED_TEST(LayersTest, BackwardAccumulatesAndLeavesRunningStats) {
+  using T = TypeParam;
+  const Shape sh = {4, 3, 5};
+  normkit::BatchNorm<T> bn(3);
+  bn.weight = random_vec<T>(3, 1.0, 0.5);
+  auto x = random_vec<T>(60, 1.0, 2.0), dy = random_vec<T>(60);
+  std::vector<T> y(60), dx(60), dx_ref(60), dw_ref(3), db_ref(3);
+  bn.forward(cview(x, sh), mview(y, sh));
+  const auto rm = bn.running_mean, rv = bn.running_var;
+  normkit::reference::batch_norm_backward(dy.data(), x.data(), dx_ref.data(), 4, 3, 5, bn.weight.data(),
+                                          rm.data(), rv.data(), true, 1e-5, dw_ref.data(), db_ref.data());
+  bn.backward(cview(dy, sh), cview(x, sh), mview(dx, sh));
+  expect_close(dx, dx_ref, grad_tol<T>(), "dx");
+  expect_close(bn.weight_grad, dw_ref, grad_tol<T>(), "weight_grad after one backward");
+  expect_close(bn.bias_grad, db_ref, grad_tol<T>(), "bias_grad after one backward");
+  bn.backward(cview(dy, sh), cview(x, sh), mview(dx, sh));
+  for (auto& v : dw_ref) v *= 2;
+  for (auto& v : db_ref) v *= 2;
+  expect_close(bn.weight_grad, dw_ref, grad_tol<T>(), "weight_grad accumulated");
+  expect_close(bn.bias_grad, db_ref, grad_tol<T>(), "bias_grad accumulated");
+  expect_bitwise(bn.running_mean, rm, "backward leaves running_mean");
+  expect_bitwise(bn.running_var, rv, "backward leaves running_var");
+  EXPECT_EQ(bn.num_batches_tracked, 1);
+  bn.zero_grad();
+  EXPECT_TRUE(all_equal(bn.weight_grad, T(0)));
+  EXPECT_TRUE(all_equal(bn.bias_grad, T(0)));
+}
+
+TYPED_TEST(LayersTest, InstanceNormTrackingRunningStats) {
+  using T = TypeParam;
+  const Shape sh = {3, 4, 6};
+  normkit::InstanceNorm<T> in(4, {.affine = true, .track_running_stats = true});
+  EXPECT_EQ(in.weight.size(), 4u);
+  EXPECT_EQ(in.running_var.size(), 4u);
+  auto x = random_vec<T>(72, -1.0, 2.0);
+  std::vector<T> rm(4, T(0)), rv(4, T(1)), y(72), y_ref(72);
+  normkit::reference::instance_norm_forward(x.data(), y_ref.data(), 3, 4, 6, in.weight.data(), in.bias.data(),
+                                            rm.data(), rv.data(), true, 0.1, 1e-5);
+  in.forward(cview(x, sh), mview(y, sh));
+  expect_close(y, y_ref, tol<T>(), "train y");
+  expect_close(in.running_mean, rm, tol<T>(), "running_mean");
+  expect_close(in.running_var, rv, tol<T>(), "running_var");
+  in.eval();
+  normkit::reference::instance_norm_forward(x.data(), y_ref.data(), 3, 4, 6, in.weight.data(), in.bias.data(),
+                                            rm.data(), rv.data(), false, 0.1, 1e-5);
+  in.forward(cview(x, sh), mview(y, sh));
+  expect_close(y, y_ref, tol<T>(), "eval y uses running stats");
+
+  // Without tracking, eval still normalizes each instance by its own statistics.
+  normkit::InstanceNorm<T> plain(4);
+  plain.eval();
+  normkit::reference::instance_norm_forward(x.data(), y_ref.data(), 3, 4, 6, static_cast<const T*>(nullptr),
+                                            static_cast<const T*>(nullptr), static_cast<T*>(nullptr),
+                                            static_cast<T*>(nullptr), true, 0.1, 1e-5);
+  plain.forward(cview(x, sh), mview(y, sh));
+  expect_close(y, y_ref, tol<T>(), "eval y without tracking");
+}
+
+TYPED_TEST(LayersTest, GroupLayerRMSLayersMatchFunctionalAndAccumulate) {
+  using T = TypeParam;
+  const Shape sh = {3, 6, 5};
+  auto x = random_vec<T>(90, 0.5, 2.0), dy = random_vec<T>(90);
+  std::vector<T> y(90), y_ref(90), dx(90), dx_ref(90), dw(6), db(6), dw30(30), db30(30);
+
+  normkit::GroupNorm<T> gn(3, 6);
+  gn.weight = random_vec<T>(6, 1.0, 0.5);
+  gn.forward(cview(x, sh), mview(y, sh));
+  normkit::reference::group_norm_forward(x.data(), y_ref.data(), 3, 6, 5, 3, gn.weight.data(), gn.bias.data(), 1e-5);
+  expect_close(y, y_ref, tol<T>(), "GroupNorm y");
+  gn.backward(cview(dy, sh), cview(x, sh), mview(dx, sh));
+  gn.backward(cview(dy, sh), cview(x, sh), mview(dx, sh));
+  normkit::reference::group_norm_backward(dy.data(), x.data(), dx_ref.data(), 3, 6, 5, 3, gn.weight.data(), 1e-5,
+                                          dw.data(), db.data());
+  for (auto& v : dw) v *= 2;
+  expect_close(dx, dx_ref, grad_tol<T>(), "GroupNorm dx");
+  expect_close(gn.weight_grad, dw, grad_tol<T>(), "GroupNorm weight_grad x2");
+  gn.zero_grad();
+  EXPECT_TRUE(all_equal(gn.weight_grad, T(0)));
+
+  normkit::LayerNorm<T> ln({6, 5});
+  ln.weight = random_vec<T>(30, 1.0, 0.5);
+  ln.forward(cview(x, sh), mview(y, sh));
+  normkit::reference::layer_norm_forward(x.data(), y_ref.data(), 3, 30, ln.weight.data(), ln.bias.data(), 1e-5);
+  expect_close(y, y_ref, tol<T>(), "LayerNorm y");
+  ln.backward(cview(dy, sh), cview(x, sh), mview(dx, sh));
+  ln.backward(cview(dy, sh), cview(x, sh), mview(dx, sh));
+  normkit::reference::layer_norm_backward(dy.data(), x.data(), dx_ref.data(), 3, 30, ln.weight.data(), 1e-5,
+                                          dw30.data(), db30.data());
+  for (auto& v : db30) v *= 2;
+  expect_close(dx, dx_ref, grad_tol<T>(), "LayerNorm dx");
+  expect_close(ln.bias_grad, db30, grad_tol<T>(), "LayerNorm bias_grad x2");
+
+  normkit::RMSNorm<T> rms({5}, {.unit_offset = true});
+  rms.weight = random_vec<T>(5, 0.0, 0.5);
+  rms.forward(cview(x, sh), mview(y, sh));
+  normkit::reference::rms_norm_forward(x.data(), y_ref.data(), 18, 5, rms.weight.data(), true,
+                                       double(std::numeric_limits<T>::epsilon()));
+  expect_close(y, y_ref, tol<T>(), "RMSNorm (1 + w) y, eps unset");
+  std::vector<T> dw5(5);
+  rms.backward(cview(dy, sh), cview(x, sh), mview(dx, sh));
+  normkit::reference::rms_norm_backward(dy.data(), x.data(), dx_ref.data(), 18, 5, rms.weight.data(), true,
+                                        double(std::numeric_limits<T>::epsilon()), dw5.data());
+  expect_close(dx, dx_ref, grad_tol<T>(), "RMSNorm dx");
+  expect_close(rms.weight_grad, dw5, grad_tol<T>(), "RMSNorm weight_grad");
+}
+
+TYPED_TEST(LayersTest, WeightNormStartsAtTheGivenWeight) {
+  using T = TypeParam;
+  for (std::optional<int64_t> dim : {std::optional<int64_t>(0), std::optional<int64_t>(1),
+                                     std::optional<int64_t>(-1), std::optional<int64_t>()}) {
+    SCOPED_TRACE(dim ? std::to_string(*dim) : "unset");
+    const Shape sh = {5, 3, 7};
+    auto weight = random_vec<T>(105, 0.1, 1.0);
+    normkit::WeightNorm<T> wn(cview(weight, sh), {dim});
+    EXPECT_EQ(wn.shape, sh);
+    const int64_t K = (dim && *dim >= 0) ? sh[static_cast<size_t>(*dim)] : 1;
+    ASSERT_EQ(static_cast<int64_t>(wn.g.size()), K);
+    std::vector<T> norms_ref(K), w_ref(105);
+    normkit::reference::weight_norm_forward(weight.data(), wn.g.data(), w_ref.data(), sh, dim, norms_ref.data());
+    expect_close(wn.g, norms_ref, tol<T>(), "g = ||weight|| per slice");
+    auto w = sentinel_vec<T>(105);
+    wn.forward(mview(w, sh));
+    expect_close(w, weight, tol<T>(), "w reproduces the weight");
+
+    auto dw = random_vec<T>(105);
+    std::vector<T> dv_ref(105), dg_ref(K);
+    normkit::reference::weight_norm_backward(dw.data(), wn.v.data(), wn.g.data(), dv_ref.data(), dg_ref.data(),
+                                             sh, dim);
+    wn.backward(cview(dw, sh));
+    wn.backward(cview(dw, sh));
+    for (auto& e : dv_ref) e *= 2;
+    for (auto& e : dg_ref) e *= 2;
+    expect_close(wn.v_grad, dv_ref, grad_tol<T>(), "v_grad accumulated");
+    expect_close(wn.g_grad, dg_ref, grad_tol<T>(), "g_grad accumulated");
+    wn.zero_grad();
+    EXPECT_TRUE(all_equal(wn.v_grad, T(0)));
+    EXPECT_TRUE(all_equal(wn.g_grad, T(0)));
+  }
+}
+
+TEST(Layers, ConstructorErrorsNameTheOp) {
+  expect_error([] { normkit::BatchNorm<float>(3, {.momentum = 1.5}); }, "batch_norm", {"1.5"});
+  expect_error([] { normkit::BatchNorm<float>(3, {.eps = -1.0}); }, "batch_norm", {"-1"});
+  expect_error([] { normkit::GroupNorm<float>(4, 6); }, "group_norm", {"6", "4"});
+  expect_error([] { normkit::GroupNorm<float>(0, 6); }, "group_norm", {"0"});
+}
+
+TEST(Layers, ForwardErrorLeavesStateUntouched) {
+  normkit::BatchNorm<double> bn(3);
+  bn.running_mean = {0.5, 0.25, 0.125};
+  auto x = random_vec<double>(40), y = sentinel_vec<double>(40);
+  const auto rm = bn.running_mean, rv = bn.running_var;
+  expect_error([&] { bn.forward(cview(x, {2, 4, 5}), mview(y, {2, 4, 5})); }, "batch_norm", {"4"});
+  expect_bitwise(bn.running_mean, rm, "running_mean");
+  expect_bitwise(bn.running_var, rv, "running_var");
+  EXPECT_EQ(bn.num_batches_tracked, 0);
+  EXPECT_TRUE(all_equal(y, kSentinel));
+}
+
+}  // namespace
