@@ -44,6 +44,12 @@ template <class T>
 bool uses_batch_stats(const BatchNormArgs<T>& a) {
   return a.training || a.running_mean.empty();
 }
+
+bool all_finite(const detail::Stats& s) {
+  for (size_t i = 0; i < s.mean.size(); ++i)
+    if (!std::isfinite(s.mean[i]) || !std::isfinite(s.var[i])) return false;
+  return true;
+}
 }  // namespace
 
 template <class T>
@@ -53,6 +59,7 @@ void batch_norm_forward(TensorView<const T> x, TensorView<T> y, const BatchNormA
   detail::check_like(kOp, "output", y, x, true);
   detail::check_param(kOp, "saved mean", saved.mean, x.shape[1], "num_channels");
   detail::check_param(kOp, "saved rstd", saved.rstd, x.shape[1], "num_channels");
+  if (a.update_skipped) *a.update_skipped = false;
   if (x.numel() == 0) return;  // an empty batch leaves the running statistics as they were
   const T* w = detail::data_or_null(a.weight);
   const T* b = detail::data_or_null(a.bias);
@@ -64,6 +71,10 @@ void batch_norm_forward(TensorView<const T> x, TensorView<T> y, const BatchNormA
   const auto s = detail::forward_pass(plan, Statistic::Variance, x.data, y.data, a.eps, w, b);
   detail::write_saved(saved, s.mean, s.rstd);
   if (!a.training || a.running_mean.empty()) return;
+  if (a.skip_nonfinite_update && !all_finite(s)) {  // the guard: keep the running statistics
+    if (a.update_skipped) *a.update_skipped = true;
+    return;
+  }
   // running = (1 - m) * running + m * batch, with the unbiased variance
   const double m = a.momentum, n = double(plan.stat_size()), unbias = n / (n - 1);
   for (size_t c = 0; c < s.mean.size(); ++c) {
@@ -82,9 +93,8 @@ void batch_norm_backward(TensorView<const T> dy, TensorView<const T> x, TensorVi
   detail::check_param(kOp, "grad_bias", dbias, x.shape[1], "num_channels");
   if (x.numel() == 0) return detail::zero_grads(dweight, dbias);
   const bool batch = uses_batch_stats(a);
-  const detail::Stats s = batch ? detail::batch_stats(plan, x.data, Statistic::Variance, a.eps)
-                                 : running_stats(a);
-  detail::backward_pass(plan, Statistic::Variance, batch, dy.data, x.data, dx.data, s,
+  detail::backward_pass(plan, Statistic::Variance, batch, a.eps, dy.data, x.data, dx.data,
+                        batch ? detail::Stats{} : running_stats(a),
                         detail::data_or_null(a.weight), dweight, dbias);
 }
 

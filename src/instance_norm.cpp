@@ -44,6 +44,12 @@ detail::Stats running_stats(const TensorView<const T>& x, const InstanceNormArgs
     }
   return s;
 }
+
+bool all_finite(const detail::Stats& s) {
+  for (size_t i = 0; i < s.mean.size(); ++i)
+    if (!std::isfinite(s.mean[i]) || !std::isfinite(s.var[i])) return false;
+  return true;
+}
 }  // namespace
 
 template <class T>
@@ -53,6 +59,7 @@ void instance_norm_forward(TensorView<const T> x, TensorView<T> y, const Instanc
   detail::check_like(kOp, "output", y, x, true);
   detail::check_param(kOp, "saved mean", saved.mean, plan.num_stats(), "N * C");
   detail::check_param(kOp, "saved rstd", saved.rstd, plan.num_stats(), "N * C");
+  if (a.update_skipped) *a.update_skipped = false;
   if (x.numel() == 0) return;
   const T* w = detail::data_or_null(a.weight);
   const T* b = detail::data_or_null(a.bias);
@@ -64,6 +71,10 @@ void instance_norm_forward(TensorView<const T> x, TensorView<T> y, const Instanc
   const auto s = detail::forward_pass(plan, Statistic::Variance, x.data, y.data, a.eps, w, b);
   detail::write_saved(saved, s.mean, s.rstd);
   if (a.running_mean.empty()) return;
+  if (a.skip_nonfinite_update && !all_finite(s)) {  // the guard: keep the running statistics
+    if (a.update_skipped) *a.update_skipped = true;
+    return;
+  }
   const int64_t N = x.shape[0], C = x.shape[1];
   const double m = a.momentum, n = double(plan.stat_size()), unbias = n / (n - 1);
   for (int64_t c = 0; c < C; ++c) {
@@ -84,9 +95,8 @@ void instance_norm_backward(TensorView<const T> dy, TensorView<const T> x, Tenso
   detail::check_param(kOp, "grad_weight", dweight, x.shape[1], "num_channels");
   detail::check_param(kOp, "grad_bias", dbias, x.shape[1], "num_channels");
   if (x.numel() == 0) return detail::zero_grads(dweight, dbias);
-  const detail::Stats s = a.use_input_stats ? detail::batch_stats(plan, x.data, Statistic::Variance, a.eps)
-                                             : running_stats(x, a);
-  detail::backward_pass(plan, Statistic::Variance, a.use_input_stats, dy.data, x.data, dx.data, s,
+  detail::backward_pass(plan, Statistic::Variance, a.use_input_stats, a.eps, dy.data, x.data, dx.data,
+                        a.use_input_stats ? detail::Stats{} : running_stats(x, a),
                         detail::data_or_null(a.weight), dweight, dbias);
 }
 

@@ -40,9 +40,8 @@ void layer_norm_backward(TensorView<const T> dy, TensorView<const T> x, TensorVi
   detail::check_param(kOp, "grad_weight", dweight, plan.num_affine(), "normalized_shape elements");
   detail::check_param(kOp, "grad_bias", dbias, plan.num_affine(), "normalized_shape elements");
   if (x.numel() == 0) return detail::zero_grads(dweight, dbias);
-  const auto s = detail::batch_stats(plan, x.data, Statistic::Variance, a.eps);
-  detail::backward_pass(plan, Statistic::Variance, true, dy.data, x.data, dx.data,
-                        s, detail::data_or_null(a.weight),
+  detail::backward_pass(plan, Statistic::Variance, true, a.eps, dy.data, x.data, dx.data,
+                        detail::Stats{}, detail::data_or_null(a.weight),
                         dweight, dbias);
 }
 

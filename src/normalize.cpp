@@ -38,9 +38,8 @@ void normalize_backward(TensorView<const T> dy, TensorView<const T> x, TensorVie
   detail::check_param(kOp, "grad_weight", dweight, plan.num_affine(), "one per element of the affine axes");
   detail::check_param(kOp, "grad_bias", dbias, plan.num_affine(), "one per element of the affine axes");
   if (x.numel() == 0) return detail::zero_grads(dweight, dbias);
-  const auto s = detail::batch_stats(plan, x.data, a.statistic, a.eps);
-  detail::backward_pass(plan, a.statistic, true, dy.data, x.data, dx.data,
-                        s, detail::data_or_null(a.weight),
+  detail::backward_pass(plan, a.statistic, true, a.eps, dy.data, x.data, dx.data,
+                        detail::Stats{}, detail::data_or_null(a.weight),
                         dweight, dbias);
 }
 

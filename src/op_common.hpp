@@ -108,39 +108,33 @@ const T* data_or_null(std::span<T> p) {
 }
 
 // Backward of y = xhat * w + b, xhat = (x - mean) * rstd:
-//  batch statistics (taken from x itself, training): with g = dy * w,
+//  batch statistics (taken from x itself, training; `st` is filled in): with g = dy * w,
 //    dx = rstd * (g - mean(g) - xhat * mean(g * xhat))    (MeanSquare: no mean(g) term;
 //    L2Norm: sums instead of means, the divisor being the norm itself)
-//  fixed statistics (running ones):  dx = rstd * g
+//  fixed statistics (`st` given, e.g. running ones):  dx = rstd * g
 // dweight = sum dy * xhat and dbias = sum dy over the non-affine axes.
 template <class T>
-void backward_pass(const ReductionPlan& plan, Statistic statistic, bool batch_stats_used,
-                   const T* dy, const T* x, T* dx, const Stats& st, const T* w,
-                   std::span<T> dweight, std::span<T> dbias) {
+void backward_pass(const ReductionPlan& plan, Statistic statistic, bool batch_stats, double eps,
+                   const T* dy, const T* x, T* dx, Stats st, const T* w, std::span<T> dweight,
+                   std::span<T> dbias) {
   const auto n = static_cast<size_t>(plan.num_stats());
-  if (dx != nullptr) {
-    std::vector<double> Q(n, 0.0), R(n, 0.0);
-    if (batch_stats_used) {
-      std::vector<double> sg(n), sgx(n);
-      engine::reduce_grads(plan, engine::GroupBy::Statistic, dy, x, st.mean.data(), st.rstd.data(), w,
-                           sg.data(), sgx.data());
-      const double M = statistic == Statistic::L2Norm ? 1.0 : double(plan.stat_size());
-      for (size_t s = 0; s < n; ++s) {
-        const double mg = statistic == Statistic::Variance ? sg[s] / M : 0.0, mgx = sgx[s] / M;
-        Q[s] = -st.rstd[s] * st.rstd[s] * mgx;
-        R[s] = -st.rstd[s] * mg;
-      }
-    }
-    engine::apply_backward(plan, dy, x, dx, st.mean.data(), st.rstd.data(), Q.data(), R.data(), w);
-  }
-  if (!dweight.empty() || !dbias.empty()) {
-    const auto na = static_cast<size_t>(plan.num_affine());
-    std::vector<double> sdy(na), sdyx(na);
+  if (batch_stats) st = Stats(n);
+  std::vector<double> sdy(n), sdyx(n);
+  const bool per_stat = engine::backward(plan, statistic, batch_stats, eps, dy, x, dx, w, st.mean.data(),
+                                         st.var.data(), st.rstd.data(), sdy.data(), sdyx.data());
+  if (dweight.empty() && dbias.empty()) return;
+  const auto na = static_cast<size_t>(plan.num_affine());
+  std::vector<double> ady(na, 0.0), adyx(na, 0.0);
+  if (per_stat) {  // the affine index is a function of the statistic: add up its sums
+    std::vector<int64_t> aff(n);
+    engine::affine_of_stats(plan, aff.data());
+    for (size_t s = 0; s < n; ++s) ady[size_t(aff[s])] += sdy[s], adyx[size_t(aff[s])] += sdyx[s];
+  } else {
     engine::reduce_grads(plan, engine::GroupBy::Affine, dy, x, st.mean.data(), st.rstd.data(),
-                         static_cast<const T*>(nullptr), sdy.data(), sdyx.data());
-    for (size_t a = 0; a < dweight.size(); ++a) dweight[a] = T(sdyx[a]);
-    for (size_t a = 0; a < dbias.size(); ++a) dbias[a] = T(sdy[a]);
+                         static_cast<const T*>(nullptr), ady.data(), adyx.data());
   }
+  for (size_t a = 0; a < dweight.size(); ++a) dweight[a] = T(adyx[a]);
+  for (size_t a = 0; a < dbias.size(); ++a) dbias[a] = T(ady[a]);
 }
 
 }  // namespace normkit::detail

@@ -56,9 +56,8 @@ void rms_norm_backward(TensorView<const T> dy, TensorView<const T> x, TensorView
   detail::check_param(kOp, "grad_weight", dweight, plan.num_affine(), "normalized_shape elements");
   if (x.numel() == 0) return detail::zero_grads(dweight, std::span<T>{});
   const auto w = effective_weight(a);
-  const auto s = detail::batch_stats(plan, x.data, Statistic::MeanSquare, eps_of(a));
-  detail::backward_pass(plan, Statistic::MeanSquare, true, dy.data, x.data, dx.data,
-                        s, w.empty() ? nullptr : w.data(),
+  detail::backward_pass(plan, Statistic::MeanSquare, true, eps_of(a), dy.data, x.data, dx.data,
+                        detail::Stats{}, w.empty() ? nullptr : w.data(),
                         dweight, std::span<T>{});
 }
 

@@ -47,9 +47,8 @@ void weight_norm_backward(TensorView<const T> dw, TensorView<const T> v, std::sp
   detail::check_param(kOp, "grad_g", dg, plan.num_affine(), "like g");
   if (v.numel() == 0) return detail::zero_grads(dg, std::span<T>{});
   // dv = g/||v|| * (dw - vhat * sum(dw * vhat)),   dg = sum(dw * vhat),   vhat = v/||v||
-  const auto s = detail::batch_stats(plan, v.data, Statistic::L2Norm, 0.0);
-  detail::backward_pass(plan, Statistic::L2Norm, true, dw.data, v.data, dv.data,
-                        s, g.data(), dg, std::span<T>{});
+  detail::backward_pass(plan, Statistic::L2Norm, true, 0.0, dw.data, v.data, dv.data,
+                        detail::Stats{}, g.data(), dg, std::span<T>{});
 }
 
 #define NORMKIT_INSTANTIATE(T)                                                                     \

@@ -420,6 +420,120 @@ void apply_backward(const ReductionPlan& plan, const T* dy, const T* x, T* dx, c
   });
 }
 
+namespace {
+bool affine_within_kept(const ReductionPlan& plan) {
+  for (const PlanDim& d : plan.dims())
+    if (d.affine() && d.reduced()) return false;
+  return true;
+}
+
+// dx coefficients from the per-statistic sums of g = dy * w and g * xhat:
+//   dx = rstd * g - rstd^2 * mean(g * xhat) * (x - mean) - rstd * mean(g)
+void dx_coefficients(Statistic statistic, double M, double rstd, double sg, double sgx, double* Q,
+                     double* R) {
+  const double div = statistic == Statistic::L2Norm ? 1.0 : M;
+  *Q = -rstd * rstd * (sgx / div);
+  *R = statistic == Statistic::Variance ? -rstd * (sg / div) : 0.0;
+}
+}  // namespace
+
+void affine_of_stats(const ReductionPlan& plan, int64_t* affine) {
+  Radix kept;
+  for (const PlanDim& d : plan.dims())
+    if (!d.reduced()) kept.add(d);
+  Cursor c(kept, 0);
+  for (int64_t i = 0; i < kept.count; ++i, c.next()) affine[(*c).stat] = (*c).aff;
+}
+
+template <class T>
+bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, double eps,
+              const T* dy, const T* x, T* dx, const T* w, double* mean, double* second,
+              double* rstd, double* sum_dy, double* sum_dy_xhat) {
+  const Geometry g = make_geometry(plan, GroupBy::Statistic);
+  const int64_t S = plan.num_stats();
+  const double M = double(plan.stat_size());
+  const bool per_stat_w = affine_within_kept(plan);
+  const bool fuse = !g.column && g.key_len <= kFuseMax && S >= kFuseMinStats;
+  if (!fuse) {
+    if (batch_stats) {
+      reduce_stats(plan, x, statistic, mean, second);
+      for (int64_t s = 0; s < S; ++s) rstd[s] = rstd_of(statistic, second[s], eps);
+    }
+    std::vector<double> sg(static_cast<size_t>(S)), sgx(static_cast<size_t>(S));
+    if (per_stat_w) {  // unweighted sums once; w is one number per statistic
+      reduce_grads<T>(plan, GroupBy::Statistic, dy, x, mean, rstd, nullptr, sum_dy, sum_dy_xhat);
+      std::vector<int64_t> aff(static_cast<size_t>(S));
+      affine_of_stats(plan, aff.data());
+      for (int64_t s = 0; s < S; ++s) {
+        const double wv = w ? double(w[aff[size_t(s)]]) : 1.0;
+        sg[size_t(s)] = wv * sum_dy[s], sgx[size_t(s)] = wv * sum_dy_xhat[s];
+      }
+    } else if (dx && batch_stats) {
+      reduce_grads(plan, GroupBy::Statistic, dy, x, mean, rstd, w, sg.data(), sgx.data());
+    }
+    if (!dx) return per_stat_w;
+    std::vector<double> Q(static_cast<size_t>(S), 0.0), R(static_cast<size_t>(S), 0.0);
+    if (batch_stats)
+      for (int64_t s = 0; s < S; ++s)
+        dx_coefficients(statistic, M, rstd[s], sg[size_t(s)], sgx[size_t(s)], &Q[size_t(s)], &R[size_t(s)]);
+    apply_backward(plan, dy, x, dx, mean, rstd, Q.data(), R.data(), w);
+    return per_stat_w;
+  }
+  // One statistic per task: its statistics, its sums, then dx, all while it is in cache.
+  const int64_t as = g.run.affine_stride;
+  const int64_t groups = g.num_groups();
+#pragma omp parallel for schedule(static) if (plan.numel() >= kParallelMin)
+  for (int64_t group = 0; group < groups; ++group) {
+    const int64_t s = group_at(g, group).o.stat;
+    if (batch_stats) {
+      Partial acc;
+      for (int64_t seg = 0; seg < g.num_segs; ++seg) {
+        const int64_t d0 = seg * g.seg_len, d1 = std::min(g.key_len, d0 + g.seg_len);
+        const Partial p = chunk_stats(g, group, d0, d1, x, statistic);
+        acc = seg == 0 ? p : merge_stats(statistic, acc, p);
+      }
+      finish_stats(statistic, acc, mean + s, second + s);
+      rstd[s] = rstd_of(statistic, second[s], eps);
+    }
+    const rows::SplitMean<T> m(mean[s]);
+    const double r = rstd[s];
+    // u: sums of dy and dy * (x - mean); g: the same with dy weighted by w.
+    double u1 = 0, u2 = 0, g1 = 0, g2 = 0;
+    for_each_run(g, group, 0, g.key_len, [&](Offsets o, int64_t len) {
+      double a = 0, b = 0;
+      const bool wvec = w && as != 0;
+      if (g.run.stride == 1 && (!wvec || as == 1)) {
+        rows::grad_sums(dy + o.mem, x + o.mem, len, m, wvec ? w + o.aff : static_cast<const T*>(nullptr), &a, &b);
+      } else {
+        for (int64_t i = 0; i < len; ++i) {
+          const double gv = double(dy[o.mem + i * g.run.stride]) * (wvec ? double(w[o.aff + i * as]) : 1.0);
+          a += gv, b += gv * (double(x[o.mem + i * g.run.stride]) - mean[s]);
+        }
+      }
+      const double wv = w && !wvec ? double(w[o.aff]) : 1.0;
+      u1 += a, u2 += b, g1 += wv * a, g2 += wv * b;
+    });
+    if (per_stat_w) sum_dy[s] = u1, sum_dy_xhat[s] = u2 * r;
+    if (!dx) continue;
+    double Q = 0, R = 0;
+    if (batch_stats) dx_coefficients(statistic, M, r, g1, g2 * r, &Q, &R);
+    for_each_run(g, group, 0, g.key_len, [&](Offsets o, int64_t len) {
+      const bool wvec = w && as != 0;
+      if (g.run.stride == 1 && (!wvec || as == 1)) {
+        const double wv = w && !wvec ? double(w[o.aff]) : 1.0;
+        return rows::grad_input(dy + o.mem, x + o.mem, dx + o.mem, len, m,
+                                wvec ? w + o.aff : static_cast<const T*>(nullptr), T(r * wv), T(Q), T(R));
+      }
+      for (int64_t i = 0; i < len; ++i) {
+        const int64_t e = o.mem + i * g.run.stride;
+        const double gv = double(dy[e]) * (w ? double(w[o.aff + i * as]) : 1.0);
+        dx[e] = T(r * gv + Q * (double(x[e]) - mean[s]) + R);
+      }
+    });
+  }
+  return per_stat_w;
+}
+
 #define NORMKIT_INSTANTIATE(T)                                                                     \
   template void reduce_stats<T>(const ReductionPlan&, const T*, Statistic, double*, double*);       \
   template void apply_forward<T>(const ReductionPlan&, const T*, T*, const double*, const double*, \
@@ -429,7 +543,9 @@ void apply_backward(const ReductionPlan& plan, const T* dy, const T* x, T* dx, c
   template void reduce_grads<T>(const ReductionPlan&, GroupBy, const T*, const T*, const double*,  \
                                 const double*, const T*, double*, double*);                        \
   template void apply_backward<T>(const ReductionPlan&, const T*, const T*, T*, const double*,     \
-                                  const double*, const double*, const double*, const T*);
+                                  const double*, const double*, const double*, const T*);          \
+  template bool backward<T>(const ReductionPlan&, Statistic, bool, double, const T*, const T*, T*, \
+                            const T*, double*, double*, double*, double*, double*);
 NORMKIT_INSTANTIATE(float)
 NORMKIT_INSTANTIATE(double)
 #undef NORMKIT_INSTANTIATE

@@ -49,4 +49,18 @@ template <class T>
 void apply_backward(const ReductionPlan& plan, const T* dy, const T* x, T* dx, const double* mean,
                     const double* P, const double* Q, const double* R, const T* w);
 
+// The whole backward pass for dx. With batch_stats the statistics come from x (training)
+// and mean, second and rstd are written; otherwise they are read (fixed statistics) and dx
+// = rstd * dy * w. Fused per statistic when its elements fit in cache. When every affine
+// axis is a kept axis (w is constant over each statistic: BatchNorm, InstanceNorm,
+// WeightNorm), also writes sum_dy[s] and sum_dy_xhat[s] per statistic and returns true, so
+// dweight and dbias need no pass of their own; otherwise returns false and leaves them.
+template <class T>
+bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, double eps,
+              const T* dy, const T* x, T* dx, const T* w, double* mean, double* second,
+              double* rstd, double* sum_dy, double* sum_dy_xhat);
+
+// affine[s] = the affine index of statistic s, for plans whose affine axes are all kept.
+void affine_of_stats(const ReductionPlan& plan, int64_t* affine);
+
 }  // namespace normkit::engine
