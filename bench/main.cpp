@@ -168,70 +168,89 @@ std::vector<Row> time_group(const Group& g, const Problem& p, const Options& o) 
   const Case& c = *g.c;
   const size_t n = static_cast<size_t>(c.numel());
   const double S = static_cast<double>(n) * sizeof(float);
-  const int warm = std::max(o.warmup, g.sets);
   set_threads(g.threads);
 
-  // The floor: both copy kernels, half before and half after the implementations.
-  Timing cp_memcpy, cp_loop;
-  auto copy_block = [&] {
-    const int half = std::max(1, o.reps / 2);
-    time_reps(cp_memcpy, [&](int r) {
+  using Once = std::function<void(int)>;
+  auto copy_with = [&](void (*kernel)(const float*, float*, size_t, int)) -> Once {
+    return [&, kernel](int r) {
       const BufferSet& s = p.sets[static_cast<size_t>(r % g.sets)];
-      copy_memcpy(s.x, s.y, n, g.threads);
+      kernel(s.x, s.y, n, g.threads);
       benchmark::DoNotOptimize(s.y);
       benchmark::ClobberMemory();
-    }, warm, half, o.budget / 2);
-    time_reps(cp_loop, [&](int r) {
-      const BufferSet& s = p.sets[static_cast<size_t>(r % g.sets)];
-      copy_loop(s.x, s.y, n, g.threads);
-      benchmark::DoNotOptimize(s.y);
-      benchmark::ClobberMemory();
-    }, warm, half, o.budget / 2);
+    };
   };
-  copy_block();
-
-  auto time_runner = [&](Runner& r, int max_reps, double budget) {
-    Timing t;
-    time_reps(t, [&](int rep) {
+  auto run_with = [&](Runner* r) -> Once {
+    return [&, r](int rep) {
       const int k = rep % g.sets;
       if (g.backward) {
-        r.forward(k, true);
-        r.backward(k);
+        r->forward(k, true);
+        r->backward(k);
       } else {
-        r.forward(k, false);
+        r->forward(k, false);
       }
       benchmark::DoNotOptimize(p.sets[static_cast<size_t>(k)].y);
       benchmark::ClobberMemory();
-    }, warm, max_reps, budget);
-    return t;
+    };
   };
 
+  // Contenders: the two copy kernels (the floor) and one runner per library. Several
+  // candidates (oneDNN layouts) get a short trial each; the fastest stays.
+  struct Contender {
+    std::string impl, layout;
+    Once once;
+    Timing t;
+  };
+  std::vector<Contender> cs = {{"copy", "memcpy", copy_with(copy_memcpy), {}},
+                               {"copy", "plain loop", copy_with(copy_loop), {}}};
+  std::vector<std::unique_ptr<Runner>> keep;
+  for (const auto& list : {normkit_impls(c), torch_impls(c), onednn_impls(c)}) {
+    if (list.empty()) continue;
+    size_t best = 0;
+    std::vector<std::unique_ptr<Runner>> runners;
+    for (const Impl& impl : list) runners.push_back(impl.make(p));
+    if (list.size() > 1) {
+      double best_t = 0;
+      for (size_t i = 0; i < list.size(); ++i) {
+        Timing trial;
+        time_reps(trial, run_with(runners[i].get()), std::max(o.warmup, g.sets), 5, o.budget / 4);
+        if (i == 0 || trial.median() < best_t) best_t = trial.median(), best = i;
+      }
+    }
+    keep.push_back(std::move(runners[best]));  // the other layouts' copies are freed here
+    cs.push_back({list[best].name, list[best].layout, run_with(keep.back().get()), {}});
+  }
+
+  // Rounds: each contender in turn re-warms (so in-cache cases start in cache) and then runs
+  // a few timed repetitions. Interleaving spreads any disturbance from the rest of the
+  // machine over all contenders alike instead of charging it to whoever ran at that moment.
+  const int per_round = 3;
+  const int min_reps = std::min(5, o.reps);
+  const double start = now_seconds();
+  for (int round = 0;; ++round) {
+    bool done = true;
+    for (Contender& ct : cs) {
+      if (static_cast<int>(ct.t.s.size()) >= o.reps) continue;
+      done = false;
+      const int warm = round == 0 ? std::max(o.warmup, g.sets) : 1;
+      for (int w = 0; w < warm; ++w) ct.once(w);
+      for (int r = 0; r < per_round && static_cast<int>(ct.t.s.size()) < o.reps; ++r) {
+        const double t0 = now_seconds();
+        ct.once(r + 1);
+        ct.t.s.push_back(now_seconds() - t0);
+      }
+    }
+    bool enough = true;
+    for (const Contender& ct : cs) enough = enough && static_cast<int>(ct.t.s.size()) >= min_reps;
+    if (done || (enough && now_seconds() - start > o.budget * static_cast<double>(cs.size()))) break;
+  }
+  const Timing& cp_memcpy = cs[0].t;
+  const Timing& cp_loop = cs[1].t;
   struct Measured {
     std::string impl, layout;
     Timing t;
   };
   std::vector<Measured> measured;
-  for (const auto& list : {normkit_impls(c), torch_impls(c), onednn_impls(c)}) {
-    if (list.empty()) continue;
-    // Several candidates (oneDNN layouts): a short trial each, then the fastest in full.
-    size_t best = 0;
-    std::vector<std::unique_ptr<Runner>> runners;
-    if (list.size() > 1) {
-      double best_t = 0;
-      for (size_t i = 0; i < list.size(); ++i) {
-        runners.push_back(list[i].make(p));
-        const double m = time_runner(*runners.back(), 5, o.budget / 4).median();
-        if (i == 0 || m < best_t) best_t = m, best = i;
-      }
-      for (size_t i = 0; i < runners.size(); ++i) {
-        if (i != best) runners[i].reset();  // free the other layouts' copies before timing
-      }
-    } else {
-      runners.push_back(list[0].make(p));
-    }
-    measured.push_back({list[best].name, list[best].layout, time_runner(*runners[best], o.reps, o.budget)});
-  }
-  copy_block();
+  for (size_t i = 2; i < cs.size(); ++i) measured.push_back({cs[i].impl, cs[i].layout, cs[i].t});
 
   const bool use_loop = cp_loop.median() < cp_memcpy.median();
   const Timing& cp = use_loop ? cp_loop : cp_memcpy;

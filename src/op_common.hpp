@@ -50,9 +50,13 @@ void check_tensor(const char* op, const char* name, const TensorView<T>& t) {
   if (t.strides.size() != t.shape.size())
     fail(op, std::string(name) + " has " + std::to_string(t.strides.size()) + " strides for shape " +
                  shape_str(t.shape));
+  int64_t count = 1;
   for (size_t i = 0; i < t.shape.size(); ++i) {
     if (t.shape[i] < 0) fail(op, std::string(name) + " has a negative size in " + shape_str(t.shape));
     if (t.strides[i] < 0) fail(op, std::string(name) + " has negative stride " + std::to_string(t.strides[i]));
+    if (t.shape[i] > 0 && count > INT64_MAX / t.shape[i])
+      fail(op, std::string(name) + " shape " + shape_str(t.shape) + " has more elements than int64 can count (overflow)");
+    count *= t.shape[i];
   }
   if (t.data == nullptr && t.numel() > 0) fail(op, std::string(name) + " data is null");
 }

@@ -157,15 +157,12 @@ Partial chan_merge(const Partial& x, const Partial& y) {
 
 // The moments (or sum of squares) of the elements of key group `group` in [d0, d1):
 // two passes over the cache-resident chunk, the second around the first's mean.
-template <class T>
-Partial chunk_stats(const Geometry& g, int64_t group, int64_t d0, int64_t d1, const T* x,
-                    Statistic statistic) {
-  const double n = double(d1 - d0);
-  const int64_t ms = g.run.stride;
+template <class T, class ForRuns>
+Partial chunk_stats_of(ForRuns&& for_runs, double n, int64_t ms, const T* x, Statistic statistic) {
   auto sums = [&](double m, double& s1, double& s2) {
     s1 = s2 = 0;
     const rows::SplitMean<T> split(m);
-    for_each_run(g, group, d0, d1, [&](Offsets o, int64_t len) {
+    for_runs([&](Offsets o, int64_t len) {
       double a = 0, b = 0;
       if (ms == 1) {
         rows::dev_sums(x + o.mem, len, split, &a, &b);
@@ -186,6 +183,61 @@ Partial chunk_stats(const Geometry& g, int64_t group, int64_t d0, int64_t d1, co
   return {n, m + s1 / n, std::max(0.0, s2 - s1 * s1 / n)};
 }
 
+template <class T>
+Partial chunk_stats(const Geometry& g, int64_t group, int64_t d0, int64_t d1, const T* x,
+                    Statistic statistic) {
+  return chunk_stats_of([&](auto&& visit) { for_each_run(g, group, d0, d1, visit); }, double(d1 - d0),
+                        g.run.stride, x, statistic);
+}
+
+// The runs of one key's domain in row mode, relative to the key's first element: the same
+// list for every key, so the fused passes walk it instead of decomposing indices.
+struct RunList {
+  std::vector<Offsets> rel;
+  int64_t len = 0;
+};
+RunList make_run_list(const Geometry& g) {
+  RunList r{std::vector<Offsets>(static_cast<size_t>(g.domain.count)), g.run.size};
+  Cursor c(g.domain, 0);
+  for (auto& o : r.rel) o = *c, c.next();
+  return r;
+}
+// visit(offsets, len) for the part of the run list in domain positions [d0, d1).
+template <class Visit>
+void for_each_listed_run(const RunList& runs, const PlanDim& run, Offsets base, int64_t d0, int64_t d1,
+                         Visit&& visit) {
+  const int64_t L = runs.len;
+  for (int64_t d = d0, i = d0 % L; d < d1; i = 0) {
+    const Offsets& r = runs.rel[static_cast<size_t>(d / L)];
+    const int64_t len = std::min(L - i, d1 - d);
+    visit(Offsets{base.mem + r.mem + i * run.stride, base.stat + r.stat + i * run.stat_stride,
+                  base.aff + r.aff + i * run.affine_stride},
+          len);
+    d += len;
+  }
+}
+
+// A key's statistics over its listed runs: chunk by chunk (the same chunks, hence the same
+// partials, as reduce_stats) merged in order.
+template <class T>
+Partial listed_stats(const Geometry& g, const RunList& runs, Offsets base, const T* x, Statistic statistic);
+
+// Calls body(group, base offsets) for every group of a row-mode geometry, threads taking
+// contiguous blocks and stepping a cursor instead of decomposing each group index.
+template <class Body>
+void for_each_group(const Geometry& g, int64_t work, Body&& body) {
+  const int64_t total = g.owners.count;
+#pragma omp parallel if (work >= kParallelMin && total > 1)
+  {
+    const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
+    const int64_t q0 = total * t / nt, q1 = total * (t + 1) / nt;
+    if (q0 < q1) {
+      Cursor c(g.owners, q0);
+      for (int64_t q = q0; q < q1; ++q, c.next()) body(q, *c);
+    }
+  }
+}
+
 // Column mode: per-key moments of the runs [q0, q1) of group `group` (plain double loops).
 template <class T>
 void column_stats(const Geometry& g, int64_t group, int64_t q0, int64_t q1, const T* x,
@@ -195,11 +247,13 @@ void column_stats(const Geometry& g, int64_t group, int64_t q0, int64_t q1, cons
   const double n = double(q1 - q0);
   if (statistic == Statistic::Variance) {
     for_each_run(g, group, q0, q1, [&](Offsets o, int64_t) {
+      if (ms == 1) return rows::col_add(m.data(), x + o.mem, L);
       for (int64_t i = 0; i < L; ++i) m[size_t(i)] += double(x[o.mem + i * ms]);
     });
     for (auto& v : m) v = n > 0 ? v / n : 0.0;
   }
   for_each_run(g, group, q0, q1, [&](Offsets o, int64_t) {
+    if (ms == 1) return rows::col_add_sq_dev(s2.data(), x + o.mem, L, m.data());
     for (int64_t i = 0; i < L; ++i) {
       const double d = double(x[o.mem + i * ms]) - m[size_t(i)];
       s2[size_t(i)] += d * d;
@@ -210,6 +264,19 @@ void column_stats(const Geometry& g, int64_t group, int64_t q0, int64_t q1, cons
 
 Partial merge_stats(Statistic statistic, const Partial& a, const Partial& b) {
   return statistic == Statistic::Variance ? chan_merge(a, b) : Partial{a.n + b.n, 0.0, a.b + b.b};
+}
+
+template <class T>
+Partial listed_stats(const Geometry& g, const RunList& runs, Offsets base, const T* x, Statistic statistic) {
+  Partial acc;
+  for (int64_t seg = 0; seg < g.num_segs; ++seg) {
+    const int64_t d0 = seg * g.seg_len, d1 = std::min(g.key_len, d0 + g.seg_len);
+    const Partial p = chunk_stats_of(
+        [&](auto&& visit) { for_each_listed_run(runs, g.run, base, d0, d1, visit); }, double(d1 - d0),
+        g.run.stride, x, statistic);
+    acc = seg == 0 ? p : merge_stats(statistic, acc, p);
+  }
+  return acc;
 }
 
 void finish_stats(Statistic statistic, const Partial& p, double* mean, double* second) {
@@ -296,10 +363,43 @@ void reduce_stats(const ReductionPlan& plan, const T* x, Statistic statistic, do
   }
 }
 
+namespace {
+bool affine_within_kept(const ReductionPlan& plan) {
+  for (const PlanDim& d : plan.dims())
+    if (d.affine() && d.reduced()) return false;
+  return true;
+}
+
+// Column mode on a contiguous run: the statistic (and its affine index) steps by one along
+// it, so per-statistic coefficients are laid out once and read as vectors.
+bool column_fast_path(const ReductionPlan& plan) {
+  const PlanDim& run = plan.dims()[plan.run_dim()];
+  return run.stride == 1 && run.stat_stride == 1 && affine_within_kept(plan);
+}
+
+// v[s] = w[affine index of s] (or `fill` without w).
+template <class T>
+std::vector<double> per_stat(const ReductionPlan& plan, const T* w, double fill) {
+  std::vector<double> v(static_cast<size_t>(plan.num_stats()), fill);
+  if (!w) return v;
+  std::vector<int64_t> aff(v.size());
+  affine_of_stats(plan, aff.data());
+  for (size_t s = 0; s < v.size(); ++s) v[s] = double(w[aff[s]]);
+  return v;
+}
+}  // namespace
+
 template <class T>
 void apply_forward(const ReductionPlan& plan, const T* x, T* y, const double* mean,
                    const double* rstd, const T* w, const T* b) {
   const PlanDim& run = plan.dims()[plan.run_dim()];
+  if (column_fast_path(plan)) {
+    std::vector<double> alpha = per_stat(plan, w, 1.0), beta = per_stat(plan, b, 0.0);
+    for (size_t s = 0; s < alpha.size(); ++s) alpha[s] *= rstd[s];
+    return for_all_runs(plan, [&](Offsets o, int64_t len) {
+      rows::col_scale_shift(x + o.mem, y + o.mem, len, mean + o.stat, alpha.data() + o.stat, beta.data() + o.stat);
+    });
+  }
   for_all_runs(plan, [&](Offsets o, int64_t len) { normalize_run(run, o, len, x, y, mean, rstd, w, b); });
 }
 
@@ -315,21 +415,14 @@ void forward(const ReductionPlan& plan, Statistic statistic, double eps, const T
   }
   // One statistic per task: its chunks in order (the same partials as reduce_stats), then
   // normalize its elements while they are still in cache.
-  const int64_t groups = g.num_groups();
-#pragma omp parallel for schedule(static) if (plan.numel() >= kParallelMin)
-  for (int64_t group = 0; group < groups; ++group) {
-    const int64_t s = group_at(g, group).o.stat;
-    Partial acc;
-    for (int64_t seg = 0; seg < g.num_segs; ++seg) {
-      const int64_t d0 = seg * g.seg_len, d1 = std::min(g.key_len, d0 + g.seg_len);
-      const Partial p = chunk_stats(g, group, d0, d1, x, statistic);
-      acc = seg == 0 ? p : merge_stats(statistic, acc, p);
-    }
-    finish_stats(statistic, acc, mean + s, second + s);
+  const RunList runs = make_run_list(g);
+  for_each_group(g, plan.numel(), [&](int64_t, Offsets base) {
+    const int64_t s = base.stat;
+    finish_stats(statistic, listed_stats(g, runs, base, x, statistic), mean + s, second + s);
     rstd[s] = rstd_of(statistic, second[s], eps);
-    for_each_run(g, group, 0, g.key_len,
-                 [&](Offsets o, int64_t len) { normalize_run(g.run, o, len, x, y, mean, rstd, w, b); });
-  }
+    for_each_listed_run(runs, g.run, base, 0, g.key_len,
+                        [&](Offsets o, int64_t len) { normalize_run(g.run, o, len, x, y, mean, rstd, w, b); });
+  });
 }
 
 template <class T>
@@ -373,6 +466,8 @@ void reduce_grads(const ReductionPlan& plan, GroupBy by, const T* dy, const T* x
     // Column mode: one accumulator pair per element of the run.
     std::vector<double> s1(size_t(L), 0.0), s2(size_t(L), 0.0);
     for_each_run(g, group, d0, d1, [&](Offsets o, int64_t) {
+      if (ms == 1 && ss == 1 && !wt)
+        return rows::col_grad_sums(s1.data(), s2.data(), dy + o.mem, x + o.mem, L, mean + o.stat, rstd + o.stat);
       if (ss == 0 && !wt) {
         const double m = mean[o.stat], r = rstd[o.stat];
         const T* dyr = dy + o.mem;
@@ -404,6 +499,13 @@ void apply_backward(const ReductionPlan& plan, const T* dy, const T* x, T* dx, c
                     const double* P, const double* Q, const double* R, const T* w) {
   const PlanDim& run = plan.dims()[plan.run_dim()];
   const int64_t ms = run.stride, ss = run.stat_stride, as = run.affine_stride;
+  if (column_fast_path(plan)) {
+    std::vector<double> Pw = per_stat(plan, w, 1.0);
+    for (size_t s = 0; s < Pw.size(); ++s) Pw[s] *= P[s];
+    return for_all_runs(plan, [&](Offsets o, int64_t len) {
+      rows::col_grad_input(dy + o.mem, x + o.mem, dx + o.mem, len, mean + o.stat, Pw.data() + o.stat, Q + o.stat, R + o.stat);
+    });
+  }
   for_all_runs(plan, [&](Offsets o, int64_t len) {
     if (ms == 1 && ss == 0 && (as <= 1 || !w)) {
       const int64_t s = o.stat;
@@ -421,12 +523,6 @@ void apply_backward(const ReductionPlan& plan, const T* dy, const T* x, T* dx, c
 }
 
 namespace {
-bool affine_within_kept(const ReductionPlan& plan) {
-  for (const PlanDim& d : plan.dims())
-    if (d.affine() && d.reduced()) return false;
-  return true;
-}
-
 // dx coefficients from the per-statistic sums of g = dy * w and g * xhat:
 //   dx = rstd * g - rstd^2 * mean(g * xhat) * (x - mean) - rstd * mean(g)
 void dx_coefficients(Statistic statistic, double M, double rstd, double sg, double sgx, double* Q,
@@ -481,25 +577,18 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
   }
   // One statistic per task: its statistics, its sums, then dx, all while it is in cache.
   const int64_t as = g.run.affine_stride;
-  const int64_t groups = g.num_groups();
-#pragma omp parallel for schedule(static) if (plan.numel() >= kParallelMin)
-  for (int64_t group = 0; group < groups; ++group) {
-    const int64_t s = group_at(g, group).o.stat;
+  const RunList runs = make_run_list(g);
+  for_each_group(g, plan.numel(), [&](int64_t, Offsets base) {
+    const int64_t s = base.stat;
     if (batch_stats) {
-      Partial acc;
-      for (int64_t seg = 0; seg < g.num_segs; ++seg) {
-        const int64_t d0 = seg * g.seg_len, d1 = std::min(g.key_len, d0 + g.seg_len);
-        const Partial p = chunk_stats(g, group, d0, d1, x, statistic);
-        acc = seg == 0 ? p : merge_stats(statistic, acc, p);
-      }
-      finish_stats(statistic, acc, mean + s, second + s);
+      finish_stats(statistic, listed_stats(g, runs, base, x, statistic), mean + s, second + s);
       rstd[s] = rstd_of(statistic, second[s], eps);
     }
     const rows::SplitMean<T> m(mean[s]);
     const double r = rstd[s];
     // u: sums of dy and dy * (x - mean); g: the same with dy weighted by w.
     double u1 = 0, u2 = 0, g1 = 0, g2 = 0;
-    for_each_run(g, group, 0, g.key_len, [&](Offsets o, int64_t len) {
+    for_each_listed_run(runs, g.run, base, 0, g.key_len, [&](Offsets o, int64_t len) {
       double a = 0, b = 0;
       const bool wvec = w && as != 0;
       if (g.run.stride == 1 && (!wvec || as == 1)) {
@@ -514,10 +603,10 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
       u1 += a, u2 += b, g1 += wv * a, g2 += wv * b;
     });
     if (per_stat_w) sum_dy[s] = u1, sum_dy_xhat[s] = u2 * r;
-    if (!dx) continue;
+    if (!dx) return;
     double Q = 0, R = 0;
     if (batch_stats) dx_coefficients(statistic, M, r, g1, g2 * r, &Q, &R);
-    for_each_run(g, group, 0, g.key_len, [&](Offsets o, int64_t len) {
+    for_each_listed_run(runs, g.run, base, 0, g.key_len, [&](Offsets o, int64_t len) {
       const bool wvec = w && as != 0;
       if (g.run.stride == 1 && (!wvec || as == 1)) {
         const double wv = w && !wvec ? double(w[o.aff]) : 1.0;
@@ -530,7 +619,7 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
         dx[e] = T(r * gv + Q * (double(x[e]) - mean[s]) + R);
       }
     });
-  }
+  });
   return per_stat_w;
 }
 

@@ -45,4 +45,46 @@ void grad_input(const float* dy, const float* x, float* dx, int64_t len, SplitMe
 void grad_input(const double* dy, const double* x, double* dx, int64_t len, SplitMean<double> m,
                 const double* w, double P, double Q, double R);
 
+// ---- column mode: the statistic changes along the run (channels-last BatchNorm and
+// InstanceNorm), one accumulator or coefficient per element. Plain loops over contiguous
+// runs, in double, which the compiler vectorizes; the order of additions per element is
+// fixed.
+
+template <class T>
+void col_add(double* acc, const T* x, int64_t len) {
+  for (int64_t i = 0; i < len; ++i) acc[i] += double(x[i]);
+}
+
+template <class T>
+void col_add_sq_dev(double* acc, const T* x, int64_t len, const double* mean) {
+  for (int64_t i = 0; i < len; ++i) {
+    const double d = double(x[i]) - mean[i];
+    acc[i] += d * d;
+  }
+}
+
+// s1[i] += dy[i],  s2[i] += dy[i] * (x[i] - mean[i]) * rstd[i]
+template <class T>
+void col_grad_sums(double* s1, double* s2, const T* dy, const T* x, int64_t len, const double* mean,
+                   const double* rstd) {
+  for (int64_t i = 0; i < len; ++i) {
+    const double g = double(dy[i]);
+    s1[i] += g, s2[i] += g * ((double(x[i]) - mean[i]) * rstd[i]);
+  }
+}
+
+// y = (x - mean) * alpha + beta
+template <class T>
+void col_scale_shift(const T* x, T* y, int64_t len, const double* mean, const double* alpha,
+                     const double* beta) {
+  for (int64_t i = 0; i < len; ++i) y[i] = T((double(x[i]) - mean[i]) * alpha[i] + beta[i]);
+}
+
+// dx = P * dy + Q * (x - mean) + R
+template <class T>
+void col_grad_input(const T* dy, const T* x, T* dx, int64_t len, const double* mean, const double* P,
+                    const double* Q, const double* R) {
+  for (int64_t i = 0; i < len; ++i) dx[i] = T(P[i] * double(dy[i]) + Q[i] * (double(x[i]) - mean[i]) + R[i]);
+}
+
 }  // namespace normkit::engine::rows
