@@ -285,7 +285,8 @@ py::object run_backward(const char* op, py::handle grad_output, const Input<T>& 
 // ---- batch_norm ----------------------------------------------------------------------------
 py::object batch_norm(bool backward, py::object grad_output, py::object input,
                       py::object running_mean, py::object running_var, py::object weight,
-                      py::object bias, bool training, double momentum, double eps) {
+                      py::object bias, bool training, double momentum, double eps,
+                      bool skip_nonfinite_update = false) {
   const char* op = backward ? "batch_norm_backward" : "batch_norm";
   return dispatch(op, "input", input, [&](auto tag_value) -> py::object {
     using T = decltype(tag_value);
@@ -293,10 +294,14 @@ py::object batch_norm(bool backward, py::object grad_output, py::object input,
     auto w = param<T>(op, "weight", weight), b = param<T>(op, "bias", bias);
     auto rm = running<T>(op, "running_mean", running_mean, training && !backward);
     auto rv = running<T>(op, "running_var", running_var, training && !backward);
-    const normkit::BatchNormArgs<T> args{w.span, b.span, rm.span, rv.span, training, momentum, eps};
-    if (!backward)
-      return run_forward(x,
-                         [&](TensorView<T> y) { normkit::batch_norm_forward<T>(x.view, y, args); });
+    normkit::BatchNormArgs<T> args{w.span, b.span, rm.span, rv.span, training, momentum, eps};
+    bool skipped = false;
+    args.skip_nonfinite_update = skip_nonfinite_update, args.update_skipped = &skipped;
+    if (!backward) {
+      py::object y = run_forward(
+          x, [&](TensorView<T> y) { normkit::batch_norm_forward<T>(x.view, y, args); });
+      return skip_nonfinite_update ? py::object(py::make_tuple(y, skipped)) : y;
+    }
     return run_backward(op, grad_output, x, w, &b, [&](auto dy, auto dx, auto dw, auto db) {
       normkit::batch_norm_backward<T>(dy, x.view, dx, args, dw, db);
     });
@@ -306,7 +311,8 @@ py::object batch_norm(bool backward, py::object grad_output, py::object input,
 // ---- instance_norm -------------------------------------------------------------------------
 py::object instance_norm(bool backward, py::object grad_output, py::object input,
                          py::object running_mean, py::object running_var, py::object weight,
-                         py::object bias, bool use_input_stats, double momentum, double eps) {
+                         py::object bias, bool use_input_stats, double momentum, double eps,
+                         bool skip_nonfinite_update = false) {
   const char* op = backward ? "instance_norm_backward" : "instance_norm";
   return dispatch(op, "input", input, [&](auto tag_value) -> py::object {
     using T = decltype(tag_value);
@@ -314,11 +320,15 @@ py::object instance_norm(bool backward, py::object grad_output, py::object input
     auto w = param<T>(op, "weight", weight), b = param<T>(op, "bias", bias);
     auto rm = running<T>(op, "running_mean", running_mean, use_input_stats && !backward);
     auto rv = running<T>(op, "running_var", running_var, use_input_stats && !backward);
-    const normkit::InstanceNormArgs<T> args{w.span,          b.span,   rm.span, rv.span,
-                                            use_input_stats, momentum, eps};
-    if (!backward)
-      return run_forward(
+    normkit::InstanceNormArgs<T> args{w.span,          b.span,   rm.span, rv.span,
+                                      use_input_stats, momentum, eps};
+    bool skipped = false;
+    args.skip_nonfinite_update = skip_nonfinite_update, args.update_skipped = &skipped;
+    if (!backward) {
+      py::object y = run_forward(
           x, [&](TensorView<T> y) { normkit::instance_norm_forward<T>(x.view, y, args); });
+      return skip_nonfinite_update ? py::object(py::make_tuple(y, skipped)) : y;
+    }
     return run_backward(op, grad_output, x, w, &b, [&](auto dy, auto dx, auto dw, auto db) {
       normkit::instance_norm_backward<T>(dy, x.view, dx, args, dw, db);
     });
@@ -449,6 +459,8 @@ py::object normalize(bool backward, py::object grad_output, py::object input,
 
 }  // namespace
 
+void register_extras(py::module_& m);  // the extras section at the end of this file
+
 PYBIND11_MODULE(normkit, m) {
   m.doc() = R"(normkit: the normalization family (BatchNorm, InstanceNorm, GroupNorm, LayerNorm,
 RMSNorm, WeightNorm, and a generic normalize over any axes) on one reduction engine.
@@ -474,19 +486,23 @@ Invalid arguments raise ValueError; unsupported dtypes raise TypeError.)";
   m.def(
       "batch_norm",
       [](py::object input, py::object rm, py::object rv, py::object w, py::object b, bool training,
-         double momentum, double eps) {
-        return batch_norm(false, py::none(), input, rm, rv, w, b, training, momentum, eps);
+         double momentum, double eps, bool skip) {
+        return batch_norm(false, py::none(), input, rm, rv, w, b, training, momentum, eps, skip);
       },
       py::arg("input"), py::arg("running_mean"), py::arg("running_var"), py::arg("weight") = none,
       py::arg("bias") = none, py::arg("training") = false, py::arg("momentum") = 0.1,
-      py::arg("eps") = 1e-5,
+      py::arg("eps") = 1e-5, py::kw_only(), py::arg("skip_nonfinite_update") = false,
       R"(Batch normalization over (N, C, *): one mean/variance per channel C.
 
 training=True (or running statistics None) normalizes with the batch statistics (biased
 variance); running_mean / running_var, if given, are then updated in place:
 running = (1 - momentum) * running + momentum * batch, storing the unbiased variance.
 training=False with running statistics normalizes with them. Same as
-torch.nn.functional.batch_norm.)");
+torch.nn.functional.batch_norm.
+
+skip_nonfinite_update=True (keyword only; not in PyTorch) guards the running statistics: a
+batch whose mean or variance is NaN/Inf leaves them unchanged, and the call returns the
+tuple (output, update_skipped) instead of the output alone.)");
   m.def(
       "batch_norm_backward",
       [](py::object dy, py::object input, py::object rm, py::object rv, py::object w, py::object b,
@@ -501,18 +517,23 @@ absent parameter. Running statistics are read (eval) but never written.)");
   m.def(
       "instance_norm",
       [](py::object input, py::object rm, py::object rv, py::object w, py::object b,
-         bool use_input_stats, double momentum, double eps) {
+         bool use_input_stats, double momentum, double eps, bool skip) {
         return instance_norm(false, py::none(), input, rm, rv, w, b, use_input_stats, momentum,
-                             eps);
+                             eps, skip);
       },
       py::arg("input"), py::arg("running_mean") = none, py::arg("running_var") = none,
       py::arg("weight") = none, py::arg("bias") = none, py::arg("use_input_stats") = true,
-      py::arg("momentum") = 0.1, py::arg("eps") = 1e-5,
+      py::arg("momentum") = 0.1, py::arg("eps") = 1e-5, py::kw_only(),
+      py::arg("skip_nonfinite_update") = false,
       R"(Instance normalization over (N, C, *): one mean/variance per (n, c) over the spatial dims.
 
 With use_input_stats=True the running statistics, if given, are updated in place with the
 batch average of the per-instance statistics; with use_input_stats=False they are used to
-normalize. Same as torch.nn.functional.instance_norm.)");
+normalize. Same as torch.nn.functional.instance_norm.
+
+skip_nonfinite_update=True (keyword only; not in PyTorch): as in batch_norm, a batch with a
+NaN/Inf statistic leaves the running statistics unchanged, and the call returns
+(output, update_skipped).)");
   m.def(
       "instance_norm_backward",
       [](py::object dy, py::object input, py::object rm, py::object rv, py::object w, py::object b,
@@ -632,4 +653,295 @@ absent parameter.)");
   m.def("set_num_threads", &normkit::set_num_threads, py::arg("n"),
         "Threads the engine may use (OpenMP). Results are bitwise identical for any count.");
   m.def("get_num_threads", &normkit::get_num_threads, "Threads the engine may use.");
+  register_extras(m);
+}
+
+// =============================================================================================
+// ---- extras (normkit/extras.hpp): fused add + norm, GroupNorm + SiLU, BatchNorm folding,
+// FrozenBatchNorm, AdaIN. Same conventions as above: float32/float64 dispatch on the first
+// array, in-place views of dense-permuted arrays, outputs in the input's layout, GIL released.
+// =============================================================================================
+namespace {
+
+// add_rms_norm / add_layer_norm: returns (y, x + residual), both in x's layout.
+template <class T, class Call>
+py::object add_norm_forward(const char* op, py::handle input, py::handle residual, Call&& call) {
+  auto x = as_input<T>(input);
+  auto r = like_input<T>(op, "residual", residual, x.view);
+  auto y = output_like(x.view), s = output_like(x.view);
+  {
+    py::gil_scoped_release nogil;
+    call(x.view, r.view, y.view, s.view);
+  }
+  return py::make_tuple(y.array, s.array);
+}
+
+// Backward of the fused ops: sum is the forward's second output; grad_sum may be None.
+template <class T, class Call>
+py::object add_norm_backward(const char* op, py::handle grad_output, py::handle grad_sum,
+                             py::handle sum, const Param<T>& w, const Param<T>* b, Call&& call) {
+  auto s = as_input<T>(sum);
+  auto dy = like_input<T>(op, "grad_output", grad_output, s.view);
+  std::optional<Input<T>> ds;
+  if (!grad_sum.is_none()) ds = like_input<T>(op, "grad_sum", grad_sum, s.view);
+  auto dx = output_like(s.view);
+  auto dw = w.grad();
+  auto db = b ? b->grad() : std::nullopt;
+  {
+    py::gil_scoped_release nogil;
+    call(dy.view, ds ? ds->view : TensorView<const T>(), s.view, dx.view, span_of(dw), span_of(db));
+  }
+  if (!b) return py::make_tuple(dx.array, none_or(dw));
+  return py::make_tuple(dx.array, none_or(dw), none_or(db));
+}
+
+py::object add_rms_norm(bool backward, py::object grad_output, py::object grad_sum, py::object input,
+                        py::object residual, py::object normalized_shape, py::object weight,
+                        std::optional<double> eps, bool unit_offset) {
+  const char* op = backward ? "add_rms_norm_backward" : "add_rms_norm";
+  return dispatch(op, backward ? "sum" : "input", input, [&](auto tag_value) -> py::object {
+    using T = decltype(tag_value);
+    auto w = param<T>(op, "weight", weight);
+    const normkit::RMSNormArgs<T> args{int_list(op, "normalized_shape", normalized_shape), w.span,
+                                       eps, unit_offset};
+    if (!backward)
+      return add_norm_forward<T>(op, input, residual, [&](auto x, auto r, auto y, auto s) {
+        normkit::add_rms_norm_forward<T>(x, r, y, s, args);
+      });
+    const Param<T>* no_bias = nullptr;
+    return add_norm_backward<T>(op, grad_output, grad_sum, input, w, no_bias,
+                                [&](auto dy, auto ds, auto s, auto dx, auto dw, auto) {
+                                  normkit::add_rms_norm_backward<T>(dy, ds, s, dx, args, dw);
+                                });
+  });
+}
+
+py::object add_layer_norm(bool backward, py::object grad_output, py::object grad_sum,
+                          py::object input, py::object residual, py::object normalized_shape,
+                          py::object weight, py::object bias, double eps) {
+  const char* op = backward ? "add_layer_norm_backward" : "add_layer_norm";
+  return dispatch(op, backward ? "sum" : "input", input, [&](auto tag_value) -> py::object {
+    using T = decltype(tag_value);
+    auto w = param<T>(op, "weight", weight), b = param<T>(op, "bias", bias);
+    const normkit::LayerNormArgs<T> args{int_list(op, "normalized_shape", normalized_shape), w.span,
+                                         b.span, eps};
+    if (!backward)
+      return add_norm_forward<T>(op, input, residual, [&](auto x, auto r, auto y, auto s) {
+        normkit::add_layer_norm_forward<T>(x, r, y, s, args);
+      });
+    return add_norm_backward<T>(op, grad_output, grad_sum, input, w, &b,
+                                [&](auto dy, auto ds, auto s, auto dx, auto dw, auto db) {
+                                  normkit::add_layer_norm_backward<T>(dy, ds, s, dx, args, dw, db);
+                                });
+  });
+}
+
+py::object group_norm_silu(bool backward, py::object grad_output, py::object input,
+                           int64_t num_groups, py::object weight, py::object bias, double eps) {
+  const char* op = backward ? "group_norm_silu_backward" : "group_norm_silu";
+  return dispatch(op, "input", input, [&](auto tag_value) -> py::object {
+    using T = decltype(tag_value);
+    auto x = as_input<T>(input);
+    auto w = param<T>(op, "weight", weight), b = param<T>(op, "bias", bias);
+    const normkit::GroupNormArgs<T> args{num_groups, w.span, b.span, eps};
+    if (!backward)
+      return run_forward(
+          x, [&](TensorView<T> y) { normkit::group_norm_silu_forward<T>(x.view, y, args); });
+    return run_backward(op, grad_output, x, w, &b, [&](auto dy, auto dx, auto dw, auto db) {
+      normkit::group_norm_silu_backward<T>(dy, x.view, dx, args, dw, db);
+    });
+  });
+}
+
+py::object fold_batch_norm(py::object weight, py::object bias, py::object running_mean,
+                           py::object running_var, py::object bn_weight, py::object bn_bias,
+                           double eps, bool transpose) {
+  const char* op = "fold_batch_norm";
+  return dispatch(op, "weight", weight, [&](auto tag_value) -> py::object {
+    using T = decltype(tag_value);
+    auto w = as_input<T>(weight);
+    auto b = param<T>(op, "bias", bias), rm = param<T>(op, "running_mean", running_mean),
+         rv = param<T>(op, "running_var", running_var), g = param<T>(op, "bn_weight", bn_weight),
+         beta = param<T>(op, "bn_bias", bn_bias);
+    normkit::FoldedWeights<T> f;
+    {
+      py::gil_scoped_release nogil;
+      f = normkit::fold_batch_norm<T>(w.view, b.span, rm.span, rv.span, g.span, beta.span, eps,
+                                      transpose);
+    }
+    std::vector<py::ssize_t> shape(w.view.shape.begin(), w.view.shape.end());
+    py::array_t<T> w_out(shape), b_out(static_cast<py::ssize_t>(f.bias.size()));
+    std::copy(f.weight.begin(), f.weight.end(), w_out.mutable_data());
+    std::copy(f.bias.begin(), f.bias.end(), b_out.mutable_data());
+    return py::make_tuple(w_out, b_out);
+  });
+}
+
+// A FrozenBatchNorm layer holding copies of the given buffers (None: the layer's defaults).
+template <class T>
+normkit::FrozenBatchNorm<T> frozen_layer(const char* op, const TensorView<const T>& x,
+                                         py::object rm, py::object rv, py::object w, py::object b,
+                                         double eps) {
+  if (x.dim() < 2)
+    throw py::value_error(tag(op) + "expected input of shape (N, C, *), got shape " +
+                          normkit::shape_str(x.shape));
+  normkit::FrozenBatchNorm<T> f(x.shape[1], eps);
+  auto set = [&](std::vector<T>& dst, const char* name, py::object obj) {
+    const auto p = param<T>(op, name, obj);
+    if (p.keep) dst.assign(p.span.begin(), p.span.end());
+  };
+  set(f.running_mean, "running_mean", rm);
+  set(f.running_var, "running_var", rv);
+  set(f.weight, "weight", w);
+  set(f.bias, "bias", b);
+  return f;
+}
+
+py::object frozen_batch_norm(bool backward, py::object input, py::object rm, py::object rv,
+                             py::object w, py::object b, double eps) {
+  const char* op = backward ? "frozen_batch_norm_backward" : "frozen_batch_norm";
+  return dispatch(op, backward ? "grad_output" : "input", input, [&](auto tag_value) -> py::object {
+    using T = decltype(tag_value);
+    auto x = as_input<T>(input);
+    const auto f = frozen_layer<T>(op, x.view, rm, rv, w, b, eps);
+    return run_forward(x, [&](TensorView<T> y) {
+      if (backward)
+        f.backward(x.view, y);
+      else
+        f.forward(x.view, y);
+    });
+  });
+}
+
+py::object adain(bool backward, py::object grad_output, py::object content, py::object style,
+                 double eps) {
+  const char* op = backward ? "adain_backward" : "adain";
+  return dispatch(op, "content", content, [&](auto tag_value) -> py::object {
+    using T = decltype(tag_value);
+    auto c = as_input<T>(content);
+    require_float_array(op, "style", style);
+    auto s = py::isinstance<py::array_t<T>>(style)
+                 ? as_input<T>(style)
+                 : as_input<T>(py::array_t<T, py::array::forcecast>::ensure(style));
+    if (!backward)
+      return run_forward(c, [&](TensorView<T> y) { normkit::adain_forward<T>(c.view, s.view, y, eps); });
+    auto dy = like_input<T>(op, "grad_output", grad_output, c.view);
+    auto dc = output_like(c.view);
+    auto ds = output_like(s.view);
+    {
+      py::gil_scoped_release nogil;
+      normkit::adain_backward<T>(dy.view, c.view, s.view, dc.view, ds.view, eps);
+    }
+    return py::make_tuple(dc.array, ds.array);
+  });
+}
+
+}  // namespace
+
+void register_extras(py::module_& m) {
+  const auto none = py::none();
+  m.def(
+      "add_rms_norm",
+      [](py::object input, py::object residual, py::object ns, py::object w,
+         std::optional<double> eps, bool unit_offset) {
+        return add_rms_norm(false, py::none(), py::none(), input, residual, ns, w, eps, unit_offset);
+      },
+      py::arg("input"), py::arg("residual"), py::arg("normalized_shape"), py::arg("weight") = none,
+      py::arg("eps") = none, py::kw_only(), py::arg("unit_offset") = false,
+      R"(Fused residual add + RMS normalization (vLLM's fused_add_rms_norm).
+
+Returns (y, sum) with sum = input + residual and y = rms_norm(sum, normalized_shape, weight,
+eps): the sum is written once and normalized while in cache. eps=None: machine epsilon of the
+dtype; unit_offset=True: the Gemma (1 + weight) form.)");
+  m.def(
+      "add_rms_norm_backward",
+      [](py::object dy, py::object dsum, py::object sum, py::object ns, py::object w,
+         std::optional<double> eps, bool unit_offset) {
+        return add_rms_norm(true, dy, dsum, sum, py::none(), ns, w, eps, unit_offset);
+      },
+      py::arg("grad_output"), py::arg("grad_sum"), py::arg("sum"), py::arg("normalized_shape"),
+      py::arg("weight") = none, py::arg("eps") = none, py::kw_only(),
+      py::arg("unit_offset") = false,
+      R"(Gradients of add_rms_norm given grad_output (of y) and grad_sum (of sum; None = 0),
+at the forward's `sum`: returns (grad_input, grad_weight); grad_input is also the gradient of
+residual.)");
+  m.def(
+      "add_layer_norm",
+      [](py::object input, py::object residual, py::object ns, py::object w, py::object b,
+         double eps) {
+        return add_layer_norm(false, py::none(), py::none(), input, residual, ns, w, b, eps);
+      },
+      py::arg("input"), py::arg("residual"), py::arg("normalized_shape"), py::arg("weight") = none,
+      py::arg("bias") = none, py::arg("eps") = 1e-5,
+      R"(Fused residual add + layer normalization: returns (y, sum) with sum = input + residual
+and y = layer_norm(sum, normalized_shape, weight, bias, eps).)");
+  m.def(
+      "add_layer_norm_backward",
+      [](py::object dy, py::object dsum, py::object sum, py::object ns, py::object w, py::object b,
+         double eps) { return add_layer_norm(true, dy, dsum, sum, py::none(), ns, w, b, eps); },
+      py::arg("grad_output"), py::arg("grad_sum"), py::arg("sum"), py::arg("normalized_shape"),
+      py::arg("weight") = none, py::arg("bias") = none, py::arg("eps") = 1e-5,
+      R"(Gradients of add_layer_norm given grad_output and grad_sum (None = 0), at the forward's
+`sum`: returns (grad_input, grad_weight, grad_bias), None for an absent parameter.)");
+  m.def(
+      "group_norm_silu",
+      [](py::object input, int64_t g, py::object w, py::object b, double eps) {
+        return group_norm_silu(false, py::none(), input, g, w, b, eps);
+      },
+      py::arg("input"), py::arg("num_groups"), py::arg("weight") = none, py::arg("bias") = none,
+      py::arg("eps") = 1e-5,
+      R"(Fused silu(group_norm(input, num_groups, weight, bias, eps)), silu(z) = z * sigmoid(z):
+the GroupNorm + SiLU that opens diffusion U-Net blocks, one trip through memory.)");
+  m.def(
+      "group_norm_silu_backward",
+      [](py::object dy, py::object input, int64_t g, py::object w, py::object b, double eps) {
+        return group_norm_silu(true, dy, input, g, w, b, eps);
+      },
+      py::arg("grad_output"), py::arg("input"), py::arg("num_groups"), py::arg("weight") = none,
+      py::arg("bias") = none, py::arg("eps") = 1e-5,
+      R"(Gradients of group_norm_silu: returns (grad_input, grad_weight, grad_bias), None for an
+absent parameter.)");
+  m.def("fold_batch_norm", &fold_batch_norm, py::arg("weight"), py::arg("bias"),
+        py::arg("running_mean"), py::arg("running_var"), py::arg("bn_weight") = none,
+        py::arg("bn_bias") = none, py::arg("eps") = 1e-5, py::arg("transpose") = false,
+        R"(Folds an eval-mode BatchNorm into the conv/linear layer before it.
+
+Returns (weight', bias'): weight' = weight * g / sqrt(v + eps) along the output-channel dim
+(dim 0; dim 1 with transpose=True, for ConvTranspose), bias' = (bias - m) * g / sqrt(v + eps)
++ beta. bias, bn_weight, bn_bias may be None (0, 1, 0). Same as
+torch.nn.utils.fusion.fuse_conv_bn_weights.)");
+  m.def(
+      "frozen_batch_norm",
+      [](py::object input, py::object rm, py::object rv, py::object w, py::object b, double eps) {
+        return frozen_batch_norm(false, input, rm, rv, w, b, eps);
+      },
+      py::arg("input"), py::arg("running_mean") = none, py::arg("running_var") = none,
+      py::arg("weight") = none, py::arg("bias") = none, py::arg("eps") = 1e-5,
+      R"(detectron2's FrozenBatchNorm2d for (N, C, *): input * scale + shift per channel with
+scale = weight / sqrt(running_var + eps), shift = bias - running_mean * scale. None takes the
+frozen layer's defaults: running_mean 0, running_var 1 - eps, weight 1, bias 0.)");
+  m.def(
+      "frozen_batch_norm_backward",
+      [](py::object dy, py::object rm, py::object rv, py::object w, py::object b, double eps) {
+        return frozen_batch_norm(true, dy, rm, rv, w, b, eps);
+      },
+      py::arg("grad_output"), py::arg("running_mean") = none, py::arg("running_var") = none,
+      py::arg("weight") = none, py::arg("bias") = none, py::arg("eps") = 1e-5,
+      R"(Gradient of frozen_batch_norm with respect to its input: grad_output * scale.)");
+  m.def(
+      "adain",
+      [](py::object content, py::object style, double eps) {
+        return adain(false, py::none(), content, style, eps);
+      },
+      py::arg("content"), py::arg("style"), py::arg("eps") = 1e-5,
+      R"(Adaptive instance normalization (Huang & Belongie 2017) over (N, C, *):
+(content - mean_c) / sqrt(var_c + eps) * sqrt(var_s + eps) + mean_s per (n, c), with the
+biased variances InstanceNorm uses. style may have other spatial dims than content.)");
+  m.def(
+      "adain_backward",
+      [](py::object dy, py::object content, py::object style, double eps) {
+        return adain(true, dy, content, style, eps);
+      },
+      py::arg("grad_output"), py::arg("content"), py::arg("style"), py::arg("eps") = 1e-5,
+      R"(Gradients of adain: returns (grad_content, grad_style).)");
 }

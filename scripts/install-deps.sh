@@ -6,8 +6,9 @@ packages=(
   build-essential cmake ninja-build pkg-config git doxygen
   libhwy-dev libomp-dev libgtest-dev libbenchmark-dev libcli11-dev
   pybind11-dev python3-dev python3-numpy python3-pytest python3-matplotlib
-  python3-torch libtorch-dev libdnnl-dev
+  python3-torch libtorch-dev libdnnl-dev libpng-dev
   libopenmpi-dev openmpi-bin libopenblas-dev zlib1g-dev dataset-fashion-mnist
+  clang libclang-rt-14-dev
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -9,18 +9,9 @@ constexpr const char* kOp = "instance_norm";
 
 template <class T>
 ReductionPlan checked_plan(const TensorView<const T>& x, const InstanceNormArgs<T>& a) {
-  detail::check_tensor(kOp, "input", x);
-  detail::check_rank(kOp, x.shape, 2, "input of shape (N, C, *)");
-  const int64_t C = x.shape[1];
-  detail::check_param(kOp, "weight", a.weight, C, "num_channels");
-  detail::check_param(kOp, "bias", a.bias, C, "num_channels");
-  detail::check_param(kOp, "running_mean", a.running_mean, C, "num_channels");
-  detail::check_param(kOp, "running_var", a.running_var, C, "num_channels");
-  if (a.running_mean.empty() != a.running_var.empty())
-    detail::fail(kOp, "running_mean and running_var must be given together");
+  detail::check_channel_args(kOp, x, a);
   if (!a.use_input_stats && a.running_mean.empty())
     detail::fail(kOp, "use_input_stats=false needs running_mean and running_var");
-  detail::check_eps(kOp, a.eps);
   if (a.use_input_stats && !a.running_mean.empty()) detail::check_momentum(kOp, a.momentum);
   std::vector<int64_t> reduce;
   for (int64_t i = 2; i < x.dim(); ++i) reduce.push_back(i);
@@ -45,9 +36,11 @@ detail::Stats running_stats(const TensorView<const T>& x, const InstanceNormArgs
   return s;
 }
 
-bool all_finite(const detail::Stats& s) {
+// The guard's test: every batch statistic, as it would be stored in T, is finite.
+template <class T>
+bool all_finite(const detail::Stats& s, double unbias) {
   for (size_t i = 0; i < s.mean.size(); ++i)
-    if (!std::isfinite(s.mean[i]) || !std::isfinite(s.var[i])) return false;
+    if (!std::isfinite(T(s.mean[i])) || !std::isfinite(T(s.var[i] * unbias))) return false;
   return true;
 }
 }  // namespace
@@ -71,12 +64,12 @@ void instance_norm_forward(TensorView<const T> x, TensorView<T> y, const Instanc
   const auto s = detail::forward_pass(plan, Statistic::Variance, x.data, y.data, a.eps, w, b);
   detail::write_saved(saved, s.mean, s.rstd);
   if (a.running_mean.empty()) return;
-  if (a.skip_nonfinite_update && !all_finite(s)) {  // the guard: keep the running statistics
+  const int64_t N = x.shape[0], C = x.shape[1];
+  const double m = a.momentum, n = double(plan.stat_size()), unbias = n / (n - 1);
+  if (a.skip_nonfinite_update && !all_finite<T>(s, unbias)) {  // the guard: keep them as they are
     if (a.update_skipped) *a.update_skipped = true;
     return;
   }
-  const int64_t N = x.shape[0], C = x.shape[1];
-  const double m = a.momentum, n = double(plan.stat_size()), unbias = n / (n - 1);
   for (int64_t c = 0; c < C; ++c) {
     double mean = 0, var = 0;
     for (int64_t i = 0; i < N; ++i) mean += s.mean[size_t(i * C + c)], var += s.var[size_t(i * C + c)];

@@ -64,6 +64,7 @@ BatchNormArgs<T> BatchNorm<T>::args() {
   a.weight = cspan(weight), a.bias = cspan(bias), a.eps = options.eps;
   a.training = training() || !options.track_running_stats;
   if (options.track_running_stats) a.running_mean = mspan(running_mean), a.running_var = mspan(running_var);
+  a.skip_nonfinite_update = options.skip_nonfinite_update;
   return a;
 }
 
@@ -74,8 +75,12 @@ void BatchNorm<T>::forward(TensorView<const T> x, TensorView<T> y) {
   // momentum unset: cumulative moving average with factor 1 / num_batches_tracked (counted
   // after this batch, as torch.nn does); the count is committed once the call succeeded.
   if (update) a.momentum = options.momentum ? *options.momentum : 1.0 / double(num_batches_tracked + 1);
+  bool skipped = false;
+  a.update_skipped = &skipped;
   batch_norm_forward(x, y, a);
-  if (update) ++num_batches_tracked;
+  last_update_skipped = skipped;
+  if (skipped) ++skipped_updates;
+  else if (update) ++num_batches_tracked;
 }
 
 template <class T>
@@ -106,6 +111,7 @@ InstanceNormArgs<T> InstanceNorm<T>::args() {
   a.weight = cspan(weight), a.bias = cspan(bias), a.eps = options.eps;
   a.use_input_stats = training() || !options.track_running_stats;
   if (options.track_running_stats) a.running_mean = mspan(running_mean), a.running_var = mspan(running_var);
+  a.skip_nonfinite_update = options.skip_nonfinite_update;
   return a;
 }
 
@@ -114,8 +120,12 @@ void InstanceNorm<T>::forward(TensorView<const T> x, TensorView<T> y) {
   InstanceNormArgs<T> a = args();
   const bool update = a.use_input_stats && options.track_running_stats;
   if (update) a.momentum = options.momentum ? *options.momentum : 1.0 / double(num_batches_tracked + 1);
+  bool skipped = false;
+  a.update_skipped = &skipped;
   instance_norm_forward(x, y, a);
-  if (update) ++num_batches_tracked;
+  last_update_skipped = skipped;
+  if (skipped) ++skipped_updates;
+  else if (update) ++num_batches_tracked;
 }
 
 template <class T>

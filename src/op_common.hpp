@@ -84,6 +84,42 @@ void check_param(const char* op, const char* name, std::span<T> p, int64_t expec
                  std::to_string(expected) + " (" + what + ")");
 }
 
+// The checks of an op on (N, C, *) with per-channel parameters (BatchNorm, InstanceNorm,
+// SyncBatchNorm): rank, weight/bias/running statistics of C values, eps.
+template <class T, class Args>
+void check_channel_args(const char* op, const TensorView<const T>& x, const Args& a) {
+  check_tensor(op, "input", x);
+  check_rank(op, x.shape, 2, "input of shape (N, C, *)");
+  const int64_t C = x.shape[1];
+  check_param(op, "weight", a.weight, C, "num_channels");
+  check_param(op, "bias", a.bias, C, "num_channels");
+  check_param(op, "running_mean", a.running_mean, C, "num_channels");
+  check_param(op, "running_var", a.running_var, C, "num_channels");
+  if (a.running_mean.empty() != a.running_var.empty())
+    fail(op, "running_mean and running_var must be given together");
+  check_eps(op, a.eps);
+}
+
+// GroupNorm's checks (group_norm, group_norm_silu): groups dividing C, per-channel affine,
+// more than one value per group.
+template <class T, class Args>
+void check_group_args(const char* op, const TensorView<const T>& x, const Args& a) {
+  check_tensor(op, "input", x);
+  check_rank(op, x.shape, 2, "input of shape (N, C, *)");
+  const int64_t C = x.shape[1], G = a.num_groups;
+  if (G <= 0) fail(op, "num_groups=" + std::to_string(G) + " must be positive");
+  if (C % G != 0)
+    fail(op, "num_channels=" + std::to_string(C) + " is not divisible by num_groups=" + std::to_string(G));
+  check_param(op, "weight", a.weight, C, "num_channels");
+  check_param(op, "bias", a.bias, C, "num_channels");
+  check_eps(op, a.eps);
+  int64_t per_group = C / G;
+  for (size_t i = 2; i < x.shape.size(); ++i) per_group *= x.shape[i];
+  if (per_group == 1)
+    fail(op, "expected more than 1 value per group, got input of shape " + shape_str(x.shape) +
+                 " with num_groups=" + std::to_string(G));
+}
+
 // ---- the shared passes ---------------------------------------------------------------------
 
 // Per-statistic values in double: mean (0 unless Variance), the second statistic

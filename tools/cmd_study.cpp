@@ -19,6 +19,7 @@ struct StudyCli {
   std::vector<std::string> norms;
   std::vector<int> batches;
   std::string out = "docs/study";
+  std::vector<CLI::Option*> explicit_opts;  // --epochs, --train-subset, --test-subset, --max-error
 };
 
 std::string canonical_command(const StudyCli& c, const study::StudyOptions& o) {
@@ -33,6 +34,10 @@ std::string canonical_command(const StudyCli& c, const study::StudyOptions& o) {
 void run(StudyCli& c, bool out_given) {
   study::StudyOptions o = c.quick ? study::quick_options(c.opts) : c.opts;
   // Options given explicitly win over the --quick preset.
+  if (c.explicit_opts[0]->count()) o.epochs = c.opts.epochs;
+  if (c.explicit_opts[1]->count()) o.train_subset = c.opts.train_subset;
+  if (c.explicit_opts[2]->count()) o.test_subset = c.opts.test_subset;
+  if (c.explicit_opts[3]->count()) o.max_error = c.opts.max_error;
   if (!c.norms.empty()) {
     o.norms.clear();
     for (const std::string& n : c.norms) o.norms.push_back(study::parse_norm(n));
@@ -59,11 +64,14 @@ void add_study_command(CLI::App& app) {
   CLI::Option* out = sub->add_option("--out", c->out, "directory for the results")->capture_default_str();
   sub->add_option("--data", c->opts.data_dir, "directory holding the Fashion-MNIST .gz files")
       ->capture_default_str();
-  sub->add_option("--epochs", c->opts.epochs, "epochs, the same for every run")->capture_default_str();
-  sub->add_option("--train-subset", c->opts.train_subset,
-                  "train on the first N images (0: all 60000)")->capture_default_str();
-  sub->add_option("--test-subset", c->opts.test_subset, "evaluate on the first N test images (0: all)")
-      ->capture_default_str();
+  c->explicit_opts.push_back(
+      sub->add_option("--epochs", c->opts.epochs, "epochs, the same for every run")->capture_default_str());
+  c->explicit_opts.push_back(sub->add_option("--train-subset", c->opts.train_subset,
+                                             "train on the first N images (0: all 60000)")
+                                 ->capture_default_str());
+  c->explicit_opts.push_back(
+      sub->add_option("--test-subset", c->opts.test_subset, "evaluate on the first N test images (0: all)")
+          ->capture_default_str());
   sub->add_option("--norms", c->norms, "subset of bn, gn, ln, in, none")->delimiter(',');
   sub->add_option("--batches", c->batches, "per-step batch sizes (default 32,16,8,4,2)")->delimiter(',');
   sub->add_option("--lr", c->opts.base_lr, "learning rate at batch 32 (scaled linearly)")
@@ -71,8 +79,9 @@ void add_study_command(CLI::App& app) {
   sub->add_option("--groups", c->opts.groups, "GroupNorm groups (32 and 64 channels)")->capture_default_str();
   sub->add_option("--seed", c->opts.seed, "seed for initialization and data order")->capture_default_str();
   sub->add_option("--jobs", c->opts.jobs, "runs trained at once, one thread each")->capture_default_str();
-  sub->add_option("--max-error", c->opts.max_error,
-                  "fail unless every run's test error is below this fraction (0: no check)");
+  c->explicit_opts.push_back(sub->add_option("--max-error", c->opts.max_error,
+                                             "fail unless every run's test error is below this "
+                                             "fraction (0: no check; --quick: 0.5)"));
   sub->add_flag("--no-plot", c->no_plot, "do not draw batch_size.png");
   sub->callback([c, out] { run(*c, out->count() > 0); });
 }

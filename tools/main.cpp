@@ -18,6 +18,8 @@ int main(int argc, char** argv) {
   add_guide_command(app);
   add_explain_command(app);
   add_study_command(app);
+  add_adain_command(app);
+  add_bench_command(app);
 
   try {
     if (argc <= 1)

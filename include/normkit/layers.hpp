@@ -37,6 +37,9 @@ class NORMKIT_API BatchNorm : public Module {
     std::optional<double> momentum = 0.1;  ///< unset: cumulative average 1/num_batches_tracked
     bool affine = true;                    ///< learnable per-channel weight and bias
     bool track_running_stats = true;       ///< keep running_mean and running_var
+    /// Guard: a training batch with a NaN/Inf statistic leaves the running statistics (and
+    /// num_batches_tracked) unchanged and counts in skipped_updates. Off, as PyTorch.
+    bool skip_nonfinite_update = false;
   };
   /// num_features = C. Weight 1, bias 0, running_mean 0, running_var 1.
   explicit BatchNorm(int64_t num_features, Options options = {});
@@ -57,6 +60,8 @@ class NORMKIT_API BatchNorm : public Module {
   std::vector<T> running_mean, running_var;
   ///@}
   int64_t num_batches_tracked = 0;  ///< training forward passes so far
+  int64_t skipped_updates = 0;      ///< batches the guard kept out of the running statistics
+  bool last_update_skipped = false;  ///< whether the last forward() was one of them
 
  private:
   BatchNormArgs<T> args();
@@ -72,6 +77,7 @@ class NORMKIT_API InstanceNorm : public Module {
     std::optional<double> momentum = 0.1;  ///< of the running statistics; unset: cumulative average
     bool affine = false;                   ///< learnable per-channel weight and bias
     bool track_running_stats = false;      ///< keep running_mean and running_var
+    bool skip_nonfinite_update = false;    ///< as BatchNorm::Options::skip_nonfinite_update
   };
   /// num_features = C. Weight 1, bias 0, running_mean 0, running_var 1.
   explicit InstanceNorm(int64_t num_features, Options options = {});
@@ -92,6 +98,8 @@ class NORMKIT_API InstanceNorm : public Module {
   std::vector<T> running_mean, running_var;
   ///@}
   int64_t num_batches_tracked = 0;  ///< training forward passes so far
+  int64_t skipped_updates = 0;      ///< batches the guard kept out of the running statistics
+  bool last_update_skipped = false;  ///< whether the last forward() was one of them
 
  private:
   InstanceNormArgs<T> args();

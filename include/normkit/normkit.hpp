@@ -7,6 +7,7 @@
 #define NORMKIT_VERSION_PATCH 0  ///< patch version
 #define NORMKIT_VERSION "0.1.0"  ///< the version string
 
+#include "normkit/extras.hpp"
 #include "normkit/guide.hpp"
 #include "normkit/layers.hpp"
 #include "normkit/ops.hpp"

@@ -68,6 +68,10 @@ struct BatchNormArgs {
   bool training = false;      ///< false: normalize with the running statistics
   double momentum = 0.1;      ///< running = (1 - momentum) * running + momentum * batch
   double eps = 1e-5;          ///< added to the statistic before the square root
+  /// Guard (off by default, as PyTorch): when a training batch has a NaN/Inf statistic, leave
+  /// the running statistics unchanged instead of folding it in. y is written either way.
+  bool skip_nonfinite_update = false;
+  bool* update_skipped = nullptr;  ///< if given: set to whether the guard skipped the update
 };
 /// BatchNorm forward: writes y (and `saved` if given).
 template <class T>
@@ -91,6 +95,8 @@ struct InstanceNormArgs {
   bool use_input_stats = true;  ///< false: normalize with the running statistics
   double momentum = 0.1;        ///< as BatchNormArgs::momentum
   double eps = 1e-5;            ///< added to the statistic before the square root
+  bool skip_nonfinite_update = false;  ///< as BatchNormArgs::skip_nonfinite_update
+  bool* update_skipped = nullptr;      ///< as BatchNormArgs::update_skipped
 };
 /// InstanceNorm forward: writes y (and `saved` if given).
 template <class T>

@@ -180,7 +180,8 @@ Partial chunk_stats_of(ForRuns&& for_runs, double n, int64_t ms, const T* x, Sta
   if (statistic != Statistic::Variance) return {n, 0.0, s2};
   const double m = n > 0 ? s1 / n : 0.0;
   sums(m, s1, s2);  // corrected two-pass: mean = m + sum(d)/n, m2 = sum(d^2) - sum(d)^2/n
-  return {n, m + s1 / n, std::max(0.0, s2 - s1 * s1 / n)};
+  const double m2 = s2 - s1 * s1 / n;
+  return {n, m + s1 / n, m2 < 0 ? 0.0 : m2};  // rounding may go below 0; NaN must stay NaN
 }
 
 template <class T>

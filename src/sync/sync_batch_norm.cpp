@@ -59,18 +59,10 @@ int64_t agreed_channels(const TensorView<const T>& x, const BatchNormArgs<T>& a)
 
 template <class T>
 void check_common(const TensorView<const T>& x, const BatchNormArgs<T>& a, int64_t C) {
-  detail::check_tensor(kOp, "input", x);
-  detail::check_rank(kOp, x.shape, 2, "input of shape (N, C, *)");
+  detail::check_channel_args(kOp, x, a);
   if (C <= 0 || x.shape[1] != C)
     detail::fail(kOp, "input has " + std::to_string(x.shape[1]) + " channels, expected num_features=" +
                           std::to_string(C));
-  detail::check_param(kOp, "weight", a.weight, C, "num_channels");
-  detail::check_param(kOp, "bias", a.bias, C, "num_channels");
-  detail::check_param(kOp, "running_mean", a.running_mean, C, "num_channels");
-  detail::check_param(kOp, "running_var", a.running_var, C, "num_channels");
-  if (a.running_mean.empty() != a.running_var.empty())
-    detail::fail(kOp, "running_mean and running_var must be given together");
-  detail::check_eps(kOp, a.eps);
 }
 
 // Training forward: exchange C x (count, mean, M2), merge, normalize, update running stats.

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# fuzz.sh — builds fuzz/fuzz_ops.cpp with clang's libFuzzer (+ ASan, UBSan) against a
+# clang-built, instrumented normkit in build-fuzz, then fuzzes for a bounded time starting
+# from the committed corpus (fuzz/corpus, read-only: new inputs go to build-fuzz/corpus).
+# Usage: scripts/fuzz.sh [seconds, default 60]. A crash or property violation fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-60}
+build=${NORMKIT_FUZZ_BUILD:-build-fuzz}
+CC=${CC_FUZZ:-clang} CXX=${CXX_FUZZ:-clang++} cmake -S . -B "$build" -G Ninja \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNORMKIT_SANITIZE=ON -DCMAKE_CXX_FLAGS=-fsanitize=fuzzer-no-link \
+  -DNORMKIT_BUILD_TESTS=OFF -DNORMKIT_BUILD_PYTHON=OFF -DNORMKIT_BUILD_TOOLS=OFF \
+  -DNORMKIT_BUILD_BENCH=OFF >/dev/null
+cmake --build "$build" --target normkit normkit_reference -j "$(nproc)"
+"${CXX_FUZZ:-clang++}" -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+  -Iinclude -Isrc fuzz/fuzz_ops.cpp "$build/libnormkit.a" "$build/libnormkit_reference.a" \
+  -lhwy -fopenmp -o "$build/fuzz_ops"
+mkdir -p "$build/corpus" "$build/artifacts"
+export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export OMP_NUM_THREADS=1
+"$build/fuzz_ops" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=512 \
+  -print_final_stats=1 -artifact_prefix="$build/artifacts/" "$build/corpus" fuzz/corpus
+echo "fuzz: no crash or property violation in ${seconds}s"

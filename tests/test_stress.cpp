@@ -1,0 +1,316 @@
+// test_stress.cpp — accuracy under numerical stress (issue 5, item 1): float32 results of
+// every op against the float64 oracle run on the same (exactly widened) inputs, at mean
+// offsets 1e3/1e4/1e6 over a unit spread, tiny variances, 1e7-element rows and one or two
+// elements per statistic. The bar is 1e-5 relative to the output's scale; never loosened.
+#include "test_util.hpp"
+
+namespace {
+using namespace nk_test;
+namespace ref = normkit::reference;
+
+// One stress input: values uniform in [offset - spread, offset + spread].
+struct Stress {
+  double offset, spread, eps;
+};
+std::string label(const char* op, const Shape& sh, const Stress& s) {
+  return std::string(op) + " " + normkit::shape_str(sh) + " offset=" + std::to_string(s.offset) +
+         " spread=" + std::to_string(s.spread) + " eps=" + std::to_string(s.eps);
+}
+std::vector<double> widen(const std::vector<float>& v) { return {v.begin(), v.end()}; }
+
+// The offsets of the issue with a unit spread, default eps, and the tiny-variance cases:
+// var/mean^2 ~ 3e-9 (offset 1, spread 1e-4) and an absolute variance ~ 3e-9, both with eps
+// 1e-12 so the variance alone sets the scale (eps 0 would make rows that happen to hold two
+// equal values 0/0 = NaN in both results).
+const std::vector<Stress> kOffsets = {{1e3, 1.0, 1e-5}, {1e4, 1.0, 1e-5}, {1e6, 1.0, 1e-5}};
+const std::vector<Stress> kTinyVar = {{1.0, 1e-4, 1e-12}, {0.0, 1e-4, 1e-12}};
+std::vector<Stress> all_cases() {
+  auto c = kOffsets;
+  c.insert(c.end(), kTinyVar.begin(), kTinyVar.end());
+  return c;
+}
+
+constexpr double kOut = 1e-5;   // y, rstd, running_var: relative to their scale
+constexpr double kMean = 1e-6;  // the mean itself, relative to |mean| (float32 keeps ~6e-8)
+
+// Gradients are held to grad_tol relative to the size of their terms, rstd * |dy * w|: with
+// one or two elements per statistic the exact dx is ~0 while its terms are large, so a
+// scale taken from dx itself would demand more than float32 can hold.
+template <class T>
+double max_abs(const std::vector<T>& v) {
+  double m = 0;
+  for (const auto& e : v) m = std::max(m, std::abs(double(e)));
+  return m;
+}
+double term_scale(const std::vector<double>& rstd, const std::vector<float>& dy, const std::vector<float>& w) {
+  return max_abs(rstd) * max_abs(dy) * (w.empty() ? 1.0 : max_abs(w));
+}
+
+// ---- LayerNorm: rows of 1, 2, 4096 and 1e7 elements ----------------------------------------
+void check_layer_norm(const Shape& sh, const Stress& s, bool backward) {
+  const int64_t D = sh.back(), M = numel(sh) / D;
+  const auto x = random_vec<float>(numel(sh), s.offset, s.spread);
+  const auto w = random_vec<float>(D, 1.0, 0.5), b = random_vec<float>(D, 0.0, 0.5);
+  std::vector<float> y(x.size()), mean(M), rstd(M);
+  normkit::LayerNormArgs<float> a;
+  a.normalized_shape = {D}, a.weight = w, a.bias = b, a.eps = s.eps;
+  normkit::layer_norm_forward<float>(cview(x, sh), mview(y, sh), a, {mean, rstd});
+  const auto xd = widen(x), wd = widen(w), bd = widen(b);
+  std::vector<double> yd(x.size()), md(M), rd(M);
+  ref::layer_norm_forward<double>(xd.data(), yd.data(), M, D, wd.data(), bd.data(), s.eps, md.data(), rd.data());
+  const auto what = label("layer_norm", sh, s);
+  expect_close(y, yd, kOut, what + " y");
+  expect_close(mean, md, kMean, what + " mean");
+  if (D > 1) expect_close(rstd, rd, kOut, what + " rstd");
+  if (!backward) return;
+  const auto dy = random_vec<float>(numel(sh));
+  std::vector<float> dx(x.size()), dw(D), db(D);
+  normkit::layer_norm_backward<float>(cview(dy, sh), cview(x, sh), mview(dx, sh), a, dw, db);
+  const auto dyd = widen(dy);
+  std::vector<double> dxd(x.size()), dwd(D), dbd(D);
+  ref::layer_norm_backward<double>(dyd.data(), xd.data(), dxd.data(), M, D, wd.data(), s.eps, dwd.data(), dbd.data());
+  expect_close(dx, dxd, grad_tol<float>(), what + " dx", term_scale(rd, dy, w));
+  expect_close(dw, dwd, grad_tol<float>(), what + " dweight");
+  expect_close(db, dbd, grad_tol<float>(), what + " dbias");
+}
+
+TEST(Stress, LayerNormOffsetsAndTinyVariance) {
+  for (const auto& s : all_cases())
+    for (const Shape& sh : {Shape{64, 1}, Shape{64, 2}, Shape{16, 4096}})
+      check_layer_norm(sh, s, true);
+}
+
+// ---- BatchNorm (training): two elements per channel up to 5e6 per channel ------------------
+void check_batch_norm(const Shape& sh, const Stress& s, bool backward) {
+  const auto [N, C, S] = ncs(sh);
+  const auto x = random_vec<float>(numel(sh), s.offset, s.spread);
+  const auto w = random_vec<float>(C, 1.0, 0.5), b = random_vec<float>(C, 0.0, 0.5);
+  std::vector<float> y(x.size()), mean(C), rstd(C), rm(C, 0.f), rv(C, 1.f);
+  normkit::BatchNormArgs<float> a;
+  a.weight = w, a.bias = b, a.running_mean = rm, a.running_var = rv, a.training = true;
+  a.momentum = 1.0, a.eps = s.eps;  // momentum 1: the running statistics are the batch's
+  normkit::batch_norm_forward<float>(cview(x, sh), mview(y, sh), a, {mean, rstd});
+  const auto xd = widen(x), wd = widen(w), bd = widen(b);
+  std::vector<double> yd(x.size()), md(C), rd(C), rmd(C, 0.0), rvd(C, 1.0);
+  ref::batch_norm_forward<double>(xd.data(), yd.data(), N, C, S, wd.data(), bd.data(), rmd.data(), rvd.data(),
+                                  true, 1.0, s.eps, md.data(), rd.data());
+  const auto what = label("batch_norm", sh, s);
+  expect_close(y, yd, kOut, what + " y");
+  expect_close(mean, md, kMean, what + " mean");
+  expect_close(rstd, rd, kOut, what + " rstd");
+  expect_close(rm, rmd, kMean, what + " running_mean");
+  expect_close(rv, rvd, kOut, what + " running_var", 0.0);
+  if (!backward) return;
+  const auto dy = random_vec<float>(numel(sh));
+  std::vector<float> dx(x.size()), dw(C), db(C);
+  normkit::batch_norm_backward<float>(cview(dy, sh), cview(x, sh), mview(dx, sh), a, dw, db);
+  const auto dyd = widen(dy);
+  std::vector<double> dxd(x.size()), dwd(C), dbd(C);
+  ref::batch_norm_backward<double>(dyd.data(), xd.data(), dxd.data(), N, C, S, wd.data(), nullptr, nullptr,
+                                   true, s.eps, dwd.data(), dbd.data());
+  expect_close(dx, dxd, grad_tol<float>(), what + " dx", term_scale(rd, dy, w));
+  expect_close(dw, dwd, grad_tol<float>(), what + " dweight");
+  expect_close(db, dbd, grad_tol<float>(), what + " dbias");
+}
+
+TEST(Stress, BatchNormOffsetsAndTinyVariance) {
+  for (const auto& s : all_cases())
+    for (const Shape& sh : {Shape{2, 3}, Shape{1, 3, 2}, Shape{8, 4, 512}, Shape{64, 8, 7, 7}})
+      check_batch_norm(sh, s, true);
+}
+
+// ---- InstanceNorm: two spatial elements up to 1e7 per instance ------------------------------
+void check_instance_norm(const Shape& sh, const Stress& s) {
+  const auto [N, C, S] = ncs(sh);
+  const auto x = random_vec<float>(numel(sh), s.offset, s.spread);
+  std::vector<float> y(x.size()), mean(N * C), rstd(N * C), rm(C, 0.f), rv(C, 1.f);
+  normkit::InstanceNormArgs<float> a;
+  a.running_mean = rm, a.running_var = rv, a.momentum = 1.0, a.eps = s.eps;
+  normkit::instance_norm_forward<float>(cview(x, sh), mview(y, sh), a, {mean, rstd});
+  const auto xd = widen(x);
+  std::vector<double> yd(x.size()), md(N * C), rd(N * C), rmd(C, 0.0), rvd(C, 1.0);
+  ref::instance_norm_forward<double>(xd.data(), yd.data(), N, C, S, nullptr, nullptr, rmd.data(), rvd.data(),
+                                     true, 1.0, s.eps, md.data(), rd.data());
+  const auto what = label("instance_norm", sh, s);
+  expect_close(y, yd, kOut, what + " y");
+  expect_close(mean, md, kMean, what + " mean");
+  expect_close(rstd, rd, kOut, what + " rstd");
+  expect_close(rv, rvd, kOut, what + " running_var", 0.0);
+}
+
+TEST(Stress, InstanceNormOffsetsAndTinyVariance) {
+  for (const auto& s : all_cases())
+    for (const Shape& sh : {Shape{4, 3, 2}, Shape{2, 3, 64, 64}}) check_instance_norm(sh, s);
+}
+
+// ---- GroupNorm: two elements per group up to 1e7 -------------------------------------------
+void check_group_norm(const Shape& sh, int64_t G, const Stress& s) {
+  const auto [N, C, S] = ncs(sh);
+  const auto x = random_vec<float>(numel(sh), s.offset, s.spread);
+  std::vector<float> y(x.size()), mean(N * G), rstd(N * G);
+  normkit::GroupNormArgs<float> a;
+  a.num_groups = G, a.eps = s.eps;
+  normkit::group_norm_forward<float>(cview(x, sh), mview(y, sh), a, {mean, rstd});
+  const auto xd = widen(x);
+  std::vector<double> yd(x.size()), md(N * G), rd(N * G);
+  ref::group_norm_forward<double>(xd.data(), yd.data(), N, C, S, G, nullptr, nullptr, s.eps, md.data(), rd.data());
+  const auto what = label("group_norm", sh, s) + " G=" + std::to_string(G);
+  expect_close(y, yd, kOut, what + " y");
+  expect_close(mean, md, kMean, what + " mean");
+  expect_close(rstd, rd, kOut, what + " rstd");
+}
+
+TEST(Stress, GroupNormOffsetsAndTinyVariance) {
+  for (const auto& s : all_cases()) {
+    check_group_norm({4, 4}, 2, s);  // two channels per group, no spatial dims
+    check_group_norm({2, 8, 32, 32}, 4, s);
+  }
+}
+
+// ---- RMSNorm: the offset dominates the mean square; relative accuracy must hold ------------
+void check_rms_norm(const Shape& sh, const Stress& s) {
+  const int64_t D = sh.back(), M = numel(sh) / D;
+  const auto x = random_vec<float>(numel(sh), s.offset, s.spread);
+  std::vector<float> y(x.size()), rstd(M);
+  normkit::RMSNormArgs<float> a;
+  a.normalized_shape = {D}, a.eps = s.eps;
+  normkit::rms_norm_forward<float>(cview(x, sh), mview(y, sh), a, {{}, rstd});
+  const auto xd = widen(x);
+  std::vector<double> yd(x.size()), rd(M);
+  ref::rms_norm_forward<double>(xd.data(), yd.data(), M, D, nullptr, false, s.eps, rd.data());
+  const auto what = label("rms_norm", sh, s);
+  expect_close(y, yd, kOut, what + " y");
+  expect_close(rstd, rd, kOut, what + " rstd", 0.0);
+}
+
+TEST(Stress, RMSNormOffsets) {
+  for (const auto& s : all_cases())
+    for (const Shape& sh : {Shape{64, 1}, Shape{64, 2}, Shape{16, 4096}}) check_rms_norm(sh, s);
+}
+
+// ---- WeightNorm: slices of 1, 2, 4096 and 1e7 elements -------------------------------------
+void check_weight_norm(const Shape& sh, std::optional<int64_t> dim, const Stress& s) {
+  const auto v = random_vec<float>(numel(sh), s.offset, s.spread);
+  const int64_t G = dim ? sh[static_cast<size_t>(*dim)] : 1;
+  const auto g = random_vec<float>(G, 1.0, 0.5);
+  std::vector<float> w(v.size()), norms(G);
+  normkit::weight_norm_forward<float>(cview(v, sh), g, mview(w, sh), {dim}, norms);
+  const auto vd = widen(v), gd = widen(g);
+  std::vector<double> wd(v.size()), nd(G);
+  ref::weight_norm_forward<double>(vd.data(), gd.data(), wd.data(), sh, dim, nd.data());
+  const auto what = label("weight_norm", sh, s);
+  expect_close(w, wd, kOut, what + " w");
+  expect_close(norms, nd, kOut, what + " norms", 0.0);
+}
+
+TEST(Stress, WeightNormOffsets) {
+  for (const auto& s : all_cases()) {
+    check_weight_norm({64, 1}, 0, s);
+    check_weight_norm({64, 2}, 0, s);
+    check_weight_norm({16, 4096}, 0, s);
+    check_weight_norm({4096, 16}, 1, s);
+  }
+}
+
+// ---- the generic normalize over non-adjacent axes (plan [R,K,R]) ---------------------------
+TEST(Stress, NormalizeOffsetsAndTinyVariance) {
+  for (const auto& s : all_cases())
+    for (const Shape& sh : {Shape{2, 3, 1}, Shape{16, 5, 300}}) {
+      const auto x = random_vec<float>(numel(sh), s.offset, s.spread);
+      std::vector<float> y(x.size()), mean(sh[1]), rstd(sh[1]);
+      normkit::NormalizeArgs<float> a;
+      a.reduce_axes = {0, 2}, a.eps = s.eps;
+      normkit::normalize_forward<float>(cview(x, sh), mview(y, sh), a, {mean, rstd});
+      const auto xd = widen(x);
+      std::vector<double> yd(x.size()), md(sh[1]), rd(sh[1]);
+      ref::normalize_forward<double>(xd.data(), yd.data(), sh, {true, false, true}, {false, false, false},
+                                     normkit::Statistic::Variance, nullptr, nullptr, s.eps, md.data(), rd.data());
+      const auto what = label("normalize", sh, s);
+      expect_close(y, yd, kOut, what + " y");
+      expect_close(mean, md, kMean, what + " mean");
+      expect_close(rstd, rd, kOut, what + " rstd");
+    }
+}
+
+// ---- 1e7 elements in one statistic, every op ------------------------------------------------
+// The oracle is a plain two-pass in double over the widened input (the reference's general
+// loops are too slow at this size); the unit data are drawn once and shifted per offset.
+TEST(Stress, OneStatisticOf1e7ElementsEveryOp) {
+  constexpr int64_t n = 10'000'000;
+  static const auto unit = random_vec<double>(n);
+  for (const auto& s : kOffsets) {
+    std::vector<float> x(n), y(n);
+    for (int64_t i = 0; i < n; ++i) x[i] = float(s.offset + unit[i]);
+    double sum = 0, ss = 0, sq = 0;
+    for (float v : x) sum += v;
+    const double mean = sum / n;
+    for (float v : x) ss += (v - mean) * (v - mean), sq += double(v) * v;
+    const double rstd = 1 / std::sqrt(ss / n + s.eps), rms = 1 / std::sqrt(sq / n + s.eps);
+    // y against the oracle y = (x - shift) * scale, without building a 1e7 double vector.
+    auto check = [&](const std::string& what, double shift, double scale) {
+      double worst = 0, big = 1e-3;
+      for (int64_t i = 0; i < n; ++i) {
+        const double want = (double(x[i]) - shift) * scale;
+        big = std::max(big, std::abs(want));
+        worst = std::max(worst, std::abs(double(y[i]) - want));
+      }
+      EXPECT_LE(worst, kOut * big) << what << " offset=" << s.offset << " (scale " << big << ")";
+      std::fill(y.begin(), y.end(), 0.f);
+    };
+    auto close = [&](double got, double want, double rel, const std::string& what) {
+      EXPECT_LE(std::abs(got - want), rel * std::abs(want)) << what << " offset=" << s.offset;
+    };
+    std::vector<float> m(1), r(1), rm(1, 0.f), rv(1, 1.f);
+    normkit::LayerNormArgs<float> ln;
+    ln.normalized_shape = {n}, ln.eps = s.eps;
+    normkit::layer_norm_forward<float>(cview(x, {1, n}), mview(y, {1, n}), ln, {m, r});
+    check("layer_norm", mean, rstd);
+    close(m[0], mean, kMean, "layer_norm mean"), close(r[0], rstd, kOut, "layer_norm rstd");
+    normkit::BatchNormArgs<float> bn;
+    bn.running_mean = rm, bn.running_var = rv, bn.training = true, bn.momentum = 1.0, bn.eps = s.eps;
+    normkit::batch_norm_forward<float>(cview(x, {10, 1, n / 10}), mview(y, {10, 1, n / 10}), bn);
+    check("batch_norm", mean, rstd);
+    close(rm[0], mean, kMean, "running_mean"), close(rv[0], ss / (n - 1), kOut, "running_var");
+    normkit::InstanceNormArgs<float> in;
+    in.eps = s.eps;
+    normkit::instance_norm_forward<float>(cview(x, {1, 1, n}), mview(y, {1, 1, n}), in);
+    check("instance_norm", mean, rstd);
+    normkit::GroupNormArgs<float> gn;
+    gn.num_groups = 1, gn.eps = s.eps;
+    normkit::group_norm_forward<float>(cview(x, {1, 4, n / 4}), mview(y, {1, 4, n / 4}), gn);
+    check("group_norm", mean, rstd);
+    normkit::NormalizeArgs<float> nm;
+    nm.reduce_axes = {0, 1, 2}, nm.eps = s.eps;
+    normkit::normalize_forward<float>(cview(x, {100, 10, n / 1000}), mview(y, {100, 10, n / 1000}), nm);
+    check("normalize", mean, rstd);
+    normkit::RMSNormArgs<float> rn;
+    rn.normalized_shape = {n}, rn.eps = s.eps;
+    normkit::rms_norm_forward<float>(cview(x, {1, n}), mview(y, {1, n}), rn);
+    check("rms_norm", 0.0, rms);
+    const std::vector<float> g = {2.f};
+    normkit::weight_norm_forward<float>(cview(x, {n}), g, mview(y, {n}), {std::nullopt}, m);
+    check("weight_norm", 0.0, 2.0 / std::sqrt(sq));
+    close(m[0], std::sqrt(sq), kOut, "weight_norm norm");
+  }
+}
+
+// ---- channels-last (strided) BatchNorm at offset 1e4: the column path of the engine --------
+TEST(Stress, BatchNormChannelsLastOffset) {
+  const Shape sh = {16, 8, 9, 9};
+  const Stress s = kOffsets[1];
+  const Strides st = channels_last_strides(sh);
+  const auto x = random_vec<float>(numel(sh), s.offset, s.spread);
+  const auto xs = scatter(x, sh, st);
+  auto ys = sentinel_vec<float>(static_cast<int64_t>(xs.size()));
+  normkit::BatchNormArgs<float> a;
+  a.training = true, a.eps = s.eps;
+  normkit::batch_norm_forward<float>(cview(xs, sh, st), mview(ys, sh, st), a);
+  const auto [N, C, S] = ncs(sh);
+  const auto xd = widen(x);
+  std::vector<double> yd(x.size());
+  ref::batch_norm_forward<double>(xd.data(), yd.data(), N, C, S, nullptr, nullptr, nullptr, nullptr, true, 0.1,
+                                  s.eps);
+  expect_close(gather(ys, sh, st), yd, kOut, label("batch_norm NHWC", sh, s) + " y");
+}
+
+}  // namespace
