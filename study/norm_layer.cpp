@@ -16,7 +16,7 @@ NormKind parse_norm(const std::string& name) {
   if (s == "ln" || s == "layernorm" || s == "layer") return NormKind::Layer;
   if (s == "in" || s == "instancenorm" || s == "instance") return NormKind::Instance;
   if (s == "none" || s == "no") return NormKind::None;
-  throw std::invalid_argument("[study] norm=" + name +
+  throw normkit::Error("[study] norm=" + name +
                               " is not one of bn, gn, ln, in, none");
 }
 

@@ -3,6 +3,8 @@
 // run depends only on its own config and seed, never on which worker ran it.
 #include "sweep.hpp"
 
+#include "normkit/tensor.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <exception>
@@ -103,11 +105,16 @@ std::string results_markdown(const std::vector<RunResult>& results, const StudyO
 }
 
 std::vector<RunResult> run_study(const StudyOptions& o) {
-  if (o.norms.empty() || o.batches.empty()) throw std::runtime_error("[study] no norms or batches");
+  // Bad options are usage errors (normkit::Error: the CLI exits with status 2).
+  if (o.norms.empty() || o.batches.empty()) throw normkit::Error("[study] no norms or batches");
   for (int b : o.batches)
-    if (b < 2) throw std::runtime_error("[study] batch=" + std::to_string(b) + " must be >= 2 (BatchNorm)");
-  if (o.epochs < 1) throw std::runtime_error("[study] epochs=" + std::to_string(o.epochs) + " must be >= 1");
-  if (o.jobs < 1) throw std::runtime_error("[study] jobs=" + std::to_string(o.jobs) + " must be >= 1");
+    if (b < 2) throw normkit::Error("[study] batch=" + std::to_string(b) + " must be >= 2 (BatchNorm)");
+  if (o.epochs < 1) throw normkit::Error("[study] epochs=" + std::to_string(o.epochs) + " must be >= 1");
+  if (o.jobs < 1) throw normkit::Error("[study] jobs=" + std::to_string(o.jobs) + " must be >= 1");
+  if (!(o.base_lr > 0) || !std::isfinite(o.base_lr))
+    throw normkit::Error("[study] lr=" + std::to_string(o.base_lr) + " must be a finite value > 0");
+  if (o.groups < 1 || 32 % o.groups != 0)
+    throw normkit::Error("[study] groups=" + std::to_string(o.groups) + " must divide 32 (the channels of the first layer)");
 
   const FashionMnist data = load_fashion_mnist(o.data_dir, o.train_subset, o.test_subset);
   std::vector<RunConfig> jobs;

@@ -31,6 +31,8 @@ std::string short_name(const normkit::Recommendation& r) {
 }
 
 void run_guide(const GuideOptions& o) {
+  if (o.batch < 1)  // checked here too: without --arch the value would otherwise be ignored
+    throw normkit::Error("[guide] batch_size=" + std::to_string(o.batch) + " must be >= 1");
   if (o.arch.empty()) {
     print_guide_table(std::cout);
     return;
