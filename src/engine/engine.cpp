@@ -310,6 +310,25 @@ void normalize_run(const PlanDim& run, Offsets o, int64_t len, const T* x, T* y,
   }
 }
 
+// dx = P * dy * w + Q * (x - mean) + R on one run (the backward twin of normalize_run).
+template <class T>
+void grad_input_run(const PlanDim& run, Offsets o, int64_t len, const T* dy, const T* x, T* dx,
+                    const double* mean, const double* P, const double* Q, const double* R, const T* w) {
+  const int64_t ms = run.stride, ss = run.stat_stride, as = run.affine_stride;
+  if (ms == 1 && ss == 0 && (as <= 1 || !w)) {
+    const int64_t s = o.stat;
+    const bool wvec = w && as == 1;
+    const double wv = w && !wvec ? double(w[o.aff]) : 1.0;
+    return rows::grad_input(dy + o.mem, x + o.mem, dx + o.mem, len, rows::SplitMean<T>(mean[s]),
+                            wvec ? w + o.aff : static_cast<const T*>(nullptr), T(P[s] * wv), T(Q[s]), T(R[s]));
+  }
+  for (int64_t i = 0; i < len; ++i) {
+    const int64_t s = o.stat + i * ss;
+    const double gv = double(dy[o.mem + i * ms]) * (w ? double(w[o.aff + i * as]) : 1.0);
+    dx[o.mem + i * ms] = T(P[s] * gv + Q[s] * (double(x[o.mem + i * ms]) - mean[s]) + R[s]);
+  }
+}
+
 // Calls body(offsets, len) for every run of the tensor; threads take contiguous blocks.
 template <class Body>
 void for_all_runs(const ReductionPlan& plan, Body&& body) {
@@ -499,7 +518,6 @@ template <class T>
 void apply_backward(const ReductionPlan& plan, const T* dy, const T* x, T* dx, const double* mean,
                     const double* P, const double* Q, const double* R, const T* w) {
   const PlanDim& run = plan.dims()[plan.run_dim()];
-  const int64_t ms = run.stride, ss = run.stat_stride, as = run.affine_stride;
   if (column_fast_path(plan)) {
     std::vector<double> Pw = per_stat(plan, w, 1.0);
     for (size_t s = 0; s < Pw.size(); ++s) Pw[s] *= P[s];
@@ -507,20 +525,7 @@ void apply_backward(const ReductionPlan& plan, const T* dy, const T* x, T* dx, c
       rows::col_grad_input(dy + o.mem, x + o.mem, dx + o.mem, len, mean + o.stat, Pw.data() + o.stat, Q + o.stat, R + o.stat);
     });
   }
-  for_all_runs(plan, [&](Offsets o, int64_t len) {
-    if (ms == 1 && ss == 0 && (as <= 1 || !w)) {
-      const int64_t s = o.stat;
-      const bool wvec = w && as == 1;
-      const double wv = w && !wvec ? double(w[o.aff]) : 1.0;
-      return rows::grad_input(dy + o.mem, x + o.mem, dx + o.mem, len, rows::SplitMean<T>(mean[s]),
-                              wvec ? w + o.aff : static_cast<const T*>(nullptr), T(P[s] * wv), T(Q[s]), T(R[s]));
-    }
-    for (int64_t i = 0; i < len; ++i) {
-      const int64_t s = o.stat + i * ss;
-      const double gv = double(dy[o.mem + i * ms]) * (w ? double(w[o.aff + i * as]) : 1.0);
-      dx[o.mem + i * ms] = T(P[s] * gv + Q[s] * (double(x[o.mem + i * ms]) - mean[s]) + R[s]);
-    }
-  });
+  for_all_runs(plan, [&](Offsets o, int64_t len) { grad_input_run(run, o, len, dy, x, dx, mean, P, Q, R, w); });
 }
 
 namespace {
@@ -579,6 +584,7 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
   // One statistic per task: its statistics, its sums, then dx, all while it is in cache.
   const int64_t as = g.run.affine_stride;
   const RunList runs = make_run_list(g);
+  std::vector<double> Q(static_cast<size_t>(S)), R(static_cast<size_t>(S));  // dx coefficients
   for_each_group(g, plan.numel(), [&](int64_t, Offsets base) {
     const int64_t s = base.stat;
     if (batch_stats) {
@@ -605,20 +611,10 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
     });
     if (per_stat_w) sum_dy[s] = u1, sum_dy_xhat[s] = u2 * r;
     if (!dx) return;
-    double Q = 0, R = 0;
-    if (batch_stats) dx_coefficients(statistic, M, r, g1, g2 * r, &Q, &R);
+    Q[s] = R[s] = 0;
+    if (batch_stats) dx_coefficients(statistic, M, r, g1, g2 * r, &Q[s], &R[s]);
     for_each_listed_run(runs, g.run, base, 0, g.key_len, [&](Offsets o, int64_t len) {
-      const bool wvec = w && as != 0;
-      if (g.run.stride == 1 && (!wvec || as == 1)) {
-        const double wv = w && !wvec ? double(w[o.aff]) : 1.0;
-        return rows::grad_input(dy + o.mem, x + o.mem, dx + o.mem, len, m,
-                                wvec ? w + o.aff : static_cast<const T*>(nullptr), T(r * wv), T(Q), T(R));
-      }
-      for (int64_t i = 0; i < len; ++i) {
-        const int64_t e = o.mem + i * g.run.stride;
-        const double gv = double(dy[e]) * (w ? double(w[o.aff + i * as]) : 1.0);
-        dx[e] = T(r * gv + Q * (double(x[e]) - mean[s]) + R);
-      }
+      grad_input_run(g.run, o, len, dy, x, dx, mean, rstd, Q.data(), R.data(), w);
     });
   });
   return per_stat_w;
