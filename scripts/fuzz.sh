@@ -19,6 +19,8 @@ mkdir -p "$build/corpus" "$build/artifacts"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export OMP_NUM_THREADS=1
-"$build/fuzz_ops" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=512 \
+# A fixed seed (NORMKIT_FUZZ_SEED to change it): the same inputs in the same order on every
+# run, so a CI failure can be replayed; the committed corpus grows with each input found.
+"$build/fuzz_ops" -seed="${NORMKIT_FUZZ_SEED:-1}" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=512 \
   -print_final_stats=1 -artifact_prefix="$build/artifacts/" "$build/corpus" fuzz/corpus
 echo "fuzz: no crash or property violation in ${seconds}s"
