@@ -15,6 +15,19 @@
 
 #include "normkit/normkit.hpp"
 
+// NumPy's float16 (NPY_HALF) is normkit::float16: same bits, so arrays are used in place.
+namespace pybind11::detail {
+template <>
+struct npy_format_descriptor<normkit::float16> {
+  static constexpr auto name = const_name("numpy.float16");
+  static pybind11::dtype dtype() {
+    constexpr int kNpyHalf = 23;
+    if (auto* ptr = npy_api::get().PyArray_DescrFromType_(kNpyHalf)) return reinterpret_steal<pybind11::dtype>(ptr);
+    pybind11_fail("numpy has no float16");
+  }
+};
+}  // namespace pybind11::detail
+
 namespace py = pybind11;
 using normkit::Shape;
 using normkit::Strides;
@@ -164,10 +177,19 @@ struct Param {
   py::object keep;
   std::span<const T> span;
   Shape shape;
+  py::object dtype;  // the caller's dtype: gradients are returned in it
   // The gradient of this parameter: None when absent, else an array shaped like it.
   std::optional<py::array_t<T>> grad() const {
     if (!keep) return std::nullopt;
     return py::array_t<T>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+  }
+  // A computed gradient: for float16 input, a float16 parameter gets a float16 gradient
+  // (rounded); otherwise gradients have the compute dtype, as before.
+  py::object result(const std::optional<py::array_t<T>>& g, bool half_input) const {
+    if (!g) return py::none();
+    if (!half_input || !dtype || !py::reinterpret_borrow<py::dtype>(dtype).equal(py::dtype::of<normkit::float16>()))
+      return *g;
+    return g->attr("astype")(dtype);
   }
 };
 
@@ -185,7 +207,8 @@ Param<T> param(const char* op, const char* name, py::handle obj) {
   if (!a) throw py::error_already_set();
   if (a.size() == 0)
     throw py::value_error(tag(op) + name + " has 0 elements; pass None for no " + name);
-  return {a, std::span<const T>(a.data(), static_cast<size_t>(a.size())), shape_of(a)};
+  return {a, std::span<const T>(a.data(), static_cast<size_t>(a.size())), shape_of(a),
+          py::reinterpret_borrow<py::array>(obj).dtype()};
 }
 
 // running_mean / running_var. When `updated`, the caller's array is written in place, so it
@@ -194,17 +217,24 @@ template <class T>
 struct Running {
   py::object keep;
   std::span<T> span;
+  py::object writeback;  // a float16 array updated through a float32 copy: written back rounded
+  void finish() const {
+    if (writeback) copy_into(writeback, keep);
+  }
 };
 
+// half_input: the input is float16, whose running statistics may be float32 (T) or float16.
 template <class T>
-Running<T> running(const char* op, const char* name, py::handle obj, bool updated) {
+Running<T> running(const char* op, const char* name, py::handle obj, bool updated,
+                   bool half_input = false) {
   if (obj.is_none()) return {};
   if (!py::isinstance<py::array>(obj))
     throw py::type_error(tag(op) + name + " " + describe(obj) +
                          " is not supported; expected a float numpy.ndarray");
   auto a = py::reinterpret_borrow<py::array>(obj);
   const bool exact = is_array_of<T>(a) && (a.flags() & py::array::c_style) && a.writeable();
-  if (updated && !is_array_of<T>(a))
+  const bool half_stats = half_input && is_array_of<normkit::float16>(a);
+  if (updated && !is_array_of<T>(a) && !half_stats)
     throw py::type_error(tag(op) + name + " " + describe(a) + " does not match input dtype=" +
                          py::str(py::dtype::of<T>()).cast<std::string>() +
                          " (running statistics are updated in place)");
@@ -221,19 +251,26 @@ Running<T> running(const char* op, const char* name, py::handle obj, bool update
     throw py::value_error(tag(op) + name + " has 0 elements; pass None for no " + name);
   const auto n = static_cast<size_t>(a.size());
   if (exact) return {a, std::span<T>(static_cast<T*>(a.mutable_data()), n)};
-  // Read only: hand the engine a private copy so the caller's array cannot change.
+  // Read only (or float16 updated via float32): hand the engine a private copy so the
+  // caller's array cannot change unless the call succeeds.
   auto copy = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(a);
   if (!copy) throw py::error_already_set();
   auto owned = py::array_t<T>(copy.size());
   std::copy(copy.data(), copy.data() + copy.size(), owned.mutable_data());
-  return {owned, std::span<T>(owned.mutable_data(), n)};
+  return {owned, std::span<T>(owned.mutable_data(), n), updated && half_stats ? py::object(a) : py::object()};
 }
 
-// Calls f(T{}) with T = float or double, the dtype of `input`; else TypeError.
-template <class F>
+// Calls f(T{}) with T = float or double (and normkit::float16 when Half), the dtype of
+// `input`; else TypeError.
+template <bool Half = false, class F>
 py::object dispatch(const char* op, const char* name, py::handle input, F&& f) {
   if (is_array_of<float>(input)) return f(float{});
   if (is_array_of<double>(input)) return f(double{});
+  if constexpr (Half) {
+    if (is_array_of<normkit::float16>(input)) return f(normkit::float16{});
+    throw py::type_error(tag(op) + name + " " + describe(input) +
+                         " is not supported; expected a float16, float32 or float64 numpy.ndarray");
+  }
   throw py::type_error(tag(op) + name + " " + describe(input) +
                        " is not supported; expected a float32 or float64 numpy.ndarray");
 }
@@ -267,9 +304,9 @@ py::object run_forward(const Input<T>& x, F&& f) {
   return y.array;
 }
 
-template <class T, class F>
+template <class T, class P, class F>
 py::object run_backward(const char* op, py::handle grad_output, const Input<T>& x,
-                        const Param<T>& w, const Param<T>* b, F&& f) {
+                        const Param<P>& w, const Param<P>* b, F&& f) {
   auto dy = like_input<T>(op, "grad_output", grad_output, x.view);
   auto dx = output_like(x.view);
   auto dw = w.grad();
@@ -278,8 +315,9 @@ py::object run_backward(const char* op, py::handle grad_output, const Input<T>& 
     py::gil_scoped_release nogil;
     f(dy.view, dx.view, span_of(dw), span_of(db));
   }
-  if (!b) return py::make_tuple(dx.array, none_or(dw));
-  return py::make_tuple(dx.array, none_or(dw), none_or(db));
+  constexpr bool half = normkit::is_half_v<T>;
+  if (!b) return py::make_tuple(dx.array, w.result(dw, half));
+  return py::make_tuple(dx.array, w.result(dw, half), b->result(db, half));
 }
 
 // ---- batch_norm ----------------------------------------------------------------------------
@@ -288,18 +326,20 @@ py::object batch_norm(bool backward, py::object grad_output, py::object input,
                       py::object bias, bool training, double momentum, double eps,
                       bool skip_nonfinite_update = false) {
   const char* op = backward ? "batch_norm_backward" : "batch_norm";
-  return dispatch(op, "input", input, [&](auto tag_value) -> py::object {
+  return dispatch<true>(op, "input", input, [&](auto tag_value) -> py::object {
     using T = decltype(tag_value);
+    using P = normkit::compute_t<T>;  // float parameters for float16 input
     auto x = as_input<T>(input);
-    auto w = param<T>(op, "weight", weight), b = param<T>(op, "bias", bias);
-    auto rm = running<T>(op, "running_mean", running_mean, training && !backward);
-    auto rv = running<T>(op, "running_var", running_var, training && !backward);
-    normkit::BatchNormArgs<T> args{w.span, b.span, rm.span, rv.span, training, momentum, eps};
+    auto w = param<P>(op, "weight", weight), b = param<P>(op, "bias", bias);
+    auto rm = running<P>(op, "running_mean", running_mean, training && !backward, normkit::is_half_v<T>);
+    auto rv = running<P>(op, "running_var", running_var, training && !backward, normkit::is_half_v<T>);
+    normkit::BatchNormArgs<T, P> args{w.span, b.span, rm.span, rv.span, training, momentum, eps};
     bool skipped = false;
     args.skip_nonfinite_update = skip_nonfinite_update, args.update_skipped = &skipped;
     if (!backward) {
       py::object y = run_forward(
           x, [&](TensorView<T> y) { normkit::batch_norm_forward<T>(x.view, y, args); });
+      rm.finish(), rv.finish();
       return skip_nonfinite_update ? py::object(py::make_tuple(y, skipped)) : y;
     }
     return run_backward(op, grad_output, x, w, &b, [&](auto dy, auto dx, auto dw, auto db) {
@@ -314,19 +354,21 @@ py::object instance_norm(bool backward, py::object grad_output, py::object input
                          py::object bias, bool use_input_stats, double momentum, double eps,
                          bool skip_nonfinite_update = false) {
   const char* op = backward ? "instance_norm_backward" : "instance_norm";
-  return dispatch(op, "input", input, [&](auto tag_value) -> py::object {
+  return dispatch<true>(op, "input", input, [&](auto tag_value) -> py::object {
     using T = decltype(tag_value);
+    using P = normkit::compute_t<T>;  // float parameters for float16 input
     auto x = as_input<T>(input);
-    auto w = param<T>(op, "weight", weight), b = param<T>(op, "bias", bias);
-    auto rm = running<T>(op, "running_mean", running_mean, use_input_stats && !backward);
-    auto rv = running<T>(op, "running_var", running_var, use_input_stats && !backward);
-    normkit::InstanceNormArgs<T> args{w.span,          b.span,   rm.span, rv.span,
+    auto w = param<P>(op, "weight", weight), b = param<P>(op, "bias", bias);
+    auto rm = running<P>(op, "running_mean", running_mean, use_input_stats && !backward, normkit::is_half_v<T>);
+    auto rv = running<P>(op, "running_var", running_var, use_input_stats && !backward, normkit::is_half_v<T>);
+    normkit::InstanceNormArgs<T, P> args{w.span,          b.span,   rm.span, rv.span,
                                       use_input_stats, momentum, eps};
     bool skipped = false;
     args.skip_nonfinite_update = skip_nonfinite_update, args.update_skipped = &skipped;
     if (!backward) {
       py::object y = run_forward(
           x, [&](TensorView<T> y) { normkit::instance_norm_forward<T>(x.view, y, args); });
+      rm.finish(), rv.finish();
       return skip_nonfinite_update ? py::object(py::make_tuple(y, skipped)) : y;
     }
     return run_backward(op, grad_output, x, w, &b, [&](auto dy, auto dx, auto dw, auto db) {
@@ -339,11 +381,12 @@ py::object instance_norm(bool backward, py::object grad_output, py::object input
 py::object group_norm(bool backward, py::object grad_output, py::object input, int64_t num_groups,
                       py::object weight, py::object bias, double eps) {
   const char* op = backward ? "group_norm_backward" : "group_norm";
-  return dispatch(op, "input", input, [&](auto tag_value) -> py::object {
+  return dispatch<true>(op, "input", input, [&](auto tag_value) -> py::object {
     using T = decltype(tag_value);
+    using P = normkit::compute_t<T>;  // float parameters for float16 input
     auto x = as_input<T>(input);
-    auto w = param<T>(op, "weight", weight), b = param<T>(op, "bias", bias);
-    const normkit::GroupNormArgs<T> args{num_groups, w.span, b.span, eps};
+    auto w = param<P>(op, "weight", weight), b = param<P>(op, "bias", bias);
+    const normkit::GroupNormArgs<T, P> args{num_groups, w.span, b.span, eps};
     if (!backward)
       return run_forward(x,
                          [&](TensorView<T> y) { normkit::group_norm_forward<T>(x.view, y, args); });
@@ -357,11 +400,12 @@ py::object group_norm(bool backward, py::object grad_output, py::object input, i
 py::object layer_norm(bool backward, py::object grad_output, py::object input,
                       py::object normalized_shape, py::object weight, py::object bias, double eps) {
   const char* op = backward ? "layer_norm_backward" : "layer_norm";
-  return dispatch(op, "input", input, [&](auto tag_value) -> py::object {
+  return dispatch<true>(op, "input", input, [&](auto tag_value) -> py::object {
     using T = decltype(tag_value);
+    using P = normkit::compute_t<T>;  // float parameters for float16 input
     auto x = as_input<T>(input);
-    auto w = param<T>(op, "weight", weight), b = param<T>(op, "bias", bias);
-    const normkit::LayerNormArgs<T> args{int_list(op, "normalized_shape", normalized_shape), w.span,
+    auto w = param<P>(op, "weight", weight), b = param<P>(op, "bias", bias);
+    const normkit::LayerNormArgs<T, P> args{int_list(op, "normalized_shape", normalized_shape), w.span,
                                          b.span, eps};
     if (!backward)
       return run_forward(x,
@@ -373,20 +417,28 @@ py::object layer_norm(bool backward, py::object grad_output, py::object input,
 }
 
 // ---- rms_norm ------------------------------------------------------------------------------
+normkit::HalfCast parse_cast(const char* op, const std::string& s) {
+  if (s == "multiply_then_cast") return normkit::HalfCast::MultiplyThenCast;
+  if (s == "normalize_then_cast") return normkit::HalfCast::NormalizeThenCast;
+  throw py::value_error(tag(op) + "cast='" + s +
+                        "' is not one of 'multiply_then_cast', 'normalize_then_cast'");
+}
+
 py::object rms_norm(bool backward, py::object grad_output, py::object input,
                     py::object normalized_shape, py::object weight, std::optional<double> eps,
-                    bool unit_offset) {
+                    bool unit_offset, const std::string& cast = "multiply_then_cast") {
   const char* op = backward ? "rms_norm_backward" : "rms_norm";
-  return dispatch(op, "input", input, [&](auto tag_value) -> py::object {
+  return dispatch<true>(op, "input", input, [&](auto tag_value) -> py::object {
     using T = decltype(tag_value);
+    using P = normkit::compute_t<T>;  // float parameters for float16 input
     auto x = as_input<T>(input);
-    auto w = param<T>(op, "weight", weight);
-    const normkit::RMSNormArgs<T> args{int_list(op, "normalized_shape", normalized_shape), w.span,
-                                       eps, unit_offset};
+    auto w = param<P>(op, "weight", weight);
+    const normkit::RMSNormArgs<T, P> args{int_list(op, "normalized_shape", normalized_shape), w.span,
+                                       eps, unit_offset, parse_cast(op, cast)};
     if (!backward)
       return run_forward(x,
                          [&](TensorView<T> y) { normkit::rms_norm_forward<T>(x.view, y, args); });
-    const Param<T>* no_bias = nullptr;
+    const Param<P>* no_bias = nullptr;
     return run_backward(op, grad_output, x, w, no_bias, [&](auto dy, auto dx, auto dw, auto) {
       normkit::rms_norm_backward<T>(dy, x.view, dx, args, dw);
     });
@@ -397,8 +449,9 @@ py::object rms_norm(bool backward, py::object grad_output, py::object input,
 py::object weight_norm(bool backward, py::object grad_w, py::object v, py::object g,
                        py::object dim) {
   const char* op = backward ? "weight_norm_backward" : "weight_norm";
-  return dispatch(op, "v", v, [&](auto tag_value) -> py::object {
+  return dispatch<true>(op, "v", v, [&](auto tag_value) -> py::object {
     using T = decltype(tag_value);
+    using P = normkit::compute_t<T>;  // float parameters for float16 input
     auto x = as_input<T>(v);
     std::optional<int64_t> d;
     if (!dim.is_none()) {
@@ -409,19 +462,19 @@ py::object weight_norm(bool backward, py::object grad_w, py::object v, py::objec
     if (g.is_none())
       throw py::type_error(tag(op) +
                            "g type=NoneType is not supported; weight_norm needs the magnitudes g");
-    auto gg = param<T>(op, "g", g);
+    auto gg = param<P>(op, "g", g);
     const normkit::WeightNormArgs<T> args{d};
     if (!backward)
       return run_forward(
-          x, [&](TensorView<T> w) { normkit::weight_norm_forward<T>(x.view, gg.span, w, args); });
+          x, [&](TensorView<T> w) { normkit::weight_norm_forward<T, P>(x.view, gg.span, w, args); });
     auto dv = like_input<T>(op, "grad_w", grad_w, x.view);
     auto dx = output_like(x.view);
     auto dg = gg.grad();
     {
       py::gil_scoped_release nogil;
-      normkit::weight_norm_backward<T>(dv.view, x.view, gg.span, dx.view, span_of(dg), args);
+      normkit::weight_norm_backward<T, P>(dv.view, x.view, gg.span, dx.view, span_of(dg), args);
     }
-    return py::make_tuple(dx.array, *dg);
+    return py::make_tuple(dx.array, gg.result(dg, normkit::is_half_v<T>));
   });
 }
 
@@ -438,11 +491,12 @@ py::object normalize(bool backward, py::object grad_output, py::object input,
                      py::object reduce_axes, py::object weight, py::object bias,
                      py::object affine_axes, const std::string& statistic, double eps) {
   const char* op = backward ? "normalize_backward" : "normalize";
-  return dispatch(op, "input", input, [&](auto tag_value) -> py::object {
+  return dispatch<true>(op, "input", input, [&](auto tag_value) -> py::object {
     using T = decltype(tag_value);
+    using P = normkit::compute_t<T>;  // float parameters for float16 input
     auto x = as_input<T>(input);
-    auto w = param<T>(op, "weight", weight), b = param<T>(op, "bias", bias);
-    const normkit::NormalizeArgs<T> args{int_list(op, "reduce_axes", reduce_axes),
+    auto w = param<P>(op, "weight", weight), b = param<P>(op, "bias", bias);
+    const normkit::NormalizeArgs<T, P> args{int_list(op, "reduce_axes", reduce_axes),
                                          int_list(op, "affine_axes", affine_axes),
                                          parse_statistic(op, statistic),
                                          w.span,
@@ -466,7 +520,9 @@ PYBIND11_MODULE(normkit, m) {
 RMSNorm, WeightNorm, and a generic normalize over any axes) on one reduction engine.
 
 The functions take the positional order and keyword names of torch.nn.functional and work
-on float32 / float64 NumPy arrays of any strides; results have the input's dtype. Arrays
+on float16 / float32 / float64 NumPy arrays of any strides; results have the input's dtype
+(float16: float32 statistics and arithmetic, parameters float16 or float32; NumPy has no
+bfloat16, which the C++ API offers). Arrays
 whose memory is a permutation of a dense block (e.g. channels-last) are read in place and
 the outputs get the same strides. Running statistics are updated in place. Each function
 has a `<name>_backward(grad_output, <same arguments>)` twin returning the gradients.
@@ -589,20 +645,28 @@ absent parameter.)");
   m.def(
       "rms_norm",
       [](py::object input, py::object ns, py::object w, std::optional<double> eps,
-         bool unit_offset) { return rms_norm(false, py::none(), input, ns, w, eps, unit_offset); },
+         bool unit_offset, const std::string& cast) {
+        return rms_norm(false, py::none(), input, ns, w, eps, unit_offset, cast);
+      },
       py::arg("input"), py::arg("normalized_shape"), py::arg("weight") = none,
       py::arg("eps") = none, py::kw_only(), py::arg("unit_offset") = false,
+      py::arg("cast") = "multiply_then_cast",
       R"(RMS normalization over the trailing dims: y = x / sqrt(mean(x^2) + eps) * weight.
 
-eps=None uses the machine epsilon of the input dtype (as torch.nn.functional.rms_norm).
-unit_offset=True gives the Gemma form, multiplying by (1 + weight).)");
+eps=None uses the machine epsilon of the input dtype (float32's for float16 input, as
+torch.nn.functional.rms_norm). unit_offset=True gives the Gemma form, multiplying by
+(1 + weight). For float16 input, cast picks where the result is rounded to float16:
+"multiply_then_cast" (default; torch.nn.functional.rms_norm, Gemma) rounds x*rstd*weight
+once; "normalize_then_cast" (LLaMA) rounds x*rstd to float16 before multiplying by weight.)");
   m.def(
       "rms_norm_backward",
       [](py::object dy, py::object input, py::object ns, py::object w, std::optional<double> eps,
-         bool unit_offset) { return rms_norm(true, dy, input, ns, w, eps, unit_offset); },
+         bool unit_offset, const std::string& cast) {
+        return rms_norm(true, dy, input, ns, w, eps, unit_offset, cast);
+      },
       py::arg("grad_output"), py::arg("input"), py::arg("normalized_shape"),
       py::arg("weight") = none, py::arg("eps") = none, py::kw_only(),
-      py::arg("unit_offset") = false,
+      py::arg("unit_offset") = false, py::arg("cast") = "multiply_then_cast",
       R"(Gradients of rms_norm: returns (grad_input, grad_weight), None for an absent weight.)");
   // -- weight_norm
   m.def(

@@ -1,14 +1,15 @@
 // batch_norm.cpp — BatchNorm: one statistic per channel over N and the spatial dims
 // (plan [R,K,R] on NCHW). Training normalizes with the batch's biased variance and folds
-// the unbiased one into the running variance; eval uses the running statistics.
+// the unbiased one into the running variance; eval uses the running statistics. Running
+// statistics have the parameter type P (float for mixed precision; rounded when half).
 #include "op_common.hpp"
 
 namespace normkit {
 namespace {
 constexpr const char* kOp = "batch_norm";
 
-template <class T>
-ReductionPlan checked_plan(const TensorView<const T>& x, const BatchNormArgs<T>& a) {
+template <class T, class P>
+ReductionPlan checked_plan(const TensorView<const T>& x, const BatchNormArgs<T, P>& a) {
   detail::check_channel_args(kOp, x, a);
   if (a.training && !a.running_mean.empty()) detail::check_momentum(kOp, a.momentum);
   std::vector<int64_t> reduce{0};
@@ -21,8 +22,8 @@ ReductionPlan checked_plan(const TensorView<const T>& x, const BatchNormArgs<T>&
 }
 
 // Eval: xhat = (x - running_mean) / sqrt(running_var + eps).
-template <class T>
-detail::Stats running_stats(const BatchNormArgs<T>& a) {
+template <class T, class P>
+detail::Stats running_stats(const BatchNormArgs<T, P>& a) {
   detail::Stats s(a.running_mean.size());
   for (size_t c = 0; c < s.mean.size(); ++c) {
     s.mean[c] = double(a.running_mean[c]), s.var[c] = double(a.running_var[c]);
@@ -31,8 +32,8 @@ detail::Stats running_stats(const BatchNormArgs<T>& a) {
   return s;
 }
 
-template <class T>
-bool uses_batch_stats(const BatchNormArgs<T>& a) {
+template <class T, class P>
+bool uses_batch_stats(const BatchNormArgs<T, P>& a) {
   return a.training || a.running_mean.empty();
 }
 
@@ -40,22 +41,22 @@ bool uses_batch_stats(const BatchNormArgs<T>& a) {
 template <class T>
 bool all_finite(const detail::Stats& s, double unbias) {
   for (size_t i = 0; i < s.mean.size(); ++i)
-    if (!std::isfinite(T(s.mean[i])) || !std::isfinite(T(s.var[i] * unbias))) return false;
+    if (!std::isfinite(double(T(s.mean[i]))) || !std::isfinite(double(T(s.var[i] * unbias)))) return false;
   return true;
 }
 }  // namespace
 
-template <class T>
-void batch_norm_forward(TensorView<const T> x, TensorView<T> y, const BatchNormArgs<T>& a,
-                        SavedStats<T> saved) {
+template <class T, class P>
+void batch_norm_forward(TensorView<const T> x, TensorView<T> y, const BatchNormArgs<T, P>& a,
+                        SavedStats<compute_t<T>> saved) {
   const ReductionPlan plan = checked_plan(x, a);
   detail::check_like(kOp, "output", y, x, true);
   detail::check_param(kOp, "saved mean", saved.mean, x.shape[1], "num_channels");
   detail::check_param(kOp, "saved rstd", saved.rstd, x.shape[1], "num_channels");
   if (a.update_skipped) *a.update_skipped = false;
   if (x.numel() == 0) return;  // an empty batch leaves the running statistics as they were
-  const T* w = detail::data_or_null(a.weight);
-  const T* b = detail::data_or_null(a.bias);
+  const detail::ComputeParam<T, P> wp(a.weight), bp(a.bias);
+  const compute_t<T>*w = wp.ptr, *b = bp.ptr;
   if (!uses_batch_stats(a)) {
     const auto s = running_stats(a);
     engine::apply_forward(plan, x.data, y.data, s.mean.data(), s.rstd.data(), w, b);
@@ -66,19 +67,21 @@ void batch_norm_forward(TensorView<const T> x, TensorView<T> y, const BatchNormA
   if (!a.training || a.running_mean.empty()) return;
   // running = (1 - m) * running + m * batch, with the unbiased variance
   const double m = a.momentum, n = double(plan.stat_size()), unbias = n / (n - 1);
-  if (a.skip_nonfinite_update && !all_finite<T>(s, unbias)) {  // the guard: keep them as they are
+  if (a.skip_nonfinite_update && !all_finite<P>(s, unbias)) {  // the guard: keep them as they are
     if (a.update_skipped) *a.update_skipped = true;
     return;
   }
   for (size_t c = 0; c < s.mean.size(); ++c) {
-    a.running_mean[c] = T((1 - m) * double(a.running_mean[c]) + m * s.mean[c]);
-    a.running_var[c] = T((1 - m) * double(a.running_var[c]) + m * s.var[c] * unbias);
+    a.running_mean[c] = P((1 - m) * double(a.running_mean[c]) + m * s.mean[c]);
+    a.running_var[c] = P((1 - m) * double(a.running_var[c]) + m * s.var[c] * unbias);
   }
 }
 
-template <class T>
+template <class T, class P>
 void batch_norm_backward(TensorView<const T> dy, TensorView<const T> x, TensorView<T> dx,
-                         const BatchNormArgs<T>& a, std::span<T> dweight, std::span<T> dbias) {
+                         const BatchNormArgs<T, P>& a,
+                         std::span<std::type_identity_t<P>> dweight,
+                         std::span<std::type_identity_t<P>> dbias) {
   const ReductionPlan plan = checked_plan(x, a);
   detail::check_like(kOp, "grad_output", dy, x, false);
   if (dx.data) detail::check_like(kOp, "grad_input", dx, x, true);
@@ -88,15 +91,15 @@ void batch_norm_backward(TensorView<const T> dy, TensorView<const T> x, TensorVi
   const bool batch = uses_batch_stats(a);
   detail::backward_pass(plan, Statistic::Variance, batch, a.eps, dy.data, x.data, dx.data,
                         batch ? detail::Stats{} : running_stats(a),
-                        detail::data_or_null(a.weight), dweight, dbias);
+                        detail::ComputeParam<T, P>(a.weight).ptr, dweight, dbias);
 }
 
-#define NORMKIT_INSTANTIATE(T)                                                                      \
-  template void batch_norm_forward<T>(TensorView<const T>, TensorView<T>, const BatchNormArgs<T>&,  \
-                                      SavedStats<T>);                                               \
-  template void batch_norm_backward<T>(TensorView<const T>, TensorView<const T>, TensorView<T>,     \
-                                       const BatchNormArgs<T>&, std::span<T>, std::span<T>);
-NORMKIT_INSTANTIATE(float)
-NORMKIT_INSTANTIATE(double)
+#define NORMKIT_INSTANTIATE(T, P)                                                                   \
+  template void batch_norm_forward<T, P>(TensorView<const T>, TensorView<T>,                        \
+                                         const BatchNormArgs<T, P>&, SavedStats<compute_t<T>>);     \
+  template void batch_norm_backward<T, P>(TensorView<const T>, TensorView<const T>, TensorView<T>,  \
+                                          const BatchNormArgs<T, P>&, std::span<P>, std::span<P>);
+NORMKIT_FOR_EACH_TYPE_PAIR(NORMKIT_INSTANTIATE)
+#undef NORMKIT_INSTANTIATE
 
 }  // namespace normkit

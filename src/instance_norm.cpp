@@ -7,8 +7,8 @@ namespace normkit {
 namespace {
 constexpr const char* kOp = "instance_norm";
 
-template <class T>
-ReductionPlan checked_plan(const TensorView<const T>& x, const InstanceNormArgs<T>& a) {
+template <class T, class P>
+ReductionPlan checked_plan(const TensorView<const T>& x, const InstanceNormArgs<T, P>& a) {
   detail::check_channel_args(kOp, x, a);
   if (!a.use_input_stats && a.running_mean.empty())
     detail::fail(kOp, "use_input_stats=false needs running_mean and running_var");
@@ -23,8 +23,8 @@ ReductionPlan checked_plan(const TensorView<const T>& x, const InstanceNormArgs<
 }
 
 // Running statistics broadcast to one coefficient pair per (n, c).
-template <class T>
-detail::Stats running_stats(const TensorView<const T>& x, const InstanceNormArgs<T>& a) {
+template <class T, class P>
+detail::Stats running_stats(const TensorView<const T>& x, const InstanceNormArgs<T, P>& a) {
   const int64_t N = x.shape[0], C = x.shape[1];
   detail::Stats s(size_t(N * C));
   for (int64_t n = 0; n < N; ++n)
@@ -40,22 +40,22 @@ detail::Stats running_stats(const TensorView<const T>& x, const InstanceNormArgs
 template <class T>
 bool all_finite(const detail::Stats& s, double unbias) {
   for (size_t i = 0; i < s.mean.size(); ++i)
-    if (!std::isfinite(T(s.mean[i])) || !std::isfinite(T(s.var[i] * unbias))) return false;
+    if (!std::isfinite(double(T(s.mean[i]))) || !std::isfinite(double(T(s.var[i] * unbias)))) return false;
   return true;
 }
 }  // namespace
 
-template <class T>
-void instance_norm_forward(TensorView<const T> x, TensorView<T> y, const InstanceNormArgs<T>& a,
-                           SavedStats<T> saved) {
+template <class T, class P>
+void instance_norm_forward(TensorView<const T> x, TensorView<T> y, const InstanceNormArgs<T, P>& a,
+                           SavedStats<compute_t<T>> saved) {
   const ReductionPlan plan = checked_plan(x, a);
   detail::check_like(kOp, "output", y, x, true);
   detail::check_param(kOp, "saved mean", saved.mean, plan.num_stats(), "N * C");
   detail::check_param(kOp, "saved rstd", saved.rstd, plan.num_stats(), "N * C");
   if (a.update_skipped) *a.update_skipped = false;
   if (x.numel() == 0) return;
-  const T* w = detail::data_or_null(a.weight);
-  const T* b = detail::data_or_null(a.bias);
+  const detail::ComputeParam<T, P> wp(a.weight), bp(a.bias);
+  const compute_t<T>*w = wp.ptr, *b = bp.ptr;
   if (!a.use_input_stats) {
     const auto s = running_stats(x, a);
     engine::apply_forward(plan, x.data, y.data, s.mean.data(), s.rstd.data(), w, b);
@@ -66,7 +66,7 @@ void instance_norm_forward(TensorView<const T> x, TensorView<T> y, const Instanc
   if (a.running_mean.empty()) return;
   const int64_t N = x.shape[0], C = x.shape[1];
   const double m = a.momentum, n = double(plan.stat_size()), unbias = n / (n - 1);
-  if (a.skip_nonfinite_update && !all_finite<T>(s, unbias)) {  // the guard: keep them as they are
+  if (a.skip_nonfinite_update && !all_finite<P>(s, unbias)) {  // the guard: keep them as they are
     if (a.update_skipped) *a.update_skipped = true;
     return;
   }
@@ -74,14 +74,16 @@ void instance_norm_forward(TensorView<const T> x, TensorView<T> y, const Instanc
     double mean = 0, var = 0;
     for (int64_t i = 0; i < N; ++i) mean += s.mean[size_t(i * C + c)], var += s.var[size_t(i * C + c)];
     mean /= double(N), var = var / double(N) * unbias;
-    a.running_mean[size_t(c)] = T((1 - m) * double(a.running_mean[size_t(c)]) + m * mean);
-    a.running_var[size_t(c)] = T((1 - m) * double(a.running_var[size_t(c)]) + m * var);
+    a.running_mean[size_t(c)] = P((1 - m) * double(a.running_mean[size_t(c)]) + m * mean);
+    a.running_var[size_t(c)] = P((1 - m) * double(a.running_var[size_t(c)]) + m * var);
   }
 }
 
-template <class T>
+template <class T, class P>
 void instance_norm_backward(TensorView<const T> dy, TensorView<const T> x, TensorView<T> dx,
-                            const InstanceNormArgs<T>& a, std::span<T> dweight, std::span<T> dbias) {
+                            const InstanceNormArgs<T, P>& a,
+                         std::span<std::type_identity_t<P>> dweight,
+                         std::span<std::type_identity_t<P>> dbias) {
   const ReductionPlan plan = checked_plan(x, a);
   detail::check_like(kOp, "grad_output", dy, x, false);
   if (dx.data) detail::check_like(kOp, "grad_input", dx, x, true);
@@ -90,16 +92,16 @@ void instance_norm_backward(TensorView<const T> dy, TensorView<const T> x, Tenso
   if (x.numel() == 0) return detail::zero_grads(dweight, dbias);
   detail::backward_pass(plan, Statistic::Variance, a.use_input_stats, a.eps, dy.data, x.data, dx.data,
                         a.use_input_stats ? detail::Stats{} : running_stats(x, a),
-                        detail::data_or_null(a.weight), dweight, dbias);
+                        detail::ComputeParam<T, P>(a.weight).ptr, dweight, dbias);
 }
 
-#define NORMKIT_INSTANTIATE(T)                                                                   \
-  template void instance_norm_forward<T>(TensorView<const T>, TensorView<T>,                     \
-                                         const InstanceNormArgs<T>&, SavedStats<T>);             \
-  template void instance_norm_backward<T>(TensorView<const T>, TensorView<const T>,              \
-                                          TensorView<T>, const InstanceNormArgs<T>&,             \
-                                          std::span<T>, std::span<T>);
-NORMKIT_INSTANTIATE(float)
-NORMKIT_INSTANTIATE(double)
+#define NORMKIT_INSTANTIATE(T, P)                                                                   \
+  template void instance_norm_forward<T, P>(TensorView<const T>, TensorView<T>,                     \
+                                            const InstanceNormArgs<T, P>&, SavedStats<compute_t<T>>); \
+  template void instance_norm_backward<T, P>(TensorView<const T>, TensorView<const T>,              \
+                                             TensorView<T>, const InstanceNormArgs<T, P>&,          \
+                                             std::span<P>, std::span<P>);
+NORMKIT_FOR_EACH_TYPE_PAIR(NORMKIT_INSTANTIATE)
+#undef NORMKIT_INSTANTIATE
 
 }  // namespace normkit

@@ -6,8 +6,8 @@ namespace normkit {
 namespace {
 constexpr const char* kOp = "layer_norm";
 
-template <class T>
-ReductionPlan checked_plan(const TensorView<const T>& x, const LayerNormArgs<T>& a) {
+template <class T, class P>
+ReductionPlan checked_plan(const TensorView<const T>& x, const LayerNormArgs<T, P>& a) {
   detail::check_tensor(kOp, "input", x);
   const auto axes = detail::trailing_axes(kOp, x.shape, a.normalized_shape);
   const int64_t D = numel(a.normalized_shape);
@@ -18,22 +18,24 @@ ReductionPlan checked_plan(const TensorView<const T>& x, const LayerNormArgs<T>&
 }
 }  // namespace
 
-template <class T>
-void layer_norm_forward(TensorView<const T> x, TensorView<T> y, const LayerNormArgs<T>& a,
-                        SavedStats<T> saved) {
+template <class T, class P>
+void layer_norm_forward(TensorView<const T> x, TensorView<T> y, const LayerNormArgs<T, P>& a,
+                        SavedStats<compute_t<T>> saved) {
   const ReductionPlan plan = checked_plan(x, a);
   detail::check_like(kOp, "output", y, x, true);
   detail::check_param(kOp, "saved mean", saved.mean, plan.num_stats(), "one per row");
   detail::check_param(kOp, "saved rstd", saved.rstd, plan.num_stats(), "one per row");
   if (x.numel() == 0) return;
-  const auto s = detail::forward_pass(plan, Statistic::Variance, x.data, y.data, a.eps,
-                                      detail::data_or_null(a.weight), detail::data_or_null(a.bias));
+  const detail::ComputeParam<T, P> w(a.weight), b(a.bias);
+  const auto s = detail::forward_pass(plan, Statistic::Variance, x.data, y.data, a.eps, w.ptr, b.ptr);
   detail::write_saved(saved, s.mean, s.rstd);
 }
 
-template <class T>
+template <class T, class P>
 void layer_norm_backward(TensorView<const T> dy, TensorView<const T> x, TensorView<T> dx,
-                         const LayerNormArgs<T>& a, std::span<T> dweight, std::span<T> dbias) {
+                         const LayerNormArgs<T, P>& a,
+                         std::span<std::type_identity_t<P>> dweight,
+                         std::span<std::type_identity_t<P>> dbias) {
   const ReductionPlan plan = checked_plan(x, a);
   detail::check_like(kOp, "grad_output", dy, x, false);
   if (dx.data) detail::check_like(kOp, "grad_input", dx, x, true);
@@ -41,16 +43,15 @@ void layer_norm_backward(TensorView<const T> dy, TensorView<const T> x, TensorVi
   detail::check_param(kOp, "grad_bias", dbias, plan.num_affine(), "normalized_shape elements");
   if (x.numel() == 0) return detail::zero_grads(dweight, dbias);
   detail::backward_pass(plan, Statistic::Variance, true, a.eps, dy.data, x.data, dx.data,
-                        detail::Stats{}, detail::data_or_null(a.weight),
-                        dweight, dbias);
+                        detail::Stats{}, detail::ComputeParam<T, P>(a.weight).ptr, dweight, dbias);
 }
 
-#define NORMKIT_INSTANTIATE(T)                                                                      \
-  template void layer_norm_forward<T>(TensorView<const T>, TensorView<T>, const LayerNormArgs<T>&,  \
-                                      SavedStats<T>);                                               \
-  template void layer_norm_backward<T>(TensorView<const T>, TensorView<const T>, TensorView<T>,     \
-                                       const LayerNormArgs<T>&, std::span<T>, std::span<T>);
-NORMKIT_INSTANTIATE(float)
-NORMKIT_INSTANTIATE(double)
+#define NORMKIT_INSTANTIATE(T, P)                                                                   \
+  template void layer_norm_forward<T, P>(TensorView<const T>, TensorView<T>,                        \
+                                         const LayerNormArgs<T, P>&, SavedStats<compute_t<T>>);     \
+  template void layer_norm_backward<T, P>(TensorView<const T>, TensorView<const T>, TensorView<T>,  \
+                                          const LayerNormArgs<T, P>&, std::span<P>, std::span<P>);
+NORMKIT_FOR_EACH_TYPE_PAIR(NORMKIT_INSTANTIATE)
+#undef NORMKIT_INSTANTIATE
 
 }  // namespace normkit

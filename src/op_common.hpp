@@ -8,6 +8,7 @@
 #include <cmath>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "engine/engine.hpp"
@@ -147,34 +148,72 @@ const T* data_or_null(std::span<T> p) {
   return p.empty() ? nullptr : p.data();
 }
 
+// A parameter (weight, bias, g) as the compute_t<T> values the engine reads: the caller's
+// span when P is already that type, else a converted copy (O(C), made once at the door).
+template <class T, class P>
+struct ComputeParam {
+  using C = compute_t<T>;
+  std::vector<C> owned;
+  const C* ptr = nullptr;
+  explicit ComputeParam(std::span<const P> p) {
+    if (p.empty()) return;
+    if constexpr (std::is_same_v<C, P>) {
+      ptr = p.data();
+    } else {
+      owned.reserve(p.size());
+      for (const P& v : p) owned.push_back(C(v));
+      ptr = owned.data();
+    }
+  }
+};
+
+// Every (storage, parameter) pair the ops are instantiated for.
+#define NORMKIT_FOR_EACH_TYPE_PAIR(M) \
+  M(float, float)                     \
+  M(double, double)                   \
+  M(bfloat16, float)                  \
+  M(bfloat16, bfloat16)               \
+  M(float16, float)                   \
+  M(float16, float16)
+
+// dweight[a] = sum dy * xhat and dbias[a] = sum dy from per-statistic sums, for a plan whose
+// affine index is a function of its statistic: each parameter adds up its statistics' sums.
+template <class P>
+void write_affine_grads(const ReductionPlan& plan, const std::vector<double>& sdy,
+                        const std::vector<double>& sdyx, std::span<P> dweight, std::span<P> dbias) {
+  if (dweight.empty() && dbias.empty()) return;
+  const size_t n = sdy.size(), na = static_cast<size_t>(plan.num_affine());
+  std::vector<double> ady(na, 0.0), adyx(na, 0.0);
+  std::vector<int64_t> aff(n);
+  engine::affine_of_stats(plan, aff.data());
+  for (size_t s = 0; s < n; ++s) ady[size_t(aff[s])] += sdy[s], adyx[size_t(aff[s])] += sdyx[s];
+  for (size_t a = 0; a < dweight.size(); ++a) dweight[a] = P(adyx[a]);
+  for (size_t a = 0; a < dbias.size(); ++a) dbias[a] = P(ady[a]);
+}
+
 // Backward of y = xhat * w + b, xhat = (x - mean) * rstd:
 //  batch statistics (taken from x itself, training; `st` is filled in): with g = dy * w,
 //    dx = rstd * (g - mean(g) - xhat * mean(g * xhat))    (MeanSquare: no mean(g) term;
 //    L2Norm: sums instead of means, the divisor being the norm itself)
 //  fixed statistics (`st` given, e.g. running ones):  dx = rstd * g
 // dweight = sum dy * xhat and dbias = sum dy over the non-affine axes.
-template <class T>
+template <class T, class P>
 void backward_pass(const ReductionPlan& plan, Statistic statistic, bool batch_stats, double eps,
-                   const T* dy, const T* x, T* dx, Stats st, const T* w, std::span<T> dweight,
-                   std::span<T> dbias) {
+                   const T* dy, const T* x, T* dx, Stats st, const compute_t<T>* w,
+                   std::span<P> dweight, std::span<P> dbias) {
   const auto n = static_cast<size_t>(plan.num_stats());
   if (batch_stats) st = Stats(n);
   std::vector<double> sdy(n), sdyx(n);
   const bool per_stat = engine::backward(plan, statistic, batch_stats, eps, dy, x, dx, w, st.mean.data(),
                                          st.var.data(), st.rstd.data(), sdy.data(), sdyx.data());
   if (dweight.empty() && dbias.empty()) return;
+  if (per_stat) return write_affine_grads(plan, sdy, sdyx, dweight, dbias);
   const auto na = static_cast<size_t>(plan.num_affine());
   std::vector<double> ady(na, 0.0), adyx(na, 0.0);
-  if (per_stat) {  // the affine index is a function of the statistic: add up its sums
-    std::vector<int64_t> aff(n);
-    engine::affine_of_stats(plan, aff.data());
-    for (size_t s = 0; s < n; ++s) ady[size_t(aff[s])] += sdy[s], adyx[size_t(aff[s])] += sdyx[s];
-  } else {
-    engine::reduce_grads(plan, engine::GroupBy::Affine, dy, x, st.mean.data(), st.rstd.data(),
-                         static_cast<const T*>(nullptr), ady.data(), adyx.data());
-  }
-  for (size_t a = 0; a < dweight.size(); ++a) dweight[a] = T(adyx[a]);
-  for (size_t a = 0; a < dbias.size(); ++a) dbias[a] = T(ady[a]);
+  engine::reduce_grads(plan, engine::GroupBy::Affine, dy, x, st.mean.data(), st.rstd.data(),
+                       static_cast<const compute_t<T>*>(nullptr), ady.data(), adyx.data());
+  for (size_t a = 0; a < dweight.size(); ++a) dweight[a] = P(adyx[a]);
+  for (size_t a = 0; a < dbias.size(); ++a) dbias[a] = P(ady[a]);
 }
 
 }  // namespace normkit::detail
@@ -184,9 +223,10 @@ namespace normkit::detail {
 // Forward with statistics taken from x itself: y = xhat * w + b. Returns the statistics.
 template <class T>
 Stats forward_pass(const ReductionPlan& plan, Statistic statistic, const T* x, T* y, double eps,
-                   const T* w, const T* b) {
+                   const compute_t<T>* w, const compute_t<T>* b, bool round_xhat = false) {
   Stats s(static_cast<size_t>(plan.num_stats()));
-  engine::forward(plan, statistic, eps, x, y, w, b, s.mean.data(), s.var.data(), s.rstd.data());
+  engine::forward(plan, statistic, eps, x, y, w, b, s.mean.data(), s.var.data(), s.rstd.data(),
+                  round_xhat);
   return s;
 }
 

@@ -1,6 +1,8 @@
 // rms_norm.cpp — RMSNorm: y = x / sqrt(mean(x^2) + eps) * w over the trailing dims (no
-// mean subtracted, no bias). eps unset = machine epsilon of T. The Gemma form scales by
-// (1 + w), with 1 + w formed in T (float32 for float inputs) as Gemma does.
+// mean subtracted, no bias). eps unset = machine epsilon of compute_t<T>. The Gemma form
+// scales by (1 + w), with 1 + w formed in compute_t<T> (float32 for float and half inputs)
+// as Gemma does. HalfCast::NormalizeThenCast rounds x * rstd to T before the multiply
+// (LLaMA); the backward treats that rounding as the identity.
 #include <limits>
 
 #include "op_common.hpp"
@@ -9,8 +11,8 @@ namespace normkit {
 namespace {
 constexpr const char* kOp = "rms_norm";
 
-template <class T>
-ReductionPlan checked_plan(const TensorView<const T>& x, const RMSNormArgs<T>& a) {
+template <class T, class P>
+ReductionPlan checked_plan(const TensorView<const T>& x, const RMSNormArgs<T, P>& a) {
   detail::check_tensor(kOp, "input", x);
   const auto axes = detail::trailing_axes(kOp, x.shape, a.normalized_shape);
   detail::check_param(kOp, "weight", a.weight, numel(a.normalized_shape), "normalized_shape elements");
@@ -18,24 +20,24 @@ ReductionPlan checked_plan(const TensorView<const T>& x, const RMSNormArgs<T>& a
   return ReductionPlan::build(x.shape, x.strides, axes, axes, kOp);
 }
 
-template <class T>
-double eps_of(const RMSNormArgs<T>& a) {
-  return a.eps ? *a.eps : double(std::numeric_limits<T>::epsilon());
+template <class T, class P>
+double eps_of(const RMSNormArgs<T, P>& a) {
+  return a.eps ? *a.eps : double(std::numeric_limits<compute_t<T>>::epsilon());
 }
 
 // The scale actually applied: w, or 1 + w for the Gemma form (empty: none).
-template <class T>
-std::vector<T> effective_weight(const RMSNormArgs<T>& a) {
-  std::vector<T> w(a.weight.begin(), a.weight.end());
-  if (a.unit_offset)
-    for (auto& v : w) v = T(1) + v;
+template <class T, class P, class C = compute_t<T>>
+std::vector<C> effective_weight(const RMSNormArgs<T, P>& a) {
+  std::vector<C> w;
+  w.reserve(a.weight.size());
+  for (const P& v : a.weight) w.push_back(a.unit_offset ? C(1) + C(v) : C(v));
   return w;
 }
 }  // namespace
 
-template <class T>
-void rms_norm_forward(TensorView<const T> x, TensorView<T> y, const RMSNormArgs<T>& a,
-                      SavedStats<T> saved) {
+template <class T, class P>
+void rms_norm_forward(TensorView<const T> x, TensorView<T> y, const RMSNormArgs<T, P>& a,
+                      SavedStats<compute_t<T>> saved) {
   const ReductionPlan plan = checked_plan(x, a);
   detail::check_like(kOp, "output", y, x, true);
   detail::check_param(kOp, "saved mean", saved.mean, plan.num_stats(), "one per row");
@@ -43,30 +45,32 @@ void rms_norm_forward(TensorView<const T> x, TensorView<T> y, const RMSNormArgs<
   if (x.numel() == 0) return;
   const auto w = effective_weight(a);
   const auto s = detail::forward_pass(plan, Statistic::MeanSquare, x.data, y.data, eps_of(a),
-                                      w.empty() ? nullptr : w.data(), static_cast<const T*>(nullptr));
+                                      w.empty() ? nullptr : w.data(), static_cast<const compute_t<T>*>(nullptr),
+                                      a.cast == HalfCast::NormalizeThenCast);
   detail::write_saved(saved, s.mean, s.rstd);
 }
 
-template <class T>
+template <class T, class P>
 void rms_norm_backward(TensorView<const T> dy, TensorView<const T> x, TensorView<T> dx,
-                       const RMSNormArgs<T>& a, std::span<T> dweight) {
+                       const RMSNormArgs<T, P>& a,
+                       std::span<std::type_identity_t<P>> dweight) {
   const ReductionPlan plan = checked_plan(x, a);
   detail::check_like(kOp, "grad_output", dy, x, false);
   if (dx.data) detail::check_like(kOp, "grad_input", dx, x, true);
   detail::check_param(kOp, "grad_weight", dweight, plan.num_affine(), "normalized_shape elements");
-  if (x.numel() == 0) return detail::zero_grads(dweight, std::span<T>{});
+  if (x.numel() == 0) return detail::zero_grads(dweight, std::span<P>{});
   const auto w = effective_weight(a);
   detail::backward_pass(plan, Statistic::MeanSquare, true, eps_of(a), dy.data, x.data, dx.data,
                         detail::Stats{}, w.empty() ? nullptr : w.data(),
-                        dweight, std::span<T>{});
+                        dweight, std::span<P>{});
 }
 
-#define NORMKIT_INSTANTIATE(T)                                                                  \
-  template void rms_norm_forward<T>(TensorView<const T>, TensorView<T>, const RMSNormArgs<T>&,  \
-                                    SavedStats<T>);                                             \
-  template void rms_norm_backward<T>(TensorView<const T>, TensorView<const T>, TensorView<T>,   \
-                                     const RMSNormArgs<T>&, std::span<T>);
-NORMKIT_INSTANTIATE(float)
-NORMKIT_INSTANTIATE(double)
+#define NORMKIT_INSTANTIATE(T, P)                                                                 \
+  template void rms_norm_forward<T, P>(TensorView<const T>, TensorView<T>, const RMSNormArgs<T, P>&, \
+                                       SavedStats<compute_t<T>>);                                 \
+  template void rms_norm_backward<T, P>(TensorView<const T>, TensorView<const T>, TensorView<T>,  \
+                                        const RMSNormArgs<T, P>&, std::span<P>);
+NORMKIT_FOR_EACH_TYPE_PAIR(NORMKIT_INSTANTIATE)
+#undef NORMKIT_INSTANTIATE
 
 }  // namespace normkit

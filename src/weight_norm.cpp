@@ -7,8 +7,8 @@ namespace normkit {
 namespace {
 constexpr const char* kOp = "weight_norm";
 
-template <class T>
-ReductionPlan checked_plan(const TensorView<const T>& v, std::span<const T> g,
+template <class T, class P>
+ReductionPlan checked_plan(const TensorView<const T>& v, std::span<const P> g,
                            const WeightNormArgs<T>& a) {
   detail::check_tensor(kOp, "v", v);
   std::vector<int64_t> reduce, affine;
@@ -26,38 +26,41 @@ ReductionPlan checked_plan(const TensorView<const T>& v, std::span<const T> g,
 }
 }  // namespace
 
-template <class T>
-void weight_norm_forward(TensorView<const T> v, std::span<const T> g, TensorView<T> w,
-                         const WeightNormArgs<T>& a, std::span<T> norms) {
+template <class T, class P>
+void weight_norm_forward(TensorView<const T> v, std::span<const std::type_identity_t<P>> g,
+                         TensorView<T> w, const WeightNormArgs<T>& a,
+                         std::span<compute_t<T>> norms) {
   const ReductionPlan plan = checked_plan(v, g, a);
   detail::check_like(kOp, "w", w, v, true);
   detail::check_param(kOp, "norms", norms, plan.num_stats(), "one per slice");
   if (v.numel() == 0) return;
-  const auto s = detail::forward_pass(plan, Statistic::L2Norm, v.data, w.data, 0.0, g.data(),
-                                      static_cast<const T*>(nullptr));
-  for (size_t i = 0; i < norms.size(); ++i) norms[i] = T(std::sqrt(s.var[i]));
+  const auto s = detail::forward_pass(plan, Statistic::L2Norm, v.data, w.data, 0.0,
+                                      detail::ComputeParam<T, P>(g).ptr,
+                                      static_cast<const compute_t<T>*>(nullptr));
+  for (size_t i = 0; i < norms.size(); ++i) norms[i] = compute_t<T>(std::sqrt(s.var[i]));
 }
 
-template <class T>
-void weight_norm_backward(TensorView<const T> dw, TensorView<const T> v, std::span<const T> g,
-                          TensorView<T> dv, std::span<T> dg, const WeightNormArgs<T>& a) {
+template <class T, class P>
+void weight_norm_backward(TensorView<const T> dw, TensorView<const T> v,
+                          std::span<const std::type_identity_t<P>> g, TensorView<T> dv,
+                          std::span<std::type_identity_t<P>> dg, const WeightNormArgs<T>& a) {
   const ReductionPlan plan = checked_plan(v, g, a);
   detail::check_like(kOp, "grad_w", dw, v, false);
   if (dv.data) detail::check_like(kOp, "grad_v", dv, v, true);
   detail::check_param(kOp, "grad_g", dg, plan.num_affine(), "like g");
-  if (v.numel() == 0) return detail::zero_grads(dg, std::span<T>{});
+  if (v.numel() == 0) return detail::zero_grads(dg, std::span<P>{});
   // dv = g/||v|| * (dw - vhat * sum(dw * vhat)),   dg = sum(dw * vhat),   vhat = v/||v||
   detail::backward_pass(plan, Statistic::L2Norm, true, 0.0, dw.data, v.data, dv.data,
-                        detail::Stats{}, g.data(), dg, std::span<T>{});
+                        detail::Stats{}, detail::ComputeParam<T, P>(g).ptr, dg, std::span<P>{});
 }
 
-#define NORMKIT_INSTANTIATE(T)                                                                     \
-  template void weight_norm_forward<T>(TensorView<const T>, std::span<const T>, TensorView<T>,     \
-                                       const WeightNormArgs<T>&, std::span<T>);                    \
-  template void weight_norm_backward<T>(TensorView<const T>, TensorView<const T>,                  \
-                                        std::span<const T>, TensorView<T>, std::span<T>,           \
-                                        const WeightNormArgs<T>&);
-NORMKIT_INSTANTIATE(float)
-NORMKIT_INSTANTIATE(double)
+#define NORMKIT_INSTANTIATE(T, P)                                                                \
+  template void weight_norm_forward<T, P>(TensorView<const T>, std::span<const P>, TensorView<T>, \
+                                          const WeightNormArgs<T>&, std::span<compute_t<T>>);     \
+  template void weight_norm_backward<T, P>(TensorView<const T>, TensorView<const T>,             \
+                                           std::span<const P>, TensorView<T>, std::span<P>,      \
+                                           const WeightNormArgs<T>&);
+NORMKIT_FOR_EACH_TYPE_PAIR(NORMKIT_INSTANTIATE)
+#undef NORMKIT_INSTANTIATE
 
 }  // namespace normkit

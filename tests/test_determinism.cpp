@@ -76,6 +76,15 @@ TEST(Determinism, GroupNormAndInstanceNorm) {
     normkit::group_norm_backward<double>(cview(dy, sh), cview(x, sh), mview(dx, sh), a, dw, db);
     return std::vector<std::vector<double>>{y, mean, rstd, dx, dw, db};
   });
+  const Strides cl = channels_last_strides(sh);  // GroupNorm NHWC: statistics per channel, merged per group
+  expect_thread_invariant<double>("group_norm NHWC", [&] {
+    std::vector<double> y(x.size()), dx(x.size()), mean(16 * 8), rstd(16 * 8), dw(64), db(64);
+    normkit::GroupNormArgs<double> a;
+    a.num_groups = 8, a.weight = w, a.bias = b;
+    normkit::group_norm_forward<double>(cview(x, sh, cl), mview(y, sh, cl), a, {mean, rstd});
+    normkit::group_norm_backward<double>(cview(dy, sh, cl), cview(x, sh, cl), mview(dx, sh, cl), a, dw, db);
+    return std::vector<std::vector<double>>{y, mean, rstd, dx, dw, db};
+  });
   expect_thread_invariant<double>("instance_norm", [&] {
     std::vector<double> y(x.size()), dx(x.size()), dw(64), db(64), rm(64, 0.0), rv(64, 1.0);
     normkit::InstanceNormArgs<double> a;

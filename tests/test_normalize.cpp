@@ -180,6 +180,50 @@ TEST(NormalizeGrad, FiniteDifferences) {
   }
 }
 
+// L2Norm divides by max(||x||, eps), as torch.nn.functional.normalize: rows whose norm is
+// below eps are divided by eps, and there the divisor is a constant (dx = dy * w / eps).
+TEST(NormalizeL2, ClampsAtEpsForwardAndBackward) {
+  const Shape sh = {6, 5};
+  const double eps = 0.5;
+  auto x = random_vec<double>(numel(sh), 0.0, 1.0);
+  for (int64_t i = 0; i < 5; ++i) x[static_cast<size_t>(2 * 5 + i)] *= 0.05;  // row 2: ||x|| < eps
+  for (int64_t i = 0; i < 5; ++i) x[static_cast<size_t>(4 * 5 + i)] *= 0.07;  // row 4 too
+  auto w = random_vec<double>(5, 1.0, 0.5), r = random_vec<double>(numel(sh));
+  NormalizeArgs<double> a;
+  a.reduce_axes = {1};
+  a.affine_axes = {1};
+  a.statistic = Statistic::L2Norm;
+  a.weight = w;
+  a.eps = eps;
+  std::vector<double> y(numel(sh)), want(numel(sh));
+  normkit::normalize_forward<double>(cview(x, sh), mview(y, sh), a);
+  int clamped = 0;
+  for (int64_t m = 0; m < 6; ++m) {
+    double ss = 0;
+    for (int64_t i = 0; i < 5; ++i) ss += x[static_cast<size_t>(m * 5 + i)] * x[static_cast<size_t>(m * 5 + i)];
+    clamped += std::sqrt(ss) < eps;
+    ASSERT_GT(std::abs(std::sqrt(ss) - eps), 1e-3) << "row " << m << " sits on the kink";
+    for (int64_t i = 0; i < 5; ++i)
+      want[static_cast<size_t>(m * 5 + i)] = x[static_cast<size_t>(m * 5 + i)] / std::max(std::sqrt(ss), eps) * w[size_t(i)];
+  }
+  ASSERT_EQ(clamped, 2);
+  expect_close(y, want, 1e-14, "y vs x / max(||x||, eps) * w");
+  auto loss = [&] {
+    std::vector<double> yy(numel(sh));
+    normkit::normalize_forward<double>(cview(x, sh), mview(yy, sh), a);
+    return dot(yy, r);
+  };
+  std::vector<double> dx(numel(sh)), dw(5);
+  normkit::normalize_backward<double>(cview(r, sh), cview(x, sh), mview(dx, sh), a, dw);
+  expect_close(dx, numeric_grad(loss, x.data(), numel(sh)), kFdTol, "dx vs finite differences");
+  expect_close(dw, numeric_grad(loss, w.data(), 5), kFdTol, "dweight vs finite differences");
+  std::vector<bool> red = {false, true}, aff = {false, true};
+  std::vector<double> dx_ref(numel(sh)), dw_ref(5), db_ref(5);
+  normkit::reference::normalize_backward(r.data(), x.data(), dx_ref.data(), sh, red, aff, Statistic::L2Norm,
+                                         w.data(), eps, dw_ref.data(), db_ref.data());
+  expect_close(dx, dx_ref, 1e-12, "dx vs the oracle");
+}
+
 TYPED_TEST(NormalizeTest, StridedViewsMatchContiguous) {
   using T = TypeParam;
   for (const auto& [kc, channels_last] : std::vector<std::pair<NCase, bool>>{

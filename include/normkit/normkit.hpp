@@ -9,6 +9,7 @@
 
 #include "normkit/extras.hpp"
 #include "normkit/guide.hpp"
+#include "normkit/half.hpp"
 #include "normkit/layers.hpp"
 #include "normkit/ops.hpp"
 #include "normkit/plan.hpp"

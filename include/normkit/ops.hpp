@@ -1,6 +1,11 @@
 //! @file
 //! normkit/ops.hpp — the functional API: the six normalizations and the generic
-//! `normalize`, forward and backward, for T = float or double.
+//! `normalize`, forward and backward, for storage T = float, double, bfloat16 or float16.
+//! Half storage (normkit/half.hpp): inputs, outputs and dx are 2-byte values; statistics and
+//! arithmetic are float32, saved statistics float; parameters P are float (mixed
+//! precision) or the storage type itself, read once at the door; their gradients and any
+//! running statistics have type P (rounded when P is a half type). P defaults to T, so
+//! `layer_norm_forward<float>(x, y, LayerNormArgs<float>{...})` reads as before.
 //! Every function checks all of its arguments before writing anything (a normkit::Error is
 //! thrown otherwise), then runs one reduction plan on the engine. Forward functions write y
 //! (and, in training, the running statistics); backward functions OVERWRITE dx and the
@@ -13,8 +18,10 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <type_traits>
 #include <vector>
 
+#include "normkit/half.hpp"
 #include "normkit/tensor.hpp"
 
 namespace normkit {
@@ -38,33 +45,33 @@ struct SavedStats {
 // Normalize over any axes: one statistic per combination of the other axes. The affine
 // parameters (weight, bias: optional) vary along `affine_axes` and have that many values.
 /// Arguments of normalize_forward() and normalize_backward().
-template <class T>
+template <class T, class P = T>
 struct NormalizeArgs {
   std::vector<int64_t> reduce_axes;           ///< axes averaged over (negative: from the end)
   std::vector<int64_t> affine_axes;           ///< axes weight and bias vary along
   Statistic statistic = Statistic::Variance;  ///< what to divide by
-  std::span<const T> weight;                  ///< one value per affine index, or empty
-  std::span<const T> bias;                    ///< one value per affine index, or empty
+  std::span<const P> weight;                  ///< one value per affine index, or empty
+  std::span<const P> bias;                    ///< one value per affine index, or empty
   double eps = 1e-5;                          ///< added to the statistic before the square root
 };
 /// The generic normalization forward: writes y (and `saved` if given).
-template <class T>
+template <class T, class P = T>
 NORMKIT_API void normalize_forward(TensorView<const T> x, TensorView<T> y,
-                                   const NormalizeArgs<T>& args, SavedStats<T> saved = {});
+                                   const NormalizeArgs<T, P>& args, SavedStats<compute_t<T>> saved = {});
 /// The generic normalization backward: OVERWRITES dx, dweight and dbias (where given).
-template <class T>
+template <class T, class P = T>
 NORMKIT_API void normalize_backward(TensorView<const T> dy, TensorView<const T> x, TensorView<T> dx,
-                                    const NormalizeArgs<T>& args, std::span<T> dweight = {},
-                                    std::span<T> dbias = {});
+                                    const NormalizeArgs<T, P>& args, std::span<std::type_identity_t<P>> dweight = {},
+                                    std::span<std::type_identity_t<P>> dbias = {});
 
 // ---- BatchNorm: x is (N, C, *); statistics per channel over N and the spatial dims -----
 /// Arguments of batch_norm_forward() and batch_norm_backward().
-template <class T>
+template <class T, class P = T>
 struct BatchNormArgs {
-  std::span<const T> weight;  ///< [C] or empty
-  std::span<const T> bias;    ///< [C] or empty
-  std::span<T> running_mean;  ///< [C] or empty; with running_var, updated in training
-  std::span<T> running_var;   ///< [C] or empty; stores the unbiased variance
+  std::span<const P> weight;  ///< [C] or empty
+  std::span<const P> bias;    ///< [C] or empty
+  std::span<P> running_mean;  ///< [C] or empty; with running_var, updated in training
+  std::span<P> running_var;   ///< [C] or empty; stores the unbiased variance
   bool training = false;      ///< false: normalize with the running statistics
   double momentum = 0.1;      ///< running = (1 - momentum) * running + momentum * batch
   double eps = 1e-5;          ///< added to the statistic before the square root
@@ -74,24 +81,24 @@ struct BatchNormArgs {
   bool* update_skipped = nullptr;  ///< if given: set to whether the guard skipped the update
 };
 /// BatchNorm forward: writes y (and `saved` if given).
-template <class T>
+template <class T, class P = T>
 NORMKIT_API void batch_norm_forward(TensorView<const T> x, TensorView<T> y,
-                                    const BatchNormArgs<T>& args, SavedStats<T> saved = {});
+                                    const BatchNormArgs<T, P>& args, SavedStats<compute_t<T>> saved = {});
 /// BatchNorm backward: OVERWRITES dx, dweight and dbias (where given).
-template <class T>
+template <class T, class P = T>
 NORMKIT_API void batch_norm_backward(TensorView<const T> dy, TensorView<const T> x,
-                                     TensorView<T> dx, const BatchNormArgs<T>& args,
-                                     std::span<T> dweight = {}, std::span<T> dbias = {});
+                                     TensorView<T> dx, const BatchNormArgs<T, P>& args,
+                                     std::span<std::type_identity_t<P>> dweight = {}, std::span<std::type_identity_t<P>> dbias = {});
 
 // ---- InstanceNorm: x is (N, C, *); statistics per (n, c) over the spatial dims ----------
 /// Arguments of instance_norm_forward() and instance_norm_backward().
-template <class T>
+template <class T, class P = T>
 struct InstanceNormArgs {
-  std::span<const T> weight;  ///< [C] or empty
-  std::span<const T> bias;    ///< [C] or empty
-  std::span<T> running_mean;  ///< [C] or empty: updated with the batch average of the
+  std::span<const P> weight;  ///< [C] or empty
+  std::span<const P> bias;    ///< [C] or empty
+  std::span<P> running_mean;  ///< [C] or empty: updated with the batch average of the
                                ///< per-instance statistics when use_input_stats
-  std::span<T> running_var;     ///< [C] or empty: likewise
+  std::span<P> running_var;     ///< [C] or empty: likewise
   bool use_input_stats = true;  ///< false: normalize with the running statistics
   double momentum = 0.1;        ///< as BatchNormArgs::momentum
   double eps = 1e-5;            ///< added to the statistic before the square root
@@ -99,70 +106,79 @@ struct InstanceNormArgs {
   bool* update_skipped = nullptr;      ///< as BatchNormArgs::update_skipped
 };
 /// InstanceNorm forward: writes y (and `saved` if given).
-template <class T>
+template <class T, class P = T>
 NORMKIT_API void instance_norm_forward(TensorView<const T> x, TensorView<T> y,
-                                       const InstanceNormArgs<T>& args, SavedStats<T> saved = {});
+                                       const InstanceNormArgs<T, P>& args, SavedStats<compute_t<T>> saved = {});
 /// InstanceNorm backward: OVERWRITES dx, dweight and dbias (where given).
-template <class T>
+template <class T, class P = T>
 NORMKIT_API void instance_norm_backward(TensorView<const T> dy, TensorView<const T> x,
-                                        TensorView<T> dx, const InstanceNormArgs<T>& args,
-                                        std::span<T> dweight = {}, std::span<T> dbias = {});
+                                        TensorView<T> dx, const InstanceNormArgs<T, P>& args,
+                                        std::span<std::type_identity_t<P>> dweight = {}, std::span<std::type_identity_t<P>> dbias = {});
 
 // ---- GroupNorm: x is (N, C, *); statistics per (n, group) over C/G channels and space ---
 /// Arguments of group_norm_forward() and group_norm_backward().
-template <class T>
+template <class T, class P = T>
 struct GroupNormArgs {
   int64_t num_groups = 1;     ///< G: must be > 0 and divide C
-  std::span<const T> weight;  ///< [C] or empty
-  std::span<const T> bias;    ///< [C] or empty
+  std::span<const P> weight;  ///< [C] or empty
+  std::span<const P> bias;    ///< [C] or empty
   double eps = 1e-5;          ///< added to the statistic before the square root
 };
 /// GroupNorm forward: writes y (and `saved` if given).
-template <class T>
+template <class T, class P = T>
 NORMKIT_API void group_norm_forward(TensorView<const T> x, TensorView<T> y,
-                                    const GroupNormArgs<T>& args, SavedStats<T> saved = {});
+                                    const GroupNormArgs<T, P>& args, SavedStats<compute_t<T>> saved = {});
 /// GroupNorm backward: OVERWRITES dx, dweight and dbias (where given).
-template <class T>
+template <class T, class P = T>
 NORMKIT_API void group_norm_backward(TensorView<const T> dy, TensorView<const T> x,
-                                     TensorView<T> dx, const GroupNormArgs<T>& args,
-                                     std::span<T> dweight = {}, std::span<T> dbias = {});
+                                     TensorView<T> dx, const GroupNormArgs<T, P>& args,
+                                     std::span<std::type_identity_t<P>> dweight = {}, std::span<std::type_identity_t<P>> dbias = {});
 
 // ---- LayerNorm: statistics over the trailing dims given by normalized_shape -----------
 /// Arguments of layer_norm_forward() and layer_norm_backward().
-template <class T>
+template <class T, class P = T>
 struct LayerNormArgs {
   Shape normalized_shape;     ///< the trailing dims of x to normalize over
-  std::span<const T> weight;  ///< normalized_shape elements, or empty
-  std::span<const T> bias;    ///< normalized_shape elements, or empty
+  std::span<const P> weight;  ///< normalized_shape elements, or empty
+  std::span<const P> bias;    ///< normalized_shape elements, or empty
   double eps = 1e-5;          ///< added to the statistic before the square root
 };
 /// LayerNorm forward: writes y (and `saved` if given).
-template <class T>
+template <class T, class P = T>
 NORMKIT_API void layer_norm_forward(TensorView<const T> x, TensorView<T> y,
-                                    const LayerNormArgs<T>& args, SavedStats<T> saved = {});
+                                    const LayerNormArgs<T, P>& args, SavedStats<compute_t<T>> saved = {});
 /// LayerNorm backward: OVERWRITES dx, dweight and dbias (where given).
-template <class T>
+template <class T, class P = T>
 NORMKIT_API void layer_norm_backward(TensorView<const T> dy, TensorView<const T> x,
-                                     TensorView<T> dx, const LayerNormArgs<T>& args,
-                                     std::span<T> dweight = {}, std::span<T> dbias = {});
+                                     TensorView<T> dx, const LayerNormArgs<T, P>& args,
+                                     std::span<std::type_identity_t<P>> dweight = {}, std::span<std::type_identity_t<P>> dbias = {});
 
 // ---- RMSNorm: y = x / sqrt(mean(x^2) + eps) * w over the trailing dims ----------------
+/// Where RMSNorm rounds to the storage type T. Both compute rstd in float32.
+enum class HalfCast {
+  /// y = T(x * rstd * w), one rounding (torch.nn.functional.rms_norm, Gemma). The default.
+  MultiplyThenCast,
+  /// y = T(float(T(x * rstd)) * w): the normalized value is rounded to T before the
+  /// multiply (LLaMA / Hugging Face LlamaRMSNorm with a half weight).
+  NormalizeThenCast,
+};
 /// Arguments of rms_norm_forward() and rms_norm_backward().
-template <class T>
+template <class T, class P = T>
 struct RMSNormArgs {
   Shape normalized_shape;     ///< the trailing dims of x to normalize over
-  std::span<const T> weight;  ///< normalized_shape elements, or empty
-  std::optional<double> eps;  ///< unset: machine epsilon of T
-  bool unit_offset = false;   ///< Gemma: multiply by (1 + w) instead of w
+  std::span<const P> weight;  ///< normalized_shape elements, or empty
+  std::optional<double> eps;  ///< unset: machine epsilon of compute_t<T> (float for halves)
+  bool unit_offset = false;   ///< Gemma: multiply by (1 + w) instead of w (1 + w in compute_t<T>)
+  HalfCast cast = HalfCast::MultiplyThenCast;  ///< where y is rounded to T (matters for halves)
 };
 /// RMSNorm forward: writes y (and `saved` if given).
-template <class T>
+template <class T, class P = T>
 NORMKIT_API void rms_norm_forward(TensorView<const T> x, TensorView<T> y,
-                                  const RMSNormArgs<T>& args, SavedStats<T> saved = {});
+                                  const RMSNormArgs<T, P>& args, SavedStats<compute_t<T>> saved = {});
 /// RMSNorm backward: OVERWRITES dx, dweight and dbias (where given).
-template <class T>
+template <class T, class P = T>
 NORMKIT_API void rms_norm_backward(TensorView<const T> dy, TensorView<const T> x, TensorView<T> dx,
-                       const RMSNormArgs<T>& args, std::span<T> dweight = {});
+                       const RMSNormArgs<T, P>& args, std::span<std::type_identity_t<P>> dweight = {});
 
 // ---- WeightNorm: w = g * v / ||v||, the norm over every dim of v except `dim` ----------
 // g has v.shape[dim] values (one value when dim is unset, or -1 as PyTorch spells it:
@@ -173,13 +189,15 @@ struct WeightNormArgs {
   std::optional<int64_t> dim = 0;  ///< the dim g runs along; unset or -1: the whole tensor
 };
 /// WeightNorm forward: writes w = g * v / ||v|| (and `norms` if given).
-template <class T>
-NORMKIT_API void weight_norm_forward(TensorView<const T> v, std::span<const T> g, TensorView<T> w,
-                         const WeightNormArgs<T>& args, std::span<T> norms = {});
+template <class T, class P = T>
+NORMKIT_API void weight_norm_forward(TensorView<const T> v, std::span<const std::type_identity_t<P>> g,
+                                     TensorView<T> w, const WeightNormArgs<T>& args,
+                                     std::span<compute_t<T>> norms = {});
 /// dw: the gradient of the loss with respect to w. Writes dv (shaped like v) and dg.
-template <class T>
+template <class T, class P = T>
 NORMKIT_API void weight_norm_backward(TensorView<const T> dw, TensorView<const T> v,
-                                      std::span<const T> g, TensorView<T> dv, std::span<T> dg,
+                                      std::span<const std::type_identity_t<P>> g, TensorView<T> dv,
+                                      std::span<std::type_identity_t<P>> dg,
                                       const WeightNormArgs<T>& args);
 
 }  // namespace normkit

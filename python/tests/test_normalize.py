@@ -1,5 +1,6 @@
 # test_normalize.py — the generic normkit.normalize over any axes, with each statistic
 # (variance, mean_square, l2) and affine parameters along any axes, against torch ops.
+import numpy as np
 import pytest
 
 from torch_reference import DTYPES, check_op
@@ -30,4 +31,18 @@ def test_normalize_matches_torch(shape, reduce, affine_axes, statistic, affine, 
         bias=rng.standard_normal(n).astype(dtype) if with_params and "bias" in affine else None,
     )
     params = dict(reduce_axes=reduce, affine_axes=affine_axes, statistic=statistic, eps=1e-5)
+    check_op("normalize", arrays, params, dtype, rng)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_l2_clamps_at_eps_like_torch_normalize(dtype, rng):
+    """statistic='l2' divides by max(||x||, eps), as F.normalize: rows 1 and 3 have a norm
+    below eps, where the divisor is the constant eps (forward and gradient)."""
+    x = rng.standard_normal((5, 9)) * 0.8
+    x[1] *= 0.02
+    x[3] *= 0.05
+    arrays = dict(input=x.astype(dtype), weight=rng.uniform(0.5, 1.5, 9).astype(dtype), bias=None)
+    params = dict(reduce_axes=(1,), affine_axes=(1,), statistic="l2", eps=0.5)
+    norms = np.sqrt((x.astype(np.float64) ** 2).sum(axis=1))
+    assert (norms < 0.5).sum() == 2 and np.all(np.abs(norms - 0.5) > 1e-2)
     check_op("normalize", arrays, params, dtype, rng)

@@ -161,7 +161,7 @@ template <class T, class ForRuns>
 Partial chunk_stats_of(ForRuns&& for_runs, double n, int64_t ms, const T* x, Statistic statistic) {
   auto sums = [&](double m, double& s1, double& s2) {
     s1 = s2 = 0;
-    const rows::SplitMean<T> split(m);
+    const rows::SplitMean<compute_t<T>> split(m);
     for_runs([&](Offsets o, int64_t len) {
       double a = 0, b = 0;
       if (ms == 1) {
@@ -288,39 +288,40 @@ void finish_stats(Statistic statistic, const Partial& p, double* mean, double* s
 // ---- the elementwise passes ------------------------------------------------------------
 
 // y = xhat * w + b on one run.
-template <class T>
+template <class T, class C = compute_t<T>>
 void normalize_run(const PlanDim& run, Offsets o, int64_t len, const T* x, T* y, const double* mean,
-                   const double* rstd, const T* w, const T* b) {
+                   const double* rstd, const C* w, const C* b, bool round_xhat) {
   const int64_t ms = run.stride, ss = run.stat_stride, as = run.affine_stride;
   if (ms == 1 && ss == 0) {
-    const rows::SplitMean<T> m(mean[o.stat]);
+    const rows::SplitMean<C> m(mean[o.stat]);
     const double r = rstd[o.stat];
-    if (as == 0) {
+    if (as == 0 && !round_xhat) {
       const double wv = w ? double(w[o.aff]) : 1.0, bv = b ? double(b[o.aff]) : 0.0;
-      return rows::scale_shift(x + o.mem, y + o.mem, len, m, T(r * wv), T(bv));
+      return rows::scale_shift(x + o.mem, y + o.mem, len, m, C(r * wv), C(bv));
     }
     if (as == 1)
-      return rows::scale_shift_rows(x + o.mem, y + o.mem, len, m, T(r), w ? w + o.aff : nullptr,
-                                    b ? b + o.aff : nullptr);
+      return rows::scale_shift_rows(x + o.mem, y + o.mem, len, m, C(r), w ? w + o.aff : nullptr,
+                                    b ? b + o.aff : nullptr, round_xhat);
   }
   for (int64_t i = 0; i < len; ++i) {
     const int64_t s = o.stat + i * ss, a = o.aff + i * as;
-    const double xhat = (double(x[o.mem + i * ms]) - mean[s]) * rstd[s];
+    double xhat = (double(x[o.mem + i * ms]) - mean[s]) * rstd[s];
+    if (round_xhat) xhat = double(T(xhat));
     y[o.mem + i * ms] = T(xhat * (w ? double(w[a]) : 1.0) + (b ? double(b[a]) : 0.0));
   }
 }
 
 // dx = P * dy * w + Q * (x - mean) + R on one run (the backward twin of normalize_run).
-template <class T>
+template <class T, class C = compute_t<T>>
 void grad_input_run(const PlanDim& run, Offsets o, int64_t len, const T* dy, const T* x, T* dx,
-                    const double* mean, const double* P, const double* Q, const double* R, const T* w) {
+                    const double* mean, const double* P, const double* Q, const double* R, const C* w) {
   const int64_t ms = run.stride, ss = run.stat_stride, as = run.affine_stride;
   if (ms == 1 && ss == 0 && (as <= 1 || !w)) {
     const int64_t s = o.stat;
     const bool wvec = w && as == 1;
     const double wv = w && !wvec ? double(w[o.aff]) : 1.0;
-    return rows::grad_input(dy + o.mem, x + o.mem, dx + o.mem, len, rows::SplitMean<T>(mean[s]),
-                            wvec ? w + o.aff : static_cast<const T*>(nullptr), T(P[s] * wv), T(Q[s]), T(R[s]));
+    return rows::grad_input(dy + o.mem, x + o.mem, dx + o.mem, len, rows::SplitMean<C>(mean[s]),
+                            wvec ? w + o.aff : static_cast<const C*>(nullptr), C(P[s] * wv), C(Q[s]), C(R[s]));
   }
   for (int64_t i = 0; i < len; ++i) {
     const int64_t s = o.stat + i * ss;
@@ -411,27 +412,28 @@ std::vector<double> per_stat(const ReductionPlan& plan, const T* w, double fill)
 
 template <class T>
 void apply_forward(const ReductionPlan& plan, const T* x, T* y, const double* mean,
-                   const double* rstd, const T* w, const T* b) {
+                   const double* rstd, const compute_t<T>* w, const compute_t<T>* b, bool round_xhat) {
   const PlanDim& run = plan.dims()[plan.run_dim()];
-  if (column_fast_path(plan)) {
+  if (column_fast_path(plan) && !round_xhat) {
     std::vector<double> alpha = per_stat(plan, w, 1.0), beta = per_stat(plan, b, 0.0);
     for (size_t s = 0; s < alpha.size(); ++s) alpha[s] *= rstd[s];
     return for_all_runs(plan, [&](Offsets o, int64_t len) {
       rows::col_scale_shift(x + o.mem, y + o.mem, len, mean + o.stat, alpha.data() + o.stat, beta.data() + o.stat);
     });
   }
-  for_all_runs(plan, [&](Offsets o, int64_t len) { normalize_run(run, o, len, x, y, mean, rstd, w, b); });
+  for_all_runs(plan, [&](Offsets o, int64_t len) { normalize_run(run, o, len, x, y, mean, rstd, w, b, round_xhat); });
 }
 
 template <class T>
 void forward(const ReductionPlan& plan, Statistic statistic, double eps, const T* x, T* y,
-             const T* w, const T* b, double* mean, double* second, double* rstd) {
+             const compute_t<T>* w, const compute_t<T>* b, double* mean, double* second,
+             double* rstd, bool round_xhat) {
   const Geometry g = make_geometry(plan, GroupBy::Statistic);
   const bool fuse = !g.column && g.key_len <= kFuseMax && plan.num_stats() >= kFuseMinStats;
   if (!fuse) {
     reduce_stats(plan, x, statistic, mean, second);
     for (int64_t s = 0; s < plan.num_stats(); ++s) rstd[s] = rstd_of(statistic, second[s], eps);
-    return apply_forward(plan, x, y, mean, rstd, w, b);
+    return apply_forward(plan, x, y, mean, rstd, w, b, round_xhat);
   }
   // One statistic per task: its chunks in order (the same partials as reduce_stats), then
   // normalize its elements while they are still in cache.
@@ -441,17 +443,18 @@ void forward(const ReductionPlan& plan, Statistic statistic, double eps, const T
     finish_stats(statistic, listed_stats(g, runs, base, x, statistic), mean + s, second + s);
     rstd[s] = rstd_of(statistic, second[s], eps);
     for_each_listed_run(runs, g.run, base, 0, g.key_len,
-                        [&](Offsets o, int64_t len) { normalize_run(g.run, o, len, x, y, mean, rstd, w, b); });
+                        [&](Offsets o, int64_t len) { normalize_run(g.run, o, len, x, y, mean, rstd, w, b, round_xhat); });
   });
 }
 
 template <class T>
 void reduce_grads(const ReductionPlan& plan, GroupBy by, const T* dy, const T* x,
-                  const double* mean, const double* rstd, const T* w, double* sum_g,
+                  const double* mean, const double* rstd, const compute_t<T>* w, double* sum_g,
                   double* sum_gx) {
+  using C = compute_t<T>;
   const Geometry g = make_geometry(plan, by);
   const int64_t ms = g.run.stride, ss = g.run.stat_stride, as = g.run.affine_stride;
-  const T* wt = by == GroupBy::Statistic ? w : nullptr;
+  const C* wt = by == GroupBy::Statistic ? w : nullptr;
   const int64_t keys = by == GroupBy::Statistic ? plan.num_stats() : plan.num_affine();
   const int64_t segs = g.num_segs, tasks = g.num_tasks();
   std::vector<Partial> partials(size_t(keys * segs));
@@ -468,8 +471,8 @@ void reduce_grads(const ReductionPlan& plan, GroupBy by, const T* dy, const T* x
         if (ms == 1 && ss == 0 && (as <= 1 || !wt)) {
           double a = 0, b = 0;
           const bool wvec = wt && as == 1;
-          rows::grad_sums(dy + o.mem, x + o.mem, len, rows::SplitMean<T>(mean[o.stat]),
-                          wvec ? wt + o.aff : static_cast<const T*>(nullptr), &a, &b);
+          rows::grad_sums(dy + o.mem, x + o.mem, len, rows::SplitMean<C>(mean[o.stat]),
+                          wvec ? wt + o.aff : static_cast<const C*>(nullptr), &a, &b);
           const double wv = wt && !wvec ? double(wt[o.aff]) : 1.0;
           s1 += wv * a, s2 += wv * rstd[o.stat] * b;
           return;
@@ -516,7 +519,7 @@ void reduce_grads(const ReductionPlan& plan, GroupBy by, const T* dy, const T* x
 
 template <class T>
 void apply_backward(const ReductionPlan& plan, const T* dy, const T* x, T* dx, const double* mean,
-                    const double* P, const double* Q, const double* R, const T* w) {
+                    const double* P, const double* Q, const double* R, const compute_t<T>* w) {
   const PlanDim& run = plan.dims()[plan.run_dim()];
   if (column_fast_path(plan)) {
     std::vector<double> Pw = per_stat(plan, w, 1.0);
@@ -528,16 +531,16 @@ void apply_backward(const ReductionPlan& plan, const T* dy, const T* x, T* dx, c
   for_all_runs(plan, [&](Offsets o, int64_t len) { grad_input_run(run, o, len, dy, x, dx, mean, P, Q, R, w); });
 }
 
-namespace {
-// dx coefficients from the per-statistic sums of g = dy * w and g * xhat:
-//   dx = rstd * g - rstd^2 * mean(g * xhat) * (x - mean) - rstd * mean(g)
-void dx_coefficients(Statistic statistic, double M, double rstd, double sg, double sgx, double* Q,
-                     double* R) {
+void dx_coefficients(Statistic statistic, double M, double rstd, double second, double eps, double sg,
+                     double sgx, double* Q, double* R) {
+  if (statistic == Statistic::L2Norm && std::sqrt(second) < eps) {
+    *Q = *R = 0.0;
+    return;
+  }
   const double div = statistic == Statistic::L2Norm ? 1.0 : M;
   *Q = -rstd * rstd * (sgx / div);
   *R = statistic == Statistic::Variance ? -rstd * (sg / div) : 0.0;
 }
-}  // namespace
 
 void affine_of_stats(const ReductionPlan& plan, int64_t* affine) {
   Radix kept;
@@ -549,8 +552,9 @@ void affine_of_stats(const ReductionPlan& plan, int64_t* affine) {
 
 template <class T>
 bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, double eps,
-              const T* dy, const T* x, T* dx, const T* w, double* mean, double* second,
+              const T* dy, const T* x, T* dx, const compute_t<T>* w, double* mean, double* second,
               double* rstd, double* sum_dy, double* sum_dy_xhat) {
+  using C = compute_t<T>;
   const Geometry g = make_geometry(plan, GroupBy::Statistic);
   const int64_t S = plan.num_stats();
   const double M = double(plan.stat_size());
@@ -563,7 +567,7 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
     }
     std::vector<double> sg(static_cast<size_t>(S)), sgx(static_cast<size_t>(S));
     if (per_stat_w) {  // unweighted sums once; w is one number per statistic
-      reduce_grads<T>(plan, GroupBy::Statistic, dy, x, mean, rstd, nullptr, sum_dy, sum_dy_xhat);
+      reduce_grads<T>(plan, GroupBy::Statistic, dy, x, mean, rstd, static_cast<const C*>(nullptr), sum_dy, sum_dy_xhat);
       std::vector<int64_t> aff(static_cast<size_t>(S));
       affine_of_stats(plan, aff.data());
       for (int64_t s = 0; s < S; ++s) {
@@ -577,7 +581,8 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
     std::vector<double> Q(static_cast<size_t>(S), 0.0), R(static_cast<size_t>(S), 0.0);
     if (batch_stats)
       for (int64_t s = 0; s < S; ++s)
-        dx_coefficients(statistic, M, rstd[s], sg[size_t(s)], sgx[size_t(s)], &Q[size_t(s)], &R[size_t(s)]);
+        dx_coefficients(statistic, M, rstd[s], second[s], eps, sg[size_t(s)], sgx[size_t(s)], &Q[size_t(s)],
+                        &R[size_t(s)]);
     apply_backward(plan, dy, x, dx, mean, rstd, Q.data(), R.data(), w);
     return per_stat_w;
   }
@@ -591,7 +596,7 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
       finish_stats(statistic, listed_stats(g, runs, base, x, statistic), mean + s, second + s);
       rstd[s] = rstd_of(statistic, second[s], eps);
     }
-    const rows::SplitMean<T> m(mean[s]);
+    const rows::SplitMean<C> m(mean[s]);
     const double r = rstd[s];
     // u: sums of dy and dy * (x - mean); g: the same with dy weighted by w.
     double u1 = 0, u2 = 0, g1 = 0, g2 = 0;
@@ -599,7 +604,7 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
       double a = 0, b = 0;
       const bool wvec = w && as != 0;
       if (g.run.stride == 1 && (!wvec || as == 1)) {
-        rows::grad_sums(dy + o.mem, x + o.mem, len, m, wvec ? w + o.aff : static_cast<const T*>(nullptr), &a, &b);
+        rows::grad_sums(dy + o.mem, x + o.mem, len, m, wvec ? w + o.aff : static_cast<const C*>(nullptr), &a, &b);
       } else {
         for (int64_t i = 0; i < len; ++i) {
           const double gv = double(dy[o.mem + i * g.run.stride]) * (wvec ? double(w[o.aff + i * as]) : 1.0);
@@ -612,7 +617,7 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
     if (per_stat_w) sum_dy[s] = u1, sum_dy_xhat[s] = u2 * r;
     if (!dx) return;
     Q[s] = R[s] = 0;
-    if (batch_stats) dx_coefficients(statistic, M, r, g1, g2 * r, &Q[s], &R[s]);
+    if (batch_stats) dx_coefficients(statistic, M, r, second[s], eps, g1, g2 * r, &Q[s], &R[s]);
     for_each_listed_run(runs, g.run, base, 0, g.key_len, [&](Offsets o, int64_t len) {
       grad_input_run(g.run, o, len, dy, x, dx, mean, rstd, Q.data(), R.data(), w);
     });
@@ -623,17 +628,21 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
 #define NORMKIT_INSTANTIATE(T)                                                                     \
   template void reduce_stats<T>(const ReductionPlan&, const T*, Statistic, double*, double*);       \
   template void apply_forward<T>(const ReductionPlan&, const T*, T*, const double*, const double*, \
-                                 const T*, const T*);                                              \
-  template void forward<T>(const ReductionPlan&, Statistic, double, const T*, T*, const T*,        \
-                           const T*, double*, double*, double*);                                   \
+                                 const compute_t<T>*, const compute_t<T>*, bool);                  \
+  template void forward<T>(const ReductionPlan&, Statistic, double, const T*, T*,                  \
+                           const compute_t<T>*, const compute_t<T>*, double*, double*, double*,    \
+                           bool);                                                                  \
   template void reduce_grads<T>(const ReductionPlan&, GroupBy, const T*, const T*, const double*,  \
-                                const double*, const T*, double*, double*);                        \
+                                const double*, const compute_t<T>*, double*, double*);             \
   template void apply_backward<T>(const ReductionPlan&, const T*, const T*, T*, const double*,     \
-                                  const double*, const double*, const double*, const T*);          \
+                                  const double*, const double*, const double*,                     \
+                                  const compute_t<T>*);                                            \
   template bool backward<T>(const ReductionPlan&, Statistic, bool, double, const T*, const T*, T*, \
-                            const T*, double*, double*, double*, double*, double*);
+                            const compute_t<T>*, double*, double*, double*, double*, double*);
 NORMKIT_INSTANTIATE(float)
 NORMKIT_INSTANTIATE(double)
+NORMKIT_INSTANTIATE(bfloat16)
+NORMKIT_INSTANTIATE(float16)
 #undef NORMKIT_INSTANTIATE
 
 }  // namespace normkit::engine

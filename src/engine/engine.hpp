@@ -5,6 +5,8 @@
 // partials are merged in chunk order, so results are bitwise identical for any thread
 // count. xhat = (x - mean[s]) * rstd[s] throughout; s is an element's statistic index and
 // a its affine index.
+// T is the storage type (float, double, bfloat16, float16); lanes, parameters (w, b) and
+// the row coefficients are compute_t<T> (float for the half types), statistics double.
 #pragma once
 
 #include <cstdint>
@@ -20,17 +22,20 @@ template <class T>
 void reduce_stats(const ReductionPlan& plan, const T* x, Statistic statistic, double* mean,
                   double* second);
 
-// y = xhat * w[a] + b[a]   (w, b may be null: 1 and 0).
+// y = xhat * w[a] + b[a]   (w, b may be null: 1 and 0). round_xhat: xhat is rounded to T
+// before it is multiplied by w (LLaMA's RMSNorm order; b must be null).
 template <class T>
 void apply_forward(const ReductionPlan& plan, const T* x, T* y, const double* mean,
-                   const double* rstd, const T* w, const T* b);
+                   const double* rstd, const compute_t<T>* w, const compute_t<T>* b,
+                   bool round_xhat = false);
 
 // The whole forward with statistics taken from x: reduce_stats, rstd = rstd_of(second),
 // apply_forward; fused per statistic (one trip through memory) when a statistic's elements
 // fit in cache. Writes mean, second and rstd (num_stats values each).
 template <class T>
 void forward(const ReductionPlan& plan, Statistic statistic, double eps, const T* x, T* y,
-             const T* w, const T* b, double* mean, double* second, double* rstd);
+             const compute_t<T>* w, const compute_t<T>* b, double* mean, double* second,
+             double* rstd, bool round_xhat = false);
 
 // 1/sqrt(second + eps); for L2Norm 1/max(sqrt(second), eps).
 double rstd_of(Statistic statistic, double second, double eps);
@@ -41,13 +46,13 @@ double rstd_of(Statistic statistic, double second, double eps);
 enum class GroupBy { Statistic, Affine };
 template <class T>
 void reduce_grads(const ReductionPlan& plan, GroupBy by, const T* dy, const T* x,
-                  const double* mean, const double* rstd, const T* w, double* sum_g,
+                  const double* mean, const double* rstd, const compute_t<T>* w, double* sum_g,
                   double* sum_gx);
 
 // dx = P[s] * dy * w[a] + Q[s] * (x - mean[s]) + R[s]   (w may be null: 1)
 template <class T>
 void apply_backward(const ReductionPlan& plan, const T* dy, const T* x, T* dx, const double* mean,
-                    const double* P, const double* Q, const double* R, const T* w);
+                    const double* P, const double* Q, const double* R, const compute_t<T>* w);
 
 // The whole backward pass for dx. With batch_stats the statistics come from x (training)
 // and mean, second and rstd are written; otherwise they are read (fixed statistics) and dx
@@ -57,8 +62,16 @@ void apply_backward(const ReductionPlan& plan, const T* dy, const T* x, T* dx, c
 // dweight and dbias need no pass of their own; otherwise returns false and leaves them.
 template <class T>
 bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, double eps,
-              const T* dy, const T* x, T* dx, const T* w, double* mean, double* second,
+              const T* dy, const T* x, T* dx, const compute_t<T>* w, double* mean, double* second,
               double* rstd, double* sum_dy, double* sum_dy_xhat);
+
+// dx = P * g + Q * (x - mean) + R with P = rstd, from one statistic's sums of g = dy * w
+// and g * xhat over its M elements (second: its statistic, for L2Norm's clamp at eps):
+//   dx = rstd * g - rstd^2 * mean(g * xhat) * (x - mean) - rstd * mean(g)   (Variance)
+// MeanSquare drops the mean(g) term; L2Norm uses sums for means, and below eps, where the
+// divisor is the constant eps (rstd_of), dx = rstd * g.
+void dx_coefficients(Statistic statistic, double M, double rstd, double second, double eps, double sg,
+                     double sgx, double* Q, double* R);
 
 // affine[s] = the affine index of statistic s, for plans whose affine axes are all kept.
 void affine_of_stats(const ReductionPlan& plan, int64_t* affine);

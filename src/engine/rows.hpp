@@ -10,7 +10,11 @@
 
 #include <cstdint>
 
+#include "normkit/half.hpp"
+
 namespace normkit::engine::rows {
+
+using normkit::compute_t;
 
 // The mean as two T values whose sum is the double `m` to T's precision squared.
 template <class T>
@@ -19,31 +23,35 @@ struct SplitMean {
   explicit SplitMean(double m) : hi(T(m)), lo(T(m - double(T(m)))) {}
 };
 
+// Each primitive is defined for storage S = float, double, bfloat16 and float16 (explicit
+// instantiations in rows_simd.cpp). Lanes compute in C = compute_t<S>: half elements are
+// widened on load and rounded to nearest even on store, one vector at a time (never a
+// converted copy of the row).
+
 // s1 = sum d, s2 = sum d^2
-void dev_sums(const float* x, int64_t len, SplitMean<float> m, double* s1, double* s2);
-void dev_sums(const double* x, int64_t len, SplitMean<double> m, double* s1, double* s2);
+template <class S>
+void dev_sums(const S* x, int64_t len, SplitMean<compute_t<S>> m, double* s1, double* s2);
 
 // y = d * alpha + beta
-void scale_shift(const float* x, float* y, int64_t len, SplitMean<float> m, float alpha, float beta);
-void scale_shift(const double* x, double* y, int64_t len, SplitMean<double> m, double alpha, double beta);
+template <class S>
+void scale_shift(const S* x, S* y, int64_t len, SplitMean<compute_t<S>> m, compute_t<S> alpha,
+                 compute_t<S> beta);
 
-// y = d * rstd * w[i] + b[i]   (w or b may be null: 1 or 0)
-void scale_shift_rows(const float* x, float* y, int64_t len, SplitMean<float> m, float rstd,
-                      const float* w, const float* b);
-void scale_shift_rows(const double* x, double* y, int64_t len, SplitMean<double> m, double rstd,
-                      const double* w, const double* b);
+// y = d * rstd * w[i] + b[i]   (w or b may be null: 1 or 0). round_xhat: d * rstd is
+// rounded to S before the multiply (LLaMA's RMSNorm order; b must be null then).
+template <class S>
+void scale_shift_rows(const S* x, S* y, int64_t len, SplitMean<compute_t<S>> m, compute_t<S> rstd,
+                      const compute_t<S>* w, const compute_t<S>* b, bool round_xhat = false);
 
 // With g = dy * w[i] (w null: dy): s1 = sum g, s2 = sum g * d
-void grad_sums(const float* dy, const float* x, int64_t len, SplitMean<float> m, const float* w,
-               double* s1, double* s2);
-void grad_sums(const double* dy, const double* x, int64_t len, SplitMean<double> m, const double* w,
-               double* s1, double* s2);
+template <class S>
+void grad_sums(const S* dy, const S* x, int64_t len, SplitMean<compute_t<S>> m,
+               const compute_t<S>* w, double* s1, double* s2);
 
 // dx = P * g + Q * d + R,  g = dy * w[i] (w null: dy)
-void grad_input(const float* dy, const float* x, float* dx, int64_t len, SplitMean<float> m,
-                const float* w, float P, float Q, float R);
-void grad_input(const double* dy, const double* x, double* dx, int64_t len, SplitMean<double> m,
-                const double* w, double P, double Q, double R);
+template <class S>
+void grad_input(const S* dy, const S* x, S* dx, int64_t len, SplitMean<compute_t<S>> m,
+                const compute_t<S>* w, compute_t<S> P, compute_t<S> Q, compute_t<S> R);
 
 // ---- column mode: the statistic changes along the run (channels-last BatchNorm and
 // InstanceNorm), one accumulator or coefficient per element. Plain loops over contiguous

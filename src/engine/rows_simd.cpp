@@ -2,10 +2,16 @@
 // and compiled for every x86/Arm target; the best one is picked at run time.
 // Four independent accumulators per sum: enough to hide the add latency (4 cycles) on two
 // FMA ports. The tail is one masked vector, not a scalar loop.
+// Storage S may be a half type: lanes compute in float, loads widen and stores round to
+// nearest even with integer ops (Highway 1.0.3's bf16 DemoteTo truncates and its emulated
+// f16 conversions neither round nor keep inf), so every target gives PyTorch's bits.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "engine/rows_simd.cpp"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
+
+#include <cstring>
+#include <type_traits>
 
 #include "engine/rows.hpp"
 
@@ -14,6 +20,113 @@ namespace normkit::engine::rows {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
+// ---- storage: load/store S as vectors of C = compute_t<S> ---------------------------------
+using normkit::bfloat16;
+using normkit::compute_t;
+using normkit::float16;
+
+// Half S as 32-bit lanes holding its bit pattern, and back.
+template <class S, class D>
+HWY_INLINE hn::Vec<D> FromBits(D d, hn::Vec<hn::RebindToUnsigned<D>> u) {
+  const hn::RebindToUnsigned<D> du;
+  if constexpr (std::is_same_v<S, bfloat16>) {
+    return hn::BitCast(d, hn::ShiftLeft<16>(u));
+  } else {  // float16: c10's fp16_ieee_to_fp32_value
+    const auto m = hn::And(u, hn::Set(du, 0x7FFFu));
+    const auto sub = hn::Sub(hn::BitCast(d, hn::Or(m, hn::Set(du, 0x3F000000u))), hn::Set(d, 0.5f));
+    const auto nrm = hn::Mul(hn::BitCast(d, hn::Add(hn::ShiftLeft<13>(m), hn::Set(du, 0x70000000u))),
+                             hn::Set(d, 0x1.0p-112f));
+    const hn::RebindToSigned<D> di;
+    const auto is_sub = hn::RebindMask(d, hn::Lt(hn::BitCast(di, m), hn::Set(di, 0x400)));
+    const auto sign = hn::ShiftLeft<16>(hn::And(u, hn::Set(du, 0x8000u)));
+    return hn::BitCast(d, hn::Or(sign, hn::BitCast(du, hn::IfThenElse(is_sub, sub, nrm))));
+  }
+}
+
+template <class S, class D>
+HWY_INLINE hn::Vec<hn::RebindToUnsigned<D>> ToBits(D d, hn::Vec<D> v) {
+  const hn::RebindToUnsigned<D> du;
+  const hn::RebindToSigned<D> di;
+  const auto w = hn::BitCast(du, v);
+  if constexpr (std::is_same_v<S, bfloat16>) {  // c10::BFloat16's round_to_nearest_even
+    const auto bias = hn::Add(hn::And(hn::ShiftRight<16>(w), hn::Set(du, 1u)), hn::Set(du, 0x7FFFu));
+    const auto r = hn::ShiftRight<16>(hn::Add(w, bias));
+    return hn::IfThenElse(hn::RebindMask(du, hn::IsNaN(v)), hn::Set(du, 0x7FC0u), r);
+  } else {  // float16: c10's fp16_ieee_from_fp32_value
+    const auto a = hn::And(w, hn::Set(du, 0x7FFFFFFFu));
+    auto base = hn::Mul(hn::Mul(hn::BitCast(d, a), hn::Set(d, 0x1.0p+112f)), hn::Set(d, 0x1.0p-110f));
+    const auto e = hn::Max(hn::BitCast(di, hn::And(a, hn::Set(du, 0x7F800000u))), hn::Set(di, 0x38800000));
+    base = hn::Add(hn::BitCast(d, hn::Add(hn::BitCast(du, e), hn::Set(du, 0x07800000u))), base);
+    const auto b = hn::BitCast(du, base);
+    const auto nonsign = hn::Add(hn::And(hn::ShiftRight<13>(b), hn::Set(du, 0x7C00u)), hn::And(b, hn::Set(du, 0x0FFFu)));
+    const auto is_nan = hn::RebindMask(du, hn::Gt(hn::BitCast(di, a), hn::Set(di, 0x7F800000)));
+    const auto sign = hn::And(hn::ShiftRight<16>(w), hn::Set(du, 0x8000u));
+    return hn::Or(sign, hn::IfThenElse(is_nan, hn::Set(du, 0x7E00u), nonsign));
+  }
+}
+
+// Lanes(d) elements at p.
+template <class D, class S>
+HWY_INLINE hn::Vec<D> LoadFull(D d, const S* HWY_RESTRICT p) {
+  if constexpr (std::is_same_v<S, hn::TFromD<D>>) {
+    return hn::LoadU(d, p);
+  } else {
+    const hn::RebindToUnsigned<D> du;
+    const hn::Rebind<uint16_t, D> d16;
+    return FromBits<S>(d, hn::PromoteTo(du, hn::LoadU(d16, reinterpret_cast<const uint16_t*>(p))));
+  }
+}
+
+// Half tails go through a buffer of one vector (the masked loads are for 32/64-bit lanes).
+constexpr size_t kMaxLanes = HWY_MAX_BYTES / sizeof(float);
+
+// The first n < Lanes(d) elements at p; the other lanes are 0.
+template <class D, class S>
+HWY_INLINE hn::Vec<D> LoadPartial(D d, const S* HWY_RESTRICT p, size_t n) {
+  if constexpr (std::is_same_v<S, hn::TFromD<D>>) {
+    return hn::MaskedLoad(hn::FirstN(d, n), d, p);
+  } else {
+    S buf[kMaxLanes] = {};
+    std::memcpy(buf, p, n * sizeof(S));
+    return LoadFull(d, buf);
+  }
+}
+
+template <class D, class S>
+HWY_INLINE void StoreFull(D d, hn::Vec<D> v, S* HWY_RESTRICT p) {
+  if constexpr (std::is_same_v<S, hn::TFromD<D>>) {
+    hn::StoreU(v, d, p);
+  } else {
+    const hn::RebindToSigned<D> di;
+    const hn::Rebind<uint16_t, D> d16;
+    hn::StoreU(hn::DemoteTo(d16, hn::BitCast(di, ToBits<S>(d, v))), d16, reinterpret_cast<uint16_t*>(p));
+  }
+}
+
+// Writes the first n < Lanes(d) lanes of v to p.
+template <class D, class S>
+HWY_INLINE void StorePartial(D d, hn::Vec<D> v, S* HWY_RESTRICT p, size_t n) {
+  if constexpr (std::is_same_v<S, hn::TFromD<D>>) {
+    hn::BlendedStore(v, hn::FirstN(d, n), d, p);
+  } else {
+    S buf[kMaxLanes];
+    StoreFull(d, v, buf);
+    std::memcpy(p, buf, n * sizeof(S));
+  }
+}
+
+// v rounded to S and widened back (identity for float/double storage).
+template <class S, class D>
+HWY_INLINE hn::Vec<D> RoundTo(D d, hn::Vec<D> v) {
+  if constexpr (std::is_same_v<S, hn::TFromD<D>>) {
+    return v;
+  } else {
+    return FromBits<S>(d, ToBits<S>(d, v));
+  }
+}
+
+// ---- the primitives ------------------------------------------------------------------------
+
 // Sums the lanes of four accumulators, in a fixed order (a tree within the vector). Each
 // lane holds a partial of len / (4 * lanes) elements, so this last step costs no accuracy.
 template <class D, class V>
@@ -21,122 +134,127 @@ double lane_sum(D d, V a, V b, V c, V e) {
   return double(hn::GetLane(hn::SumOfLanes(d, hn::Add(hn::Add(a, b), hn::Add(c, e)))));
 }
 
-template <class T>
-void DevSums(const T* HWY_RESTRICT x, int64_t len, T m_hi, T m_lo, double* s1, double* s2) {
-  const hn::ScalableTag<T> d;
+template <class S, class C = compute_t<S>>
+void DevSums(const S* HWY_RESTRICT x, int64_t len, C m_hi, C m_lo, double* s1, double* s2) {
+  const hn::ScalableTag<C> d;
   const size_t N = hn::Lanes(d), n = static_cast<size_t>(len);
   const auto hi = hn::Set(d, m_hi), lo = hn::Set(d, m_lo);
   auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
   auto q0 = hn::Zero(d), q1 = hn::Zero(d), q2 = hn::Zero(d), q3 = hn::Zero(d);
   size_t i = 0;
   for (; i + 4 * N <= n; i += 4 * N) {
-    const auto d0 = hn::Sub(hn::Sub(hn::LoadU(d, x + i), hi), lo);
-    const auto d1 = hn::Sub(hn::Sub(hn::LoadU(d, x + i + N), hi), lo);
-    const auto d2 = hn::Sub(hn::Sub(hn::LoadU(d, x + i + 2 * N), hi), lo);
-    const auto d3 = hn::Sub(hn::Sub(hn::LoadU(d, x + i + 3 * N), hi), lo);
+    const auto d0 = hn::Sub(hn::Sub(LoadFull(d, x + i), hi), lo);
+    const auto d1 = hn::Sub(hn::Sub(LoadFull(d, x + i + N), hi), lo);
+    const auto d2 = hn::Sub(hn::Sub(LoadFull(d, x + i + 2 * N), hi), lo);
+    const auto d3 = hn::Sub(hn::Sub(LoadFull(d, x + i + 3 * N), hi), lo);
     a0 = hn::Add(a0, d0), a1 = hn::Add(a1, d1), a2 = hn::Add(a2, d2), a3 = hn::Add(a3, d3);
     q0 = hn::MulAdd(d0, d0, q0), q1 = hn::MulAdd(d1, d1, q1), q2 = hn::MulAdd(d2, d2, q2), q3 = hn::MulAdd(d3, d3, q3);
   }
   for (; i < n; i += N) {
     const auto mask = hn::FirstN(d, n - i);
-    const auto v = hn::IfThenElseZero(mask, hn::Sub(hn::Sub(hn::MaskedLoad(mask, d, x + i), hi), lo));
+    const auto xv = i + N <= n ? LoadFull(d, x + i) : LoadPartial(d, x + i, n - i);
+    const auto v = hn::IfThenElseZero(mask, hn::Sub(hn::Sub(xv, hi), lo));
     a0 = hn::Add(a0, v), q0 = hn::MulAdd(v, v, q0);
   }
   *s1 = lane_sum(d, a0, a1, a2, a3);
   *s2 = lane_sum(d, q0, q1, q2, q3);
 }
 
-template <class T>
-void ScaleShift(const T* HWY_RESTRICT x, T* y, int64_t len, T m_hi, T m_lo, T alpha, T beta) {
-  const hn::ScalableTag<T> d;
+template <class S, class C = compute_t<S>>
+void ScaleShift(const S* HWY_RESTRICT x, S* y, int64_t len, C m_hi, C m_lo, C alpha, C beta) {
+  const hn::ScalableTag<C> d;
   const size_t N = hn::Lanes(d), n = static_cast<size_t>(len);
   const auto hi = hn::Set(d, m_hi), lo = hn::Set(d, m_lo), a = hn::Set(d, alpha), b = hn::Set(d, beta);
   size_t i = 0;
-  for (; i + N <= n; i += N)
-    hn::StoreU(hn::MulAdd(hn::Sub(hn::Sub(hn::LoadU(d, x + i), hi), lo), a, b), d, y + i);
-  if (i < n) {
-    const auto mask = hn::FirstN(d, n - i);
-    const auto v = hn::MulAdd(hn::Sub(hn::Sub(hn::MaskedLoad(mask, d, x + i), hi), lo), a, b);
-    hn::BlendedStore(v, mask, d, y + i);
-  }
+  for (; i + N <= n; i += N) StoreFull(d, hn::MulAdd(hn::Sub(hn::Sub(LoadFull(d, x + i), hi), lo), a, b), y + i);
+  if (i < n) StorePartial(d, hn::MulAdd(hn::Sub(hn::Sub(LoadPartial(d, x + i, n - i), hi), lo), a, b), y + i, n - i);
 }
 
-template <class T>
-void ScaleShiftRows(const T* HWY_RESTRICT x, T* y, int64_t len, T m_hi, T m_lo, T rstd,
-                    const T* HWY_RESTRICT w, const T* HWY_RESTRICT b) {
-  const hn::ScalableTag<T> d;
+template <class S, class C = compute_t<S>>
+void ScaleShiftRows(const S* HWY_RESTRICT x, S* y, int64_t len, C m_hi, C m_lo, C rstd,
+                    const C* HWY_RESTRICT w, const C* HWY_RESTRICT b, bool round_xhat) {
+  const hn::ScalableTag<C> d;
   const size_t N = hn::Lanes(d), n = static_cast<size_t>(len);
   const auto hi = hn::Set(d, m_hi), lo = hn::Set(d, m_lo), r = hn::Set(d, rstd);
-  const auto one = hn::Set(d, T(1));
-  auto step = [&](size_t i, auto mask) {
-    const auto xh = hn::Mul(hn::Sub(hn::Sub(hn::MaskedLoad(mask, d, x + i), hi), lo), r);
-    const auto wv = w ? hn::MaskedLoad(mask, d, w + i) : one;
-    const auto bv = b ? hn::MaskedLoad(mask, d, b + i) : hn::Zero(d);
+  const auto one = hn::Set(d, C(1));
+  auto step = [&](size_t i, size_t k) {  // k = lanes to read (N: a full vector)
+    const auto xv = k == N ? LoadFull(d, x + i) : LoadPartial(d, x + i, k);
+    auto xh = hn::Mul(hn::Sub(hn::Sub(xv, hi), lo), r);
+    if (round_xhat) xh = RoundTo<S>(d, xh);
+    const auto wv = w ? (k == N ? hn::LoadU(d, w + i) : LoadPartial(d, w + i, k)) : one;
+    const auto bv = b ? (k == N ? hn::LoadU(d, b + i) : LoadPartial(d, b + i, k)) : hn::Zero(d);
     return hn::MulAdd(xh, wv, bv);
   };
   size_t i = 0;
-  const auto all = hn::FirstN(d, N);
-  for (; i + N <= n; i += N) hn::StoreU(step(i, all), d, y + i);
-  if (i < n) {
-    const auto mask = hn::FirstN(d, n - i);
-    hn::BlendedStore(step(i, mask), mask, d, y + i);
-  }
+  for (; i + N <= n; i += N) StoreFull(d, step(i, N), y + i);
+  if (i < n) StorePartial(d, step(i, n - i), y + i, n - i);
 }
 
-template <class T>
-void GradSums(const T* HWY_RESTRICT dy, const T* HWY_RESTRICT x, int64_t len, T m_hi, T m_lo,
-              const T* HWY_RESTRICT w, double* s1, double* s2) {
-  const hn::ScalableTag<T> d;
+template <class S, class C = compute_t<S>>
+void GradSums(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, int64_t len, C m_hi, C m_lo,
+              const C* HWY_RESTRICT w, double* s1, double* s2) {
+  const hn::ScalableTag<C> d;
   const size_t N = hn::Lanes(d), n = static_cast<size_t>(len);
   const auto hi = hn::Set(d, m_hi), lo = hn::Set(d, m_lo);
   auto a0 = hn::Zero(d), a1 = hn::Zero(d), q0 = hn::Zero(d), q1 = hn::Zero(d);
-  auto step = [&](size_t i, auto mask, auto& a, auto& q) {
-    auto g = hn::MaskedLoad(mask, d, dy + i);
-    if (w) g = hn::Mul(g, hn::MaskedLoad(mask, d, w + i));
-    const auto dv = hn::IfThenElseZero(mask, hn::Sub(hn::Sub(hn::MaskedLoad(mask, d, x + i), hi), lo));
+  auto step = [&](size_t i, size_t k, auto& a, auto& q) {
+    auto g = k == N ? LoadFull(d, dy + i) : LoadPartial(d, dy + i, k);
+    if (w) g = hn::Mul(g, k == N ? hn::LoadU(d, w + i) : LoadPartial(d, w + i, k));
+    const auto xv = k == N ? LoadFull(d, x + i) : LoadPartial(d, x + i, k);
+    const auto dv = hn::IfThenElseZero(hn::FirstN(d, k), hn::Sub(hn::Sub(xv, hi), lo));
     a = hn::Add(a, g), q = hn::MulAdd(g, dv, q);
   };
-  const auto all = hn::FirstN(d, N);
   size_t i = 0;
-  for (; i + 2 * N <= n; i += 2 * N) step(i, all, a0, q0), step(i + N, all, a1, q1);
-  for (; i < n; i += N) step(i, hn::FirstN(d, n - i), a0, q0);
+  for (; i + 2 * N <= n; i += 2 * N) step(i, N, a0, q0), step(i + N, N, a1, q1);
+  for (; i < n; i += N) step(i, std::min(N, n - i), a0, q0);
   *s1 = lane_sum(d, a0, a1, hn::Zero(d), hn::Zero(d));
   *s2 = lane_sum(d, q0, q1, hn::Zero(d), hn::Zero(d));
 }
 
-template <class T>
-void GradInput(const T* HWY_RESTRICT dy, const T* HWY_RESTRICT x, T* dx, int64_t len, T m_hi, T m_lo,
-               const T* HWY_RESTRICT w, T P, T Q, T R) {
-  const hn::ScalableTag<T> d;
+template <class S, class C = compute_t<S>>
+void GradInput(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* dx, int64_t len, C m_hi, C m_lo,
+               const C* HWY_RESTRICT w, C P, C Q, C R) {
+  const hn::ScalableTag<C> d;
   const size_t N = hn::Lanes(d), n = static_cast<size_t>(len);
   const auto hi = hn::Set(d, m_hi), lo = hn::Set(d, m_lo);
   const auto p = hn::Set(d, P), q = hn::Set(d, Q), r = hn::Set(d, R);
-  auto step = [&](size_t i, auto mask) {
-    auto g = hn::MaskedLoad(mask, d, dy + i);
-    if (w) g = hn::Mul(g, hn::MaskedLoad(mask, d, w + i));
-    const auto dv = hn::Sub(hn::Sub(hn::MaskedLoad(mask, d, x + i), hi), lo);
+  auto step = [&](size_t i, size_t k) {
+    auto g = k == N ? LoadFull(d, dy + i) : LoadPartial(d, dy + i, k);
+    if (w) g = hn::Mul(g, k == N ? hn::LoadU(d, w + i) : LoadPartial(d, w + i, k));
+    const auto dv = hn::Sub(hn::Sub(k == N ? LoadFull(d, x + i) : LoadPartial(d, x + i, k), hi), lo);
     return hn::MulAdd(g, p, hn::MulAdd(dv, q, r));
   };
-  const auto all = hn::FirstN(d, N);
   size_t i = 0;
-  for (; i + N <= n; i += N) hn::StoreU(step(i, all), d, dx + i);
-  if (i < n) {
-    const auto mask = hn::FirstN(d, n - i);
-    hn::BlendedStore(step(i, mask), mask, d, dx + i);
-  }
+  for (; i + N <= n; i += N) StoreFull(d, step(i, N), dx + i);
+  if (i < n) StorePartial(d, step(i, n - i), dx + i, n - i);
 }
 
-// Monomorphic entry points for HWY_EXPORT.
-void DevSumsF(const float* x, int64_t n, float h, float l, double* a, double* b) { DevSums(x, n, h, l, a, b); }
-void DevSumsD(const double* x, int64_t n, double h, double l, double* a, double* b) { DevSums(x, n, h, l, a, b); }
-void ScaleShiftF(const float* x, float* y, int64_t n, float h, float l, float a, float b) { ScaleShift(x, y, n, h, l, a, b); }
-void ScaleShiftD(const double* x, double* y, int64_t n, double h, double l, double a, double b) { ScaleShift(x, y, n, h, l, a, b); }
-void ScaleShiftRowsF(const float* x, float* y, int64_t n, float h, float l, float r, const float* w, const float* b) { ScaleShiftRows(x, y, n, h, l, r, w, b); }
-void ScaleShiftRowsD(const double* x, double* y, int64_t n, double h, double l, double r, const double* w, const double* b) { ScaleShiftRows(x, y, n, h, l, r, w, b); }
-void GradSumsF(const float* dy, const float* x, int64_t n, float h, float l, const float* w, double* a, double* b) { GradSums(dy, x, n, h, l, w, a, b); }
-void GradSumsD(const double* dy, const double* x, int64_t n, double h, double l, const double* w, double* a, double* b) { GradSums(dy, x, n, h, l, w, a, b); }
-void GradInputF(const float* dy, const float* x, float* dx, int64_t n, float h, float l, const float* w, float P, float Q, float R) { GradInput(dy, x, dx, n, h, l, w, P, Q, R); }
-void GradInputD(const double* dy, const double* x, double* dx, int64_t n, double h, double l, const double* w, double P, double Q, double R) { GradInput(dy, x, dx, n, h, l, w, P, Q, R); }
+// Monomorphic entry points for HWY_EXPORT, one set per storage type.
+#define NORMKIT_ROWS_ENTRIES(S, SUF)                                                                      \
+  using C##SUF = compute_t<S>;                                                                            \
+  void DevSums##SUF(const S* x, int64_t n, C##SUF h, C##SUF l, double* a, double* b) {                    \
+    DevSums(x, n, h, l, a, b);                                                                            \
+  }                                                                                                       \
+  void ScaleShift##SUF(const S* x, S* y, int64_t n, C##SUF h, C##SUF l, C##SUF a, C##SUF b) {             \
+    ScaleShift(x, y, n, h, l, a, b);                                                                      \
+  }                                                                                                       \
+  void ScaleShiftRows##SUF(const S* x, S* y, int64_t n, C##SUF h, C##SUF l, C##SUF r, const C##SUF* w,    \
+                           const C##SUF* b, bool rx) {                                                    \
+    ScaleShiftRows(x, y, n, h, l, r, w, b, rx);                                                           \
+  }                                                                                                       \
+  void GradSums##SUF(const S* dy, const S* x, int64_t n, C##SUF h, C##SUF l, const C##SUF* w, double* a,  \
+                     double* b) {                                                                         \
+    GradSums(dy, x, n, h, l, w, a, b);                                                                    \
+  }                                                                                                       \
+  void GradInput##SUF(const S* dy, const S* x, S* dx, int64_t n, C##SUF h, C##SUF l, const C##SUF* w,     \
+                      C##SUF P, C##SUF Q, C##SUF R) {                                                     \
+    GradInput(dy, x, dx, n, h, l, w, P, Q, R);                                                            \
+  }
+NORMKIT_ROWS_ENTRIES(float, F)
+NORMKIT_ROWS_ENTRIES(double, D)
+NORMKIT_ROWS_ENTRIES(bfloat16, B)
+NORMKIT_ROWS_ENTRIES(float16, H)
+#undef NORMKIT_ROWS_ENTRIES
 
 }  // namespace HWY_NAMESPACE
 }  // namespace normkit::engine::rows
@@ -144,52 +262,40 @@ HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
 namespace normkit::engine::rows {
-HWY_EXPORT(DevSumsF);
-HWY_EXPORT(DevSumsD);
-HWY_EXPORT(ScaleShiftF);
-HWY_EXPORT(ScaleShiftD);
-HWY_EXPORT(ScaleShiftRowsF);
-HWY_EXPORT(ScaleShiftRowsD);
-HWY_EXPORT(GradSumsF);
-HWY_EXPORT(GradSumsD);
-HWY_EXPORT(GradInputF);
-HWY_EXPORT(GradInputD);
-
-void dev_sums(const float* x, int64_t len, SplitMean<float> m, double* s1, double* s2) {
-  HWY_DYNAMIC_DISPATCH(DevSumsF)(x, len, m.hi, m.lo, s1, s2);
-}
-void dev_sums(const double* x, int64_t len, SplitMean<double> m, double* s1, double* s2) {
-  HWY_DYNAMIC_DISPATCH(DevSumsD)(x, len, m.hi, m.lo, s1, s2);
-}
-void scale_shift(const float* x, float* y, int64_t len, SplitMean<float> m, float alpha, float beta) {
-  HWY_DYNAMIC_DISPATCH(ScaleShiftF)(x, y, len, m.hi, m.lo, alpha, beta);
-}
-void scale_shift(const double* x, double* y, int64_t len, SplitMean<double> m, double alpha, double beta) {
-  HWY_DYNAMIC_DISPATCH(ScaleShiftD)(x, y, len, m.hi, m.lo, alpha, beta);
-}
-void scale_shift_rows(const float* x, float* y, int64_t len, SplitMean<float> m, float rstd,
-                      const float* w, const float* b) {
-  HWY_DYNAMIC_DISPATCH(ScaleShiftRowsF)(x, y, len, m.hi, m.lo, rstd, w, b);
-}
-void scale_shift_rows(const double* x, double* y, int64_t len, SplitMean<double> m, double rstd,
-                      const double* w, const double* b) {
-  HWY_DYNAMIC_DISPATCH(ScaleShiftRowsD)(x, y, len, m.hi, m.lo, rstd, w, b);
-}
-void grad_sums(const float* dy, const float* x, int64_t len, SplitMean<float> m, const float* w,
-               double* s1, double* s2) {
-  HWY_DYNAMIC_DISPATCH(GradSumsF)(dy, x, len, m.hi, m.lo, w, s1, s2);
-}
-void grad_sums(const double* dy, const double* x, int64_t len, SplitMean<double> m, const double* w,
-               double* s1, double* s2) {
-  HWY_DYNAMIC_DISPATCH(GradSumsD)(dy, x, len, m.hi, m.lo, w, s1, s2);
-}
-void grad_input(const float* dy, const float* x, float* dx, int64_t len, SplitMean<float> m,
-                const float* w, float P, float Q, float R) {
-  HWY_DYNAMIC_DISPATCH(GradInputF)(dy, x, dx, len, m.hi, m.lo, w, P, Q, R);
-}
-void grad_input(const double* dy, const double* x, double* dx, int64_t len, SplitMean<double> m,
-                const double* w, double P, double Q, double R) {
-  HWY_DYNAMIC_DISPATCH(GradInputD)(dy, x, dx, len, m.hi, m.lo, w, P, Q, R);
-}
+#define NORMKIT_ROWS_DISPATCH(S, SUF)                                                                     \
+  HWY_EXPORT(DevSums##SUF);                                                                               \
+  HWY_EXPORT(ScaleShift##SUF);                                                                            \
+  HWY_EXPORT(ScaleShiftRows##SUF);                                                                        \
+  HWY_EXPORT(GradSums##SUF);                                                                              \
+  HWY_EXPORT(GradInput##SUF);                                                                             \
+  template <>                                                                                             \
+  void dev_sums<S>(const S* x, int64_t len, SplitMean<compute_t<S>> m, double* s1, double* s2) {          \
+    HWY_DYNAMIC_DISPATCH(DevSums##SUF)(x, len, m.hi, m.lo, s1, s2);                                       \
+  }                                                                                                       \
+  template <>                                                                                             \
+  void scale_shift<S>(const S* x, S* y, int64_t len, SplitMean<compute_t<S>> m, compute_t<S> alpha,       \
+                      compute_t<S> beta) {                                                                \
+    HWY_DYNAMIC_DISPATCH(ScaleShift##SUF)(x, y, len, m.hi, m.lo, alpha, beta);                            \
+  }                                                                                                       \
+  template <>                                                                                             \
+  void scale_shift_rows<S>(const S* x, S* y, int64_t len, SplitMean<compute_t<S>> m, compute_t<S> rstd,   \
+                           const compute_t<S>* w, const compute_t<S>* b, bool round_xhat) {               \
+    HWY_DYNAMIC_DISPATCH(ScaleShiftRows##SUF)(x, y, len, m.hi, m.lo, rstd, w, b, round_xhat);             \
+  }                                                                                                       \
+  template <>                                                                                             \
+  void grad_sums<S>(const S* dy, const S* x, int64_t len, SplitMean<compute_t<S>> m,                      \
+                    const compute_t<S>* w, double* s1, double* s2) {                                      \
+    HWY_DYNAMIC_DISPATCH(GradSums##SUF)(dy, x, len, m.hi, m.lo, w, s1, s2);                               \
+  }                                                                                                       \
+  template <>                                                                                             \
+  void grad_input<S>(const S* dy, const S* x, S* dx, int64_t len, SplitMean<compute_t<S>> m,              \
+                     const compute_t<S>* w, compute_t<S> P, compute_t<S> Q, compute_t<S> R) {             \
+    HWY_DYNAMIC_DISPATCH(GradInput##SUF)(dy, x, dx, len, m.hi, m.lo, w, P, Q, R);                         \
+  }
+NORMKIT_ROWS_DISPATCH(float, F)
+NORMKIT_ROWS_DISPATCH(double, D)
+NORMKIT_ROWS_DISPATCH(bfloat16, B)
+NORMKIT_ROWS_DISPATCH(float16, H)
+#undef NORMKIT_ROWS_DISPATCH
 }  // namespace normkit::engine::rows
 #endif  // HWY_ONCE

@@ -16,6 +16,7 @@ struct Group {
 
 struct Stat {
   double mean = 0, rstd = 1;
+  bool clamped = false;  // L2Norm: ||x|| < eps, so the divisor is the constant eps
 };
 
 // Biased variance around the two-pass mean; mean of squares; L2 norm.
@@ -26,7 +27,7 @@ Stat compute_stat(const T* x, const Group& g, Statistic statistic, double eps) {
   for (int64_t i : g.at) sum += x[i];
   for (int64_t i : g.at) sumsq += static_cast<double>(x[i]) * x[i];
   if (statistic == Statistic::MeanSquare) return {0.0, 1.0 / std::sqrt(sumsq / n + eps)};
-  if (statistic == Statistic::L2Norm) return {0.0, 1.0 / std::sqrt(sumsq)};
+  if (statistic == Statistic::L2Norm) return {0.0, 1.0 / std::max(std::sqrt(sumsq), eps), std::sqrt(sumsq) < eps};
   const double mean = sum / n;
   double var = 0;
   for (int64_t i : g.at) var += (x[i] - mean) * (x[i] - mean);
@@ -59,7 +60,7 @@ void group_forward(const T* x, T* y, const Group& g, Stat s, const std::vector<d
 //   stats fixed (eval):  dx = rstd * gg
 //   Variance:            dx = rstd * (gg - mean(gg) - xhat * mean(gg * xhat))
 //   MeanSquare:          dx = rstd * (gg - xhat * mean(gg * xhat))
-//   L2Norm:              dx = rstd * (gg - xhat * sum(gg * xhat))
+//   L2Norm:              dx = rstd * (gg - xhat * sum(gg * xhat)); rstd * gg when clamped at eps
 // dw[p] += sum dy * xhat; db[p] += sum dy (accumulate: callers zero them first).
 template <class T>
 void group_backward(const T* dy, const T* x, T* dx, const Group& g, Stat s, Statistic statistic,
@@ -81,7 +82,7 @@ void group_backward(const T* dy, const T* x, T* dx, const Group& g, Stat s, Stat
   const double dn = static_cast<double>(n);
   const double term_mean = (statistic == Statistic::Variance && !stats_fixed) ? sum_g / dn : 0.0;
   double term_x = stats_fixed ? 0.0 : sum_gx / dn;
-  if (statistic == Statistic::L2Norm && !stats_fixed) term_x = sum_gx;
+  if (statistic == Statistic::L2Norm && !stats_fixed) term_x = s.clamped ? 0.0 : sum_gx;
   for (size_t k = 0; k < n; ++k)
     dx[g.at[k]] = static_cast<T>(s.rstd * (gg[k] - term_mean - xhat[k] * term_x));
 }

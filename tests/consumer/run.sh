@@ -64,7 +64,7 @@ print("python: normkit from", normkit.__file__, "layer_norm ok")' "$site"
     syms=$(nm -D --defined-only "$so" | awk '{print $3}' | c++filt)
     echo "$(echo "$syms" | wc -l) symbols exported by $so"
     for want in 'normkit_layer_norm_forward_f32' 'normkit_last_error' \
-                'void normkit::layer_norm_forward<float>(' 'normkit::BatchNorm<double>::forward(' \
+                'void normkit::layer_norm_forward<float, float>(' 'void normkit::layer_norm_forward<normkit::bfloat16, float>(' 'normkit::BatchNorm<double>::forward(' \
                 'normkit::ReductionPlan::build(' 'normkit::recommend(' 'typeinfo for normkit::Error'; do
       grep -qF "$want" <<<"$syms" || fail "libnormkit.so does not export $want"
     done
