@@ -13,6 +13,8 @@
 namespace nkbench {
 
 enum class Op { BatchNormTrain, BatchNormEval, LayerNorm, InstanceNorm, GroupNorm, RMSNorm, WeightNorm };
+// How the activations (x, dy, y, dx) are stored; parameters and statistics stay float32.
+enum class DType { F32, BF16, F16 };
 
 struct Case {
   std::string name;
@@ -22,7 +24,14 @@ struct Case {
   int norm_dims = 0;     // LayerNorm / RMSNorm: how many trailing dims are normalized
   bool affine = true;    // weight (and bias, where the op has one)
   double eps = 1e-5;
+  // The same logical (N, C, H, W) tensor held channels-last (NHWC in memory), as PyTorch's
+  // memory_format=torch.channels_last. Buffers and compared outputs are in memory order.
+  bool channels_last = false;
+  DType dtype = DType::F32;
 
+  size_t elem_bytes() const { return dtype == DType::F32 ? 4 : 2; }
+  double bytes() const { return static_cast<double>(numel()) * static_cast<double>(elem_bytes()); }
+  const char* dtype_name() const { return dtype == DType::F32 ? "float32" : dtype == DType::BF16 ? "bfloat16" : "float16"; }
   int64_t numel() const;
   int64_t batch() const { return shape[0]; }
   int64_t channels() const { return shape[1]; }
@@ -33,17 +42,20 @@ struct Case {
   bool has_bias() const { return affine && op != Op::RMSNorm && op != Op::WeightNorm; }
   bool is_batch_norm() const { return op == Op::BatchNormTrain || op == Op::BatchNormEval; }
   std::string shape_str() const;
+  std::vector<int64_t> strides() const;  // of the logical shape in memory (row-major or NHWC)
+  std::string layout() const;            // "nchw", "nhwc" or "row-major"
 };
 
 const std::vector<Case>& all_cases();
 
-// The tensors of one repetition, contiguous NCHW (row-major) float32. x and dy are inputs
-// (for WeightNorm: v and dw); y and dx are outputs (w and dv).
+// The tensors of one repetition, elements of the case's dtype in its memory order
+// (Case::strides()). x and dy are inputs (for WeightNorm: v and dw); y and dx are outputs
+// (w and dv).
 struct BufferSet {
-  float* x = nullptr;
-  float* dy = nullptr;
-  float* y = nullptr;
-  float* dx = nullptr;
+  void* x = nullptr;
+  void* dy = nullptr;
+  void* y = nullptr;
+  void* dx = nullptr;
 };
 
 // Everything an implementation needs to build its runner. Parameters are inputs: a runner
@@ -55,7 +67,7 @@ struct Problem {
   std::vector<float> running_mean, running_var; // BatchNorm: channels() each
 };
 
-// Outputs gathered for the correctness check, as plain row-major float32 by name:
+// Outputs gathered for the correctness check, as float32 in memory order by name:
 // "y", "dx", "dweight", "dbias", "running_mean", "running_var".
 using Outputs = std::map<std::string, std::vector<float>>;
 

@@ -1,9 +1,11 @@
-// impl_normkit.cpp — normkit through its public functional API (normkit/ops.hpp), float32,
+// impl_normkit.cpp — normkit through its public functional API (normkit/ops.hpp), with the
+// case's storage type (float32, bfloat16, float16; parameters float32 — mixed precision),
 // writing into the bench's own y/dx buffers (the ones the copy kernel is timed on).
 // Only public headers: the bench measures what a user of the library gets.
 #include <span>
 
 #include "bench.hpp"
+#include "problem.hpp"
 #include "normkit/normkit.hpp"
 
 namespace nkbench {
@@ -11,6 +13,7 @@ namespace {
 
 using normkit::TensorView;
 
+template <class T>
 class NormkitRunner : public Runner {
  public:
   explicit NormkitRunner(const Problem& p)
@@ -19,45 +22,45 @@ class NormkitRunner : public Runner {
 
   void forward(int set, bool) override {
     const BufferSet& s = p_.sets[static_cast<size_t>(set)];
-    TensorView<const float> x(s.x, c_.shape);
-    TensorView<float> y(s.y, c_.shape);
+    TensorView<const T> x(static_cast<const T*>(s.x), c_.shape, c_.strides());
+    TensorView<T> y(static_cast<T*>(s.y), c_.shape, c_.strides());
     switch (c_.op) {
       case Op::BatchNormTrain:
-      case Op::BatchNormEval: normkit::batch_norm_forward<float>(x, y, bn_args()); break;
-      case Op::InstanceNorm: normkit::instance_norm_forward<float>(x, y, in_args()); break;
-      case Op::GroupNorm: normkit::group_norm_forward<float>(x, y, gn_args()); break;
-      case Op::LayerNorm: normkit::layer_norm_forward<float>(x, y, ln_args()); break;
-      case Op::RMSNorm: normkit::rms_norm_forward<float>(x, y, rms_args()); break;
+      case Op::BatchNormEval: normkit::batch_norm_forward<T, float>(x, y, bn_args()); break;
+      case Op::InstanceNorm: normkit::instance_norm_forward<T, float>(x, y, in_args()); break;
+      case Op::GroupNorm: normkit::group_norm_forward<T, float>(x, y, gn_args()); break;
+      case Op::LayerNorm: normkit::layer_norm_forward<T, float>(x, y, ln_args()); break;
+      case Op::RMSNorm: normkit::rms_norm_forward<T, float>(x, y, rms_args()); break;
       case Op::WeightNorm:
-        normkit::weight_norm_forward<float>(x, weight(), y, normkit::WeightNormArgs<float>{0});
+        normkit::weight_norm_forward<T, float>(x, weight(), y, normkit::WeightNormArgs<T>{0});
         break;
     }
   }
 
   void backward(int set) override {
     const BufferSet& s = p_.sets[static_cast<size_t>(set)];
-    TensorView<const float> x(s.x, c_.shape), dy(s.dy, c_.shape);
-    TensorView<float> dx(s.dx, c_.shape);
+    TensorView<const T> x(static_cast<const T*>(s.x), c_.shape, c_.strides());
+    TensorView<const T> dy(static_cast<const T*>(s.dy), c_.shape, c_.strides());
+    TensorView<T> dx(static_cast<T*>(s.dx), c_.shape, c_.strides());
     std::span<float> dw(dw_), db(db_);
     switch (c_.op) {
       case Op::BatchNormTrain:
-      case Op::BatchNormEval: normkit::batch_norm_backward<float>(dy, x, dx, bn_args(), dw, db); break;
-      case Op::InstanceNorm: normkit::instance_norm_backward<float>(dy, x, dx, in_args(), dw, db); break;
-      case Op::GroupNorm: normkit::group_norm_backward<float>(dy, x, dx, gn_args(), dw, db); break;
-      case Op::LayerNorm: normkit::layer_norm_backward<float>(dy, x, dx, ln_args(), dw, db); break;
-      case Op::RMSNorm: normkit::rms_norm_backward<float>(dy, x, dx, rms_args(), dw); break;
+      case Op::BatchNormEval: normkit::batch_norm_backward<T, float>(dy, x, dx, bn_args(), dw, db); break;
+      case Op::InstanceNorm: normkit::instance_norm_backward<T, float>(dy, x, dx, in_args(), dw, db); break;
+      case Op::GroupNorm: normkit::group_norm_backward<T, float>(dy, x, dx, gn_args(), dw, db); break;
+      case Op::LayerNorm: normkit::layer_norm_backward<T, float>(dy, x, dx, ln_args(), dw, db); break;
+      case Op::RMSNorm: normkit::rms_norm_backward<T, float>(dy, x, dx, rms_args(), dw); break;
       case Op::WeightNorm:
-        normkit::weight_norm_backward<float>(dy, x, weight(), dx, dw, normkit::WeightNormArgs<float>{0});
+        normkit::weight_norm_backward<T, float>(dy, x, weight(), dx, dw, normkit::WeightNormArgs<T>{0});
         break;
     }
   }
 
   Outputs outputs(int set) override {
     const BufferSet& s = p_.sets[static_cast<size_t>(set)];
-    const size_t n = static_cast<size_t>(c_.numel());
     Outputs o;
-    o["y"].assign(s.y, s.y + n);
-    o["dx"].assign(s.dx, s.dx + n);
+    o["y"] = to_float(c_, s.y);
+    o["dx"] = to_float(c_, s.dx);
     if (!dw_.empty()) o["dweight"] = dw_;
     if (!db_.empty()) o["dbias"] = db_;
     if (c_.op == Op::BatchNormTrain) {
@@ -73,8 +76,8 @@ class NormkitRunner : public Runner {
   normkit::Shape trailing() const {
     return normkit::Shape(c_.shape.end() - c_.norm_dims, c_.shape.end());
   }
-  normkit::BatchNormArgs<float> bn_args() {
-    normkit::BatchNormArgs<float> a;
+  normkit::BatchNormArgs<T, float> bn_args() {
+    normkit::BatchNormArgs<T, float> a;
     a.weight = weight();
     a.bias = bias();
     a.running_mean = rm_;
@@ -83,31 +86,31 @@ class NormkitRunner : public Runner {
     a.eps = c_.eps;
     return a;
   }
-  normkit::InstanceNormArgs<float> in_args() const {
-    normkit::InstanceNormArgs<float> a;
+  normkit::InstanceNormArgs<T, float> in_args() const {
+    normkit::InstanceNormArgs<T, float> a;
     a.weight = weight();
     a.bias = bias();
     a.eps = c_.eps;
     return a;
   }
-  normkit::GroupNormArgs<float> gn_args() const {
-    normkit::GroupNormArgs<float> a;
+  normkit::GroupNormArgs<T, float> gn_args() const {
+    normkit::GroupNormArgs<T, float> a;
     a.num_groups = c_.groups;
     a.weight = weight();
     a.bias = bias();
     a.eps = c_.eps;
     return a;
   }
-  normkit::LayerNormArgs<float> ln_args() const {
-    normkit::LayerNormArgs<float> a;
+  normkit::LayerNormArgs<T, float> ln_args() const {
+    normkit::LayerNormArgs<T, float> a;
     a.normalized_shape = trailing();
     a.weight = weight();
     a.bias = bias();
     a.eps = c_.eps;
     return a;
   }
-  normkit::RMSNormArgs<float> rms_args() const {
-    normkit::RMSNormArgs<float> a;
+  normkit::RMSNormArgs<T, float> rms_args() const {
+    normkit::RMSNormArgs<T, float> a;
     a.normalized_shape = trailing();
     a.weight = weight();
     a.eps = c_.eps;
@@ -122,8 +125,14 @@ class NormkitRunner : public Runner {
 }  // namespace
 
 std::vector<Impl> normkit_impls(const Case& c) {
-  const char* layout = c.shape.size() == 4 ? "nchw" : "row-major";
-  return {{"normkit", layout, [](const Problem& p) { return std::make_unique<NormkitRunner>(p); }}};
+  switch (c.dtype) {
+    case DType::BF16:
+      return {{"normkit", c.layout(), [](const Problem& p) { return std::make_unique<NormkitRunner<normkit::bfloat16>>(p); }}};
+    case DType::F16:
+      return {{"normkit", c.layout(), [](const Problem& p) { return std::make_unique<NormkitRunner<normkit::float16>>(p); }}};
+    default:
+      return {{"normkit", c.layout(), [](const Problem& p) { return std::make_unique<NormkitRunner<float>>(p); }}};
+  }
 }
 
 void normkit_set_threads(int n) { normkit::set_num_threads(n); }

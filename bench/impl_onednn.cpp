@@ -45,9 +45,11 @@ class OnednnRunner : public Runner {
  public:
   OnednnRunner(const Problem& p, tag layout)
       : c_(*p.c), m_(mapping(c_)), eng_(dnnl::engine::kind::cpu, 0), strm_(eng_) {
-    const tag plain = m_.layer_norm ? tag::ab : tag::nchw;
-    plain_md_ = memory::desc(m_.dims, dt::f32, plain);
-    md_ = memory::desc(m_.dims, dt::f32, layout);
+    const tag plain = m_.layer_norm ? tag::ab : c_.channels_last ? tag::nhwc : tag::nchw;
+    const dt data = c_.dtype == DType::BF16 ? dt::bf16 : c_.dtype == DType::F16 ? dt::f16 : dt::f32;
+    plain_md_ = memory::desc(m_.dims, data, plain);
+    plain_f32_md_ = memory::desc(m_.dims, dt::f32, plain);
+    md_ = memory::desc(m_.dims, data, layout);
     const bool same = layout == plain;
     for (const BufferSet& s : p.sets) {
       Set k;
@@ -112,16 +114,16 @@ class OnednnRunner : public Runner {
     memory x, dy, y, dx;
   };
 
-  memory import(float* p) {
+  memory import(void* p) {
     memory user(plain_md_, eng_, p), m(md_, eng_);
     dnnl::reorder(user, m).execute(strm_, user, m);
     strm_.wait();
     return m;
   }
 
-  std::vector<float> export_plain(memory& m) {
+  std::vector<float> export_plain(memory& m) {  // as float32 (the reorder converts)
     std::vector<float> v(static_cast<size_t>(c_.numel()));
-    memory user(plain_md_, eng_, v.data());
+    memory user(plain_f32_md_, eng_, v.data());
     dnnl::reorder(m, user).execute(strm_, m, user);
     strm_.wait();
     return v;
@@ -204,7 +206,7 @@ class OnednnRunner : public Runner {
   Mapping m_;
   dnnl::engine eng_;
   dnnl::stream strm_;
-  memory::desc plain_md_, md_;
+  memory::desc plain_md_, plain_f32_md_, md_;
   std::vector<Set> sets_;
   memory scale_, shift_, dscale_, dshift_, mean_, var_;
   dnnl::batch_normalization_forward bn_fwd_, bn_infer_;
@@ -219,6 +221,9 @@ std::vector<Impl> onednn_impls(const Case& c) {
   std::vector<std::pair<tag, std::string>> layouts;
   if (c.op == Op::LayerNorm) {
     layouts = {{tag::ab, c.shape.size() == 4 ? "(N,CHW) rows" : "row-major"}};
+  } else if (c.op == Op::InstanceNorm && c.channels_last) {
+    // None: the 1 x (N*C) x H x W mapping is not a view of NHWC memory (it would need a
+    // transpose), and oneDNN has no instance norm of its own.
   } else if (c.op == Op::InstanceNorm) {
     layouts = {{tag::nchw, "BN 1x(NC)xHxW nchw"}, {tag::nhwc, "BN 1x(NC)xHxW nhwc"},
                {tag::nChw8c, "BN 1x(NC)xHxW nChw8c"}, {tag::nChw16c, "BN 1x(NC)xHxW nChw16c"}};

@@ -26,20 +26,28 @@ namespace {
 
 // A tensor over the bench's own buffer (no copy, no ownership): torch reads exactly the
 // memory normkit reads.
-at::Tensor view(float* p, const std::vector<int64_t>& shape) {
-  return at::from_blob(p, shape, at::TensorOptions().dtype(at::kFloat));
+at::ScalarType scalar_type(const Case& c) {
+  return c.dtype == DType::BF16 ? at::kBFloat16 : c.dtype == DType::F16 ? at::kHalf : at::kFloat;
 }
 
-at::Tensor owned(const std::vector<float>& v, std::vector<int64_t> shape) {
+at::Tensor view(void* p, const Case& c) {
+  return at::from_blob(p, c.shape, c.strides(), at::TensorOptions().dtype(scalar_type(c)));
+}
+
+// Parameters and running statistics in the activation's dtype, as after module.to(dtype)
+// (torch 1.13's CPU kernels take no float parameters with half activations).
+at::Tensor owned(const std::vector<float>& v, std::vector<int64_t> shape, const Case& c) {
   if (v.empty()) return at::Tensor();
   at::Tensor t = at::empty(shape, at::TensorOptions().dtype(at::kFloat));
   std::memcpy(t.data_ptr<float>(), v.data(), v.size() * sizeof(float));
-  return t;
+  return t.to(scalar_type(c));
 }
 
-std::vector<float> to_vector(const at::Tensor& t) {
+// As float32, in memory order: row-major, or NHWC for a channels-last activation.
+std::vector<float> to_vector(const at::Tensor& t, bool channels_last = false) {
   if (!t.defined()) return {};
-  at::Tensor c = t.contiguous();
+  at::Tensor f = t.to(at::kFloat);
+  at::Tensor c = channels_last ? f.contiguous(at::MemoryFormat::ChannelsLast) : f.contiguous();
   const float* p = c.data_ptr<float>();
   return std::vector<float>(p, p + c.numel());
 }
@@ -48,21 +56,21 @@ class TorchRunner : public Runner {
  public:
   explicit TorchRunner(const Problem& p) : c_(*p.c) {
     for (const BufferSet& s : p.sets) {
-      x_.push_back(view(s.x, c_.shape));
-      dy_.push_back(view(s.dy, c_.shape));
-      if (autograd()) xg_.push_back(view(s.x, c_.shape).set_requires_grad(true));
+      x_.push_back(view(s.x, c_));
+      dy_.push_back(view(s.dy, c_));
+      if (autograd()) xg_.push_back(view(s.x, c_).set_requires_grad(true));
     }
     std::vector<int64_t> pshape = {c_.param_count()};
     if (c_.op == Op::LayerNorm || c_.op == Op::RMSNorm) {
       pshape.assign(c_.shape.end() - c_.norm_dims, c_.shape.end());
     }
     if (c_.op == Op::WeightNorm) pshape = {c_.shape[0], 1};
-    w_ = owned(p.weight, pshape);
-    b_ = owned(p.bias, pshape);
+    w_ = owned(p.weight, pshape, c_);
+    b_ = owned(p.bias, pshape, c_);
     if (autograd() && w_.defined()) wg_ = w_.clone().set_requires_grad(true);
     if (autograd() && b_.defined()) bg_ = b_.clone().set_requires_grad(true);
-    rm_ = owned(p.running_mean, {c_.channels()});
-    rv_ = owned(p.running_var, {c_.channels()});
+    rm_ = owned(p.running_mean, {c_.channels()}, c_);
+    rv_ = owned(p.running_var, {c_.channels()}, c_);
   }
 
   void forward(int set, bool for_backward) override {
@@ -139,8 +147,8 @@ class TorchRunner : public Runner {
 
   Outputs outputs(int) override {
     Outputs o;
-    o["y"] = to_vector(y_);
-    if (dx_.defined()) o["dx"] = to_vector(dx_);
+    o["y"] = to_vector(y_, c_.channels_last);
+    if (dx_.defined()) o["dx"] = to_vector(dx_, c_.channels_last);
     if (dw_.defined()) o["dweight"] = to_vector(dw_);
     if (db_.defined()) o["dbias"] = to_vector(db_);
     if (c_.op == Op::BatchNormTrain) {
@@ -167,8 +175,7 @@ class TorchRunner : public Runner {
 }  // namespace
 
 std::vector<Impl> torch_impls(const Case& c) {
-  const char* layout = c.shape.size() == 4 ? "nchw" : "row-major";
-  return {{"torch", layout, [](const Problem& p) { return std::make_unique<TorchRunner>(p); }}};
+  return {{"torch", c.layout(), [](const Problem& p) { return std::make_unique<TorchRunner>(p); }}};
 }
 
 void torch_set_threads(int n) { at::set_num_threads(n); }

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <sstream>
 
+#include "normkit/half.hpp"
 #include "reference/reference.hpp"
 
 namespace nkbench {
@@ -27,17 +28,50 @@ struct Rng {
   float normal() { return (uniform() + uniform() + uniform() + uniform() - 2.0f) * 1.7320508f; }
 };
 
-FloatBuffer alloc(size_t n) {
-  const size_t bytes = ((n * sizeof(float) + 63) / 64) * 64;
-  FloatBuffer b;
-  b.p = {static_cast<float*>(std::aligned_alloc(64, bytes == 0 ? 64 : bytes)), std::free};
-  b.n = n;
-  std::memset(b.p.get(), 0, bytes);  // touch every page before anything is timed
+Buffer alloc(size_t bytes) {
+  const size_t rounded = ((bytes + 63) / 64) * 64;
+  Buffer b;
+  b.p = {std::aligned_alloc(64, rounded == 0 ? 64 : rounded), std::free};
+  b.bytes = bytes;
+  std::memset(b.p.get(), 0, rounded);  // touch every page before anything is timed
   return b;
 }
 
-void fill(float* p, size_t n, Rng& r, float scale, float offset) {
-  for (size_t i = 0; i < n; ++i) p[i] = offset + scale * r.normal();
+template <class T>
+void fill_as(T* p, size_t n, Rng& r, float scale, float offset) {
+  for (size_t i = 0; i < n; ++i) p[i] = T(offset + scale * r.normal());
+}
+
+void fill(const Case& c, void* p, Rng& r, float scale, float offset) {
+  const size_t n = static_cast<size_t>(c.numel());
+  switch (c.dtype) {
+    case DType::F32: return fill_as(static_cast<float*>(p), n, r, scale, offset);
+    case DType::BF16: return fill_as(static_cast<normkit::bfloat16*>(p), n, r, scale, offset);
+    case DType::F16: return fill_as(static_cast<normkit::float16*>(p), n, r, scale, offset);
+  }
+}
+
+// Channels-last cases: between the memory order (NHWC) and the oracle's NCHW.
+std::vector<float> to_nchw(const Case& c, const void* p) {
+  std::vector<float> mem = to_float(c, p);
+  if (!c.channels_last) return mem;
+  const size_t n = static_cast<size_t>(c.numel());
+  const int64_t N = c.batch(), C = c.channels(), S = c.spatial();
+  std::vector<float> v(n);
+  for (int64_t i = 0; i < N; ++i)
+    for (int64_t s = 0; s < S; ++s)
+      for (int64_t ch = 0; ch < C; ++ch) v[static_cast<size_t>((i * C + ch) * S + s)] = mem[(i * S + s) * C + ch];
+  return v;
+}
+
+void to_memory_order(const Case& c, std::vector<float>& v) {
+  if (!c.channels_last) return;
+  const int64_t N = c.batch(), C = c.channels(), S = c.spatial();
+  std::vector<float> m(v.size());
+  for (int64_t i = 0; i < N; ++i)
+    for (int64_t s = 0; s < S; ++s)
+      for (int64_t ch = 0; ch < C; ++ch) m[static_cast<size_t>((i * S + s) * C + ch)] = v[static_cast<size_t>((i * C + ch) * S + s)];
+  v.swap(m);
 }
 
 }  // namespace
@@ -49,12 +83,12 @@ std::unique_ptr<OwnedProblem> make_problem(const Case& c, int sets) {
   Rng r{0x5eed0000ull + static_cast<uint64_t>(c.name.size())};
   for (int k = 0; k < sets; ++k) {
     BufferSet s;
-    for (float** dst : {&s.x, &s.dy, &s.y, &s.dx}) {
-      op->storage.push_back(alloc(n));
+    for (void** dst : {&s.x, &s.dy, &s.y, &s.dx}) {
+      op->storage.push_back(alloc(n * c.elem_bytes()));
       *dst = op->storage.back().p.get();
     }
-    fill(s.x, n, r, 2.0f, 1.0f);
-    fill(s.dy, n, r, 1.0f, 0.0f);
+    fill(c, s.x, r, 2.0f, 1.0f);
+    fill(c, s.dy, r, 1.0f, 0.0f);
     op->p.sets.push_back(s);
   }
   const size_t pc = static_cast<size_t>(c.param_count());
@@ -80,7 +114,10 @@ Outputs reference_outputs(const Problem& p) {
   namespace ref = normkit::reference;
   const Case& c = *p.c;
   const size_t n = static_cast<size_t>(c.numel());
-  const BufferSet& s = p.sets[0];
+  const std::vector<float> x_nchw = to_nchw(c, p.sets[0].x), dy_nchw = to_nchw(c, p.sets[0].dy);
+  const struct {
+    const float *x, *dy;
+  } s{x_nchw.data(), dy_nchw.data()};
   Outputs out;
   std::vector<float>& y = out["y"];
   std::vector<float>& dx = out["dx"];
@@ -132,12 +169,33 @@ Outputs reference_outputs(const Problem& p) {
       ref::weight_norm_backward<float>(s.dy, s.x, w, dx.data(), dw, c.shape, 0);
       break;
   }
+  to_memory_order(c, y);
+  to_memory_order(c, dx);
   return out;
 }
 
-// Per tensor: |got - want| <= 2e-3 * max(1, max|want|). Rounding differences between float32
-// implementations stay orders of magnitude below that; a wrong formula does not.
-std::string compare_outputs(const Outputs& got, const Outputs& want, const std::vector<std::string>& keys) {
+std::vector<float> to_float(const Case& c, const void* p) {
+  const size_t n = static_cast<size_t>(c.numel());
+  switch (c.dtype) {
+    case DType::BF16: {
+      const auto* h = static_cast<const normkit::bfloat16*>(p);
+      return std::vector<float>(h, h + n);
+    }
+    case DType::F16: {
+      const auto* h = static_cast<const normkit::float16*>(p);
+      return std::vector<float>(h, h + n);
+    }
+    default: {
+      const auto* f = static_cast<const float*>(p);
+      return std::vector<float>(f, f + n);
+    }
+  }
+}
+
+double tolerance(const Case& c) { return c.dtype == DType::BF16 ? 2e-2 : c.dtype == DType::F16 ? 5e-3 : 2e-3; }
+
+std::string compare_outputs(const Outputs& got, const Outputs& want, const std::vector<std::string>& keys,
+                            double rel) {
   for (const std::string& k : keys) {
     auto w = want.find(k);
     if (w == want.end()) continue;
@@ -149,7 +207,7 @@ std::string compare_outputs(const Outputs& got, const Outputs& want, const std::
     }
     double scale = 1.0;
     for (float v : w->second) scale = std::max(scale, static_cast<double>(std::fabs(v)));
-    const double tol = 2e-3 * scale;
+    const double tol = rel * scale;
     for (size_t i = 0; i < w->second.size(); ++i) {
       const double a = g->second[i], r = w->second[i];
       if (!(std::fabs(a - r) <= tol)) {  // also catches NaN

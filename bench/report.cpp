@@ -30,7 +30,7 @@ std::string ratio(double r) {
 
 void print_header(const RunInfo& i) {
   const Machine& m = i.machine;
-  std::printf("normkit-bench: normkit vs PyTorch %s (libtorch CPU kernels) vs oneDNN %s, float32\n",
+  std::printf("normkit-bench: normkit vs PyTorch %s (libtorch CPU kernels) vs oneDNN %s, float32 (_bf16/_f16 cases: that storage, float32 parameters)\n",
               i.torch_version.c_str(), i.onednn_version.c_str());
   std::printf("date:     %s\n", m.date.c_str());
   std::printf("command:  %s\n", i.command.c_str());
