@@ -65,7 +65,13 @@ void check_against_reference(const LNShape& s, bool weight, bool bias) {
   normkit::layer_norm_backward<T>(cview(c.dy, s.shape), cview(c.x, s.shape), mview(dx, s.shape),
                                   c.args(weight, bias), mspan(dw, weight),
                                   mspan(db, bias));
-  expect_close(dx, dx_ref, grad_tol<T>(), "dx");
+  // dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) cancels to ~0 when D is 1 or 2: the
+  // error then has the size of its terms, rstd * |dy * w|.
+  double terms = 0;
+  for (int64_t i = 0; i < n; ++i)
+    terms = std::max(terms, std::abs(double(c.dy[size_t(i)]) * (w ? double(w[i % D]) : 1.0)) *
+                                double(rstd_ref[size_t(i / D)]));
+  expect_close(dx, dx_ref, grad_tol<T>(), "dx", std::max(1e-3, terms));
   if (weight) expect_close(dw, dw_ref, grad_tol<T>(), "dweight");
   if (bias) expect_close(db, db_ref, grad_tol<T>(), "dbias");
 }

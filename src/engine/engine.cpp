@@ -491,6 +491,8 @@ void reduce_grads(const ReductionPlan& plan, GroupBy by, const T* dy, const T* x
     for_each_run(g, group, d0, d1, [&](Offsets o, int64_t) {
       if (ms == 1 && ss == 1 && !wt)
         return rows::col_grad_sums(s1.data(), s2.data(), dy + o.mem, x + o.mem, L, mean + o.stat, rstd + o.stat);
+      if (ss == 0 && !wt && ms == 1)
+        return rows::col_grad_sums_one(s1.data(), s2.data(), dy + o.mem, x + o.mem, L, mean[o.stat], rstd[o.stat]);
       if (ss == 0 && !wt) {
         const double m = mean[o.stat], r = rstd[o.stat];
         const T* dyr = dy + o.mem;

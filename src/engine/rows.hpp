@@ -53,6 +53,12 @@ template <class S>
 void grad_input(const S* dy, const S* x, S* dx, int64_t len, SplitMean<compute_t<S>> m,
                 const compute_t<S>* w, compute_t<S> P, compute_t<S> Q, compute_t<S> R);
 
+// Column sums along a run whose elements share one statistic (m, r): the dweight / dbias
+// sums of LayerNorm and RMSNorm. s1[i] += dy[i], s2[i] += dy[i] * ((x[i] - m) * r), in
+// double; SIMD (halves widened on load).
+template <class S>
+void col_grad_sums_one(double* s1, double* s2, const S* dy, const S* x, int64_t len, double m, double r);
+
 // ---- column mode: the statistic changes along the run (channels-last BatchNorm and
 // InstanceNorm), one accumulator or coefficient per element. Plain loops over contiguous
 // runs, in double, which the compiler vectorizes; the order of additions per element is

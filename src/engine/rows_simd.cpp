@@ -65,11 +65,24 @@ HWY_INLINE hn::Vec<hn::RebindToUnsigned<D>> ToBits(D d, hn::Vec<D> v) {
   }
 }
 
+// x86 from AVX2 up has F16C: vcvtph2ps is exact and vcvtps2ph (MXCSR's round to nearest
+// even) gives c10's bits for every non-NaN value (a NaN stays a NaN, its payload may differ).
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2 && !defined(HWY_DISABLE_F16C)
+#define NORMKIT_HW_F16 1
+#else
+#define NORMKIT_HW_F16 0
+#endif
+
 // Lanes(d) elements at p.
 template <class D, class S>
 HWY_INLINE hn::Vec<D> LoadFull(D d, const S* HWY_RESTRICT p) {
   if constexpr (std::is_same_v<S, hn::TFromD<D>>) {
     return hn::LoadU(d, p);
+#if NORMKIT_HW_F16
+  } else if constexpr (std::is_same_v<S, float16>) {
+    const hn::Rebind<hwy::float16_t, D> dh;
+    return hn::PromoteTo(d, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(p)));
+#endif
   } else {
     const hn::RebindToUnsigned<D> du;
     const hn::Rebind<uint16_t, D> d16;
@@ -96,6 +109,11 @@ template <class D, class S>
 HWY_INLINE void StoreFull(D d, hn::Vec<D> v, S* HWY_RESTRICT p) {
   if constexpr (std::is_same_v<S, hn::TFromD<D>>) {
     hn::StoreU(v, d, p);
+#if NORMKIT_HW_F16
+  } else if constexpr (std::is_same_v<S, float16>) {
+    const hn::Rebind<hwy::float16_t, D> dh;
+    hn::StoreU(hn::DemoteTo(dh, v), dh, reinterpret_cast<hwy::float16_t*>(p));
+#endif
   } else {
     const hn::RebindToSigned<D> di;
     const hn::Rebind<uint16_t, D> d16;
@@ -229,6 +247,36 @@ void GradInput(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* dx, int64_t
   if (i < n) StorePartial(d, step(i, n - i), dx + i, n - i);
 }
 
+// s1[i] += dy[i], s2[i] += dy[i] * ((x[i] - m) * r) in double: the column sums of one run
+// whose elements share a statistic (dweight and dbias of LayerNorm and RMSNorm).
+template <class S>
+void ColGradSums(double* HWY_RESTRICT s1, double* HWY_RESTRICT s2, const S* HWY_RESTRICT dy,
+                 const S* HWY_RESTRICT x, int64_t len, double m, double r) {
+  const hn::ScalableTag<double> dd;
+  const size_t N = hn::Lanes(dd), n = static_cast<size_t>(len);
+  const auto vm = hn::Set(dd, m), vr = hn::Set(dd, r);
+  auto load = [&](const S* p, size_t k) {  // k = lanes to read (N: a full vector)
+    if constexpr (std::is_same_v<S, double>) {
+      return k == N ? hn::LoadU(dd, p) : hn::MaskedLoad(hn::FirstN(dd, k), dd, p);
+    } else {
+      const hn::Rebind<float, decltype(dd)> df;
+      return hn::PromoteTo(dd, k == N ? LoadFull(df, p) : LoadPartial(df, p, k));
+    }
+  };
+  size_t i = 0;
+  for (; i + N <= n; i += N) {
+    const auto g = load(dy + i, N), d = hn::Mul(hn::Sub(load(x + i, N), vm), vr);
+    hn::StoreU(hn::Add(hn::LoadU(dd, s1 + i), g), dd, s1 + i);
+    hn::StoreU(hn::MulAdd(g, d, hn::LoadU(dd, s2 + i)), dd, s2 + i);
+  }
+  if (i < n) {
+    const auto mask = hn::FirstN(dd, n - i);
+    const auto g = load(dy + i, n - i), d = hn::Mul(hn::Sub(load(x + i, n - i), vm), vr);
+    hn::BlendedStore(hn::Add(hn::MaskedLoad(mask, dd, s1 + i), g), mask, dd, s1 + i);
+    hn::BlendedStore(hn::MulAdd(g, d, hn::MaskedLoad(mask, dd, s2 + i)), mask, dd, s2 + i);
+  }
+}
+
 // Monomorphic entry points for HWY_EXPORT, one set per storage type.
 #define NORMKIT_ROWS_ENTRIES(S, SUF)                                                                      \
   using C##SUF = compute_t<S>;                                                                            \
@@ -249,6 +297,9 @@ void GradInput(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* dx, int64_t
   void GradInput##SUF(const S* dy, const S* x, S* dx, int64_t n, C##SUF h, C##SUF l, const C##SUF* w,     \
                       C##SUF P, C##SUF Q, C##SUF R) {                                                     \
     GradInput(dy, x, dx, n, h, l, w, P, Q, R);                                                            \
+  }                                                                                                       \
+  void ColGradSums##SUF(double* s1, double* s2, const S* dy, const S* x, int64_t n, double m, double r) { \
+    ColGradSums(s1, s2, dy, x, n, m, r);                                                                  \
   }
 NORMKIT_ROWS_ENTRIES(float, F)
 NORMKIT_ROWS_ENTRIES(double, D)
@@ -268,6 +319,12 @@ namespace normkit::engine::rows {
   HWY_EXPORT(ScaleShiftRows##SUF);                                                                        \
   HWY_EXPORT(GradSums##SUF);                                                                              \
   HWY_EXPORT(GradInput##SUF);                                                                             \
+  HWY_EXPORT(ColGradSums##SUF);                                                                           \
+  template <>                                                                                             \
+  void col_grad_sums_one<S>(double* s1, double* s2, const S* dy, const S* x, int64_t len, double m,       \
+                            double r) {                                                                   \
+    HWY_DYNAMIC_DISPATCH(ColGradSums##SUF)(s1, s2, dy, x, len, m, r);                                     \
+  }                                                                                                       \
   template <>                                                                                             \
   void dev_sums<S>(const S* x, int64_t len, SplitMean<compute_t<S>> m, double* s1, double* s2) {          \
     HWY_DYNAMIC_DISPATCH(DevSums##SUF)(x, len, m.hi, m.lo, s1, s2);                                       \
