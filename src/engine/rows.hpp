@@ -55,9 +55,11 @@ void grad_input(const S* dy, const S* x, S* dx, int64_t len, SplitMean<compute_t
 
 // Column sums along a run whose elements share one statistic (m, r): the dweight / dbias
 // sums of LayerNorm and RMSNorm. s1[i] += dy[i], s2[i] += dy[i] * ((x[i] - m) * r), in
-// double; SIMD (halves widened on load).
+// double; SIMD (halves widened on load). Hidden explicitly: a specialization over builtin
+// and exported types only would otherwise leave libnormkit.so (tests/consumer checks).
 template <class S>
-void col_grad_sums_one(double* s1, double* s2, const S* dy, const S* x, int64_t len, double m, double r);
+__attribute__((visibility("hidden"))) void col_grad_sums_one(double* s1, double* s2, const S* dy, const S* x,
+                                                             int64_t len, double m, double r);
 
 // ---- column mode: the statistic changes along the run (channels-last BatchNorm and
 // InstanceNorm), one accumulator or coefficient per element. Plain loops over contiguous

@@ -67,6 +67,7 @@ HWY_INLINE hn::Vec<hn::RebindToUnsigned<D>> ToBits(D d, hn::Vec<D> v) {
 
 // x86 from AVX2 up has F16C: vcvtph2ps is exact and vcvtps2ph (MXCSR's round to nearest
 // even) gives c10's bits for every non-NaN value (a NaN stays a NaN, its payload may differ).
+#undef NORMKIT_HW_F16  // this file is compiled once per target
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2 && !defined(HWY_DISABLE_F16C)
 #define NORMKIT_HW_F16 1
 #else
