@@ -17,7 +17,8 @@ Net<T>::Net(const NetConfig& cfg) : cfg_(cfg), fc_(cfg.c3, cfg.classes) {
   for (int s = 0; s < 3; ++s) {
     Conv2d<T> conv(chans[s], chans[s + 1], 3, strides[s], 1, bias);
     const int oh = conv.out_size(h), ow = conv.out_size(w);
-    stages_.push_back(Stage{std::move(conv), NormLayer<T>(cfg.norm, chans[s + 1], oh, ow, cfg.groups),
+    stages_.push_back(Stage{std::move(conv),
+                            NormLayer<T>(cfg.norm, chans[s + 1], oh, ow, cfg.groups, cfg.sync_bn),
                             h, w, oh, ow, {}, {}, {}, {}, {}});
     h = oh;
     w = ow;
@@ -87,6 +88,13 @@ void Net<T>::backward(const T* x, const T* dlogits, int n) {
 template <class T>
 void Net<T>::train(bool on) {
   for (Stage& st : stages_) st.norm.train(on);
+}
+
+template <class T>
+std::vector<std::vector<T>*> Net<T>::buffers() {
+  std::vector<std::vector<T>*> out;
+  for (Stage& st : stages_) st.norm.buffers(out);
+  return out;
 }
 
 template <class T>

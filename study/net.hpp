@@ -17,6 +17,7 @@ struct NetConfig {
   int c1 = 32, c2 = 64, c3 = 64;
   int groups = 8;  // GroupNorm: 8 groups -> 4 channels per group at 32, 8 at 64
   int classes = 10;
+  bool sync_bn = false;  // BatchNorm -> SyncBatchNorm over MPI_COMM_WORLD (data-parallel; MPI builds)
 };
 
 template <class T>
@@ -33,6 +34,8 @@ class Net {
   void train(bool on);
   void zero_grad();
   std::vector<ParamRef<T>>& params() { return params_; }
+  // The running statistics of every norm layer (BatchNorm only), in layer order.
+  std::vector<std::vector<T>*> buffers();
   const NetConfig& config() const { return cfg_; }
 
  private:

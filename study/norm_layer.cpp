@@ -5,8 +5,18 @@
 #include <algorithm>
 #include <cctype>
 #include <stdexcept>
+#include <type_traits>
 
 namespace study {
+
+namespace {
+template <class L>
+constexpr bool is_sync = false;
+#ifdef NORMKIT_WITH_MPI
+template <class T>
+constexpr bool is_sync<normkit::SyncBatchNorm<T>> = true;
+#endif
+}  // namespace
 
 NormKind parse_norm(const std::string& name) {
   std::string s = name;
@@ -32,8 +42,17 @@ std::string norm_name(NormKind kind) {
 }
 
 template <class T>
-NormLayer<T>::NormLayer(NormKind kind, int c, int h, int w, int groups)
+NormLayer<T>::NormLayer(NormKind kind, int c, int h, int w, int groups, bool sync)
     : kind_(kind), c_(c), h_(h), w_(w) {
+  if (sync && kind == NormKind::Batch) {
+#ifdef NORMKIT_WITH_MPI
+    layer_.template emplace<normkit::SyncBatchNorm<T>>(c, MPI_COMM_WORLD);
+    return;
+#else
+    throw normkit::Error("[study] SyncBatchNorm needs MPI: this normkit was built without it "
+                         "(apt-get install libopenmpi-dev openmpi-bin, then reconfigure)");
+#endif
+  }
   switch (kind) {
     case NormKind::Batch: layer_.template emplace<normkit::BatchNorm<T>>(c); break;
     case NormKind::Group: layer_.template emplace<normkit::GroupNorm<T>>(groups, c); break;
@@ -97,8 +116,23 @@ void NormLayer<T>::params(std::vector<ParamRef<T>>& out) {
         if constexpr (!std::is_same_v<std::decay_t<decltype(l)>, std::monostate>) {
           l.weight_grad.resize(l.weight.size());
           l.bias_grad.resize(l.bias.size());
-          if (!l.weight.empty()) out.push_back({l.weight.data(), l.weight_grad.data(), l.weight.size(), false});
-          if (!l.bias.empty()) out.push_back({l.bias.data(), l.bias_grad.data(), l.bias.size(), false});
+          constexpr bool reduced = is_sync<std::decay_t<decltype(l)>>;
+          if (!l.weight.empty())
+            out.push_back({l.weight.data(), l.weight_grad.data(), l.weight.size(), false, reduced});
+          if (!l.bias.empty()) out.push_back({l.bias.data(), l.bias_grad.data(), l.bias.size(), false, reduced});
+        }
+      },
+      layer_);
+}
+
+template <class T>
+void NormLayer<T>::buffers(std::vector<std::vector<T>*>& out) {
+  std::visit(
+      [&](auto& l) {
+        using L = std::decay_t<decltype(l)>;
+        if constexpr (std::is_same_v<L, normkit::BatchNorm<T>> || is_sync<L>) {
+          if (!l.running_mean.empty()) out.push_back(&l.running_mean);
+          if (!l.running_var.empty()) out.push_back(&l.running_var);
         }
       },
       layer_);

@@ -1,6 +1,8 @@
 // cmd_study.cpp — `normkit study [--quick]`: the batch-size study on Fashion-MNIST (every
 // norm x batch 32..2), writing docs/study/results.{csv,md} and batch_size.png. All the work
 // lives in study/sweep.cpp; this file maps options and checks learning in --quick.
+// `mpirun -np P normkit study --dp local|sync` (or --sync-bn) trains data-parallel instead
+// (study/dp_sweep.cpp); without MPI in the build those options fail with how to enable it.
 #include <CLI/CLI.hpp>
 
 #include <memory>
@@ -9,13 +11,15 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "dp_sweep.hpp"
 #include "sweep.hpp"
 
 namespace {
 
 struct StudyCli {
   study::StudyOptions opts;
-  bool quick = false, no_plot = false;
+  bool quick = false, no_plot = false, sync_bn = false;
+  std::string dp = "off";
   std::vector<std::string> norms;
   std::vector<int> batches;
   std::string out = "docs/study";
@@ -25,9 +29,17 @@ struct StudyCli {
 std::string canonical_command(const StudyCli& c, const study::StudyOptions& o) {
   std::ostringstream s;
   s << "normkit study";
+  if (c.dp != "off") s << " --dp " << c.dp;
   if (c.quick) s << " --quick";
   s << " --epochs " << o.epochs << " --train-subset " << o.train_subset << " --seed " << o.seed
-    << " --jobs " << o.jobs;
+    << (c.dp == "off" ? " --jobs " + std::to_string(o.jobs) : std::string());
+  if (c.dp != "off") {
+    s << " --test-subset " << o.test_subset << " --norms";
+    if (c.norms.empty()) s << " bn";
+    for (size_t i = 0; i < c.norms.size(); ++i) s << (i ? "," : " ") << c.norms[i];
+    s << " --batches";
+    for (size_t i = 0; i < o.batches.size(); ++i) s << (i ? "," : " ") << o.batches[i];
+  }
   return s.str();
 }
 
@@ -43,10 +55,17 @@ void run(StudyCli& c, bool out_given) {
     for (const std::string& n : c.norms) o.norms.push_back(study::parse_norm(n));
   }
   if (!c.batches.empty()) o.batches = c.batches;
-  o.out_dir = (c.quick && !out_given) ? std::string() : c.out;
+  if (c.sync_bn) c.dp = "sync";
+  const study::DataParallel dp = study::parse_data_parallel(c.dp);
+  // Data-parallel runs write files only when --out is given (never over results.*).
+  o.out_dir = ((c.quick || dp != study::DataParallel::Off) && !out_given) ? std::string() : c.out;
   o.plot = !c.no_plot;
+  if (dp != study::DataParallel::Off && c.norms.empty()) o.norms = {study::NormKind::Batch};
   o.command_line = canonical_command(c, o);
-  study::run_study(o);
+  if (dp == study::DataParallel::Off)
+    study::run_study(o);
+  else
+    study::run_dp_study(o, dp);
 }
 
 }  // namespace
@@ -83,5 +102,15 @@ void add_study_command(CLI::App& app) {
                                              "fail unless every run's test error is below this "
                                              "fraction (0: no check; --quick: 0.5)"));
   sub->add_flag("--no-plot", c->no_plot, "do not draw batch_size.png");
+  sub->add_option("--dp", c->dp,
+                  "data-parallel over the ranks of `mpirun -np P`: local (gradients averaged, "
+                  "BatchNorm on each rank's slice) or sync (SyncBatchNorm: statistics over the global "
+                  "batch); --batches are then per rank, lr scales with the global batch, runs go "
+                  "one at a time, norms default to bn, files are written only with --out "
+                  "(dp_local|dp_sync.{csv,md}); 1 rank (no mpirun) is single-process training. "
+                  "Needs a build with MPI")
+      ->check(CLI::IsMember({"off", "local", "sync"}))
+      ->capture_default_str();
+  sub->add_flag("--sync-bn", c->sync_bn, "the same as --dp sync");
   sub->callback([c, out] { run(*c, out->count() > 0); });
 }
