@@ -20,17 +20,20 @@ class NormkitRunner : public Runner {
       : p_(p), c_(*p.c), rm_(p.running_mean), rv_(p.running_var),
         dw_(static_cast<size_t>(c_.param_count())), db_(c_.has_bias() ? dw_.size() : 0) {}
 
-  void forward(int set, bool) override {
+  // for_backward: keep the statistics for the backward (SavedStats), as a training step does
+  // and as torch keeps save_mean / save_invstd; inference saves nothing.
+  void forward(int set, bool for_backward) override {
     const BufferSet& s = p_.sets[static_cast<size_t>(set)];
     TensorView<const T> x(static_cast<const T*>(s.x), c_.shape, c_.strides());
     TensorView<T> y(static_cast<T*>(s.y), c_.shape, c_.strides());
+    const normkit::SavedStats<float> sv = for_backward ? saved() : normkit::SavedStats<float>{};
     switch (c_.op) {
       case Op::BatchNormTrain:
-      case Op::BatchNormEval: normkit::batch_norm_forward<T, float>(x, y, bn_args()); break;
-      case Op::InstanceNorm: normkit::instance_norm_forward<T, float>(x, y, in_args()); break;
-      case Op::GroupNorm: normkit::group_norm_forward<T, float>(x, y, gn_args()); break;
-      case Op::LayerNorm: normkit::layer_norm_forward<T, float>(x, y, ln_args()); break;
-      case Op::RMSNorm: normkit::rms_norm_forward<T, float>(x, y, rms_args()); break;
+      case Op::BatchNormEval: normkit::batch_norm_forward<T, float>(x, y, bn_args(), sv); break;
+      case Op::InstanceNorm: normkit::instance_norm_forward<T, float>(x, y, in_args(), sv); break;
+      case Op::GroupNorm: normkit::group_norm_forward<T, float>(x, y, gn_args(), sv); break;
+      case Op::LayerNorm: normkit::layer_norm_forward<T, float>(x, y, ln_args(), sv); break;
+      case Op::RMSNorm: normkit::rms_norm_forward<T, float>(x, y, rms_args(), sv); break;
       case Op::WeightNorm:
         normkit::weight_norm_forward<T, float>(x, weight(), y, normkit::WeightNormArgs<T>{0});
         break;
@@ -43,13 +46,14 @@ class NormkitRunner : public Runner {
     TensorView<const T> dy(static_cast<const T*>(s.dy), c_.shape, c_.strides());
     TensorView<T> dx(static_cast<T*>(s.dx), c_.shape, c_.strides());
     std::span<float> dw(dw_), db(db_);
+    const normkit::SavedStats<float> sv = c_.op == Op::BatchNormEval ? normkit::SavedStats<float>{} : saved();
     switch (c_.op) {
       case Op::BatchNormTrain:
-      case Op::BatchNormEval: normkit::batch_norm_backward<T, float>(dy, x, dx, bn_args(), dw, db); break;
-      case Op::InstanceNorm: normkit::instance_norm_backward<T, float>(dy, x, dx, in_args(), dw, db); break;
-      case Op::GroupNorm: normkit::group_norm_backward<T, float>(dy, x, dx, gn_args(), dw, db); break;
-      case Op::LayerNorm: normkit::layer_norm_backward<T, float>(dy, x, dx, ln_args(), dw, db); break;
-      case Op::RMSNorm: normkit::rms_norm_backward<T, float>(dy, x, dx, rms_args(), dw); break;
+      case Op::BatchNormEval: normkit::batch_norm_backward<T, float>(dy, x, dx, bn_args(), dw, db, sv); break;
+      case Op::InstanceNorm: normkit::instance_norm_backward<T, float>(dy, x, dx, in_args(), dw, db, sv); break;
+      case Op::GroupNorm: normkit::group_norm_backward<T, float>(dy, x, dx, gn_args(), dw, db, sv); break;
+      case Op::LayerNorm: normkit::layer_norm_backward<T, float>(dy, x, dx, ln_args(), dw, db, sv); break;
+      case Op::RMSNorm: normkit::rms_norm_backward<T, float>(dy, x, dx, rms_args(), dw, sv); break;
       case Op::WeightNorm:
         normkit::weight_norm_backward<T, float>(dy, x, weight(), dx, dw, normkit::WeightNormArgs<T>{0});
         break;
@@ -71,6 +75,22 @@ class NormkitRunner : public Runner {
   }
 
  private:
+  // One statistic per channel (BatchNorm), per (n, c) (InstanceNorm), per (n, group)
+  // (GroupNorm), per row (LayerNorm, RMSNorm); WeightNorm keeps none.
+  normkit::SavedStats<float> saved() {
+    int64_t n = 0;
+    switch (c_.op) {
+      case Op::BatchNormTrain:
+      case Op::BatchNormEval: n = c_.channels(); break;
+      case Op::InstanceNorm: n = c_.batch() * c_.channels(); break;
+      case Op::GroupNorm: n = c_.batch() * c_.groups; break;
+      case Op::LayerNorm:
+      case Op::RMSNorm: n = c_.outer(); break;
+      case Op::WeightNorm: return {};
+    }
+    mean_.resize(static_cast<size_t>(n)), rstd_.resize(static_cast<size_t>(n));
+    return {mean_, rstd_};
+  }
   std::span<const float> weight() const { return p_.weight; }
   std::span<const float> bias() const { return p_.bias; }
   normkit::Shape trailing() const {
@@ -119,7 +139,7 @@ class NormkitRunner : public Runner {
 
   const Problem& p_;
   const Case& c_;
-  std::vector<float> rm_, rv_, dw_, db_;
+  std::vector<float> rm_, rv_, dw_, db_, mean_, rstd_;
 };
 
 }  // namespace

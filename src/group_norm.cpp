@@ -61,32 +61,35 @@ template <class T, class P>
 void group_norm_backward(TensorView<const T> dy, TensorView<const T> x, TensorView<T> dx,
                          const GroupNormArgs<T, P>& a,
                          std::span<std::type_identity_t<P>> dweight,
-                         std::span<std::type_identity_t<P>> dbias) {
+                         std::span<std::type_identity_t<P>> dbias, SavedStats<compute_t<T>> saved) {
   const ReductionPlan plan = checked_plan(x, a);
   detail::check_like(kOp, "grad_output", dy, x, false);
   if (dx.data) detail::check_like(kOp, "grad_input", dx, x, true);
   detail::check_param(kOp, "grad_weight", dweight, x.shape[1], "num_channels");
   detail::check_param(kOp, "grad_bias", dbias, x.shape[1], "num_channels");
+  auto given = detail::saved_for_backward(kOp, saved, plan.num_stats(), Statistic::Variance, a.eps, true);
   if (x.numel() == 0) return detail::zero_grads(dweight, dbias);
   if (const int64_t r = channel_stats_first(x, a.num_groups)) {
     const ReductionPlan fine = checked_plan(x, a, true);
-    detail::Stats s(static_cast<size_t>(plan.num_stats()));
+    const bool recompute = given.rstd.empty();
+    detail::Stats s = recompute ? detail::Stats(static_cast<size_t>(plan.num_stats())) : std::move(given);
     const auto nf = static_cast<size_t>(fine.num_stats());
     std::vector<double> sdy(nf), sdyx(nf);
     engine::backward_grouped(fine, r, Statistic::Variance, true, a.eps, dy.data, x.data, dx.data,
                              detail::ComputeParam<T, P>(a.weight).ptr, s.mean.data(), s.var.data(),
-                             s.rstd.data(), sdy.data(), sdyx.data());
+                             s.rstd.data(), sdy.data(), sdyx.data(), recompute);
     return detail::write_affine_grads(fine, sdy, sdyx, dweight, dbias);
   }
   detail::backward_pass(plan, Statistic::Variance, true, a.eps, dy.data, x.data, dx.data,
-                        detail::Stats{}, detail::ComputeParam<T, P>(a.weight).ptr, dweight, dbias);
+                        std::move(given), detail::ComputeParam<T, P>(a.weight).ptr, dweight, dbias);
 }
 
 #define NORMKIT_INSTANTIATE(T, P)                                                                   \
   template void group_norm_forward<T, P>(TensorView<const T>, TensorView<T>,                        \
                                          const GroupNormArgs<T, P>&, SavedStats<compute_t<T>>);     \
   template void group_norm_backward<T, P>(TensorView<const T>, TensorView<const T>, TensorView<T>,  \
-                                          const GroupNormArgs<T, P>&, std::span<P>, std::span<P>);
+                                          const GroupNormArgs<T, P>&, std::span<P>, std::span<P>,     \
+                                          SavedStats<compute_t<T>>);
 NORMKIT_FOR_EACH_TYPE_PAIR(NORMKIT_INSTANTIATE)
 #undef NORMKIT_INSTANTIATE
 

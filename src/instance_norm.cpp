@@ -83,15 +83,17 @@ template <class T, class P>
 void instance_norm_backward(TensorView<const T> dy, TensorView<const T> x, TensorView<T> dx,
                             const InstanceNormArgs<T, P>& a,
                          std::span<std::type_identity_t<P>> dweight,
-                         std::span<std::type_identity_t<P>> dbias) {
+                         std::span<std::type_identity_t<P>> dbias, SavedStats<compute_t<T>> saved) {
   const ReductionPlan plan = checked_plan(x, a);
   detail::check_like(kOp, "grad_output", dy, x, false);
   if (dx.data) detail::check_like(kOp, "grad_input", dx, x, true);
   detail::check_param(kOp, "grad_weight", dweight, x.shape[1], "num_channels");
   detail::check_param(kOp, "grad_bias", dbias, x.shape[1], "num_channels");
+  auto given = detail::saved_for_backward(kOp, saved, plan.num_stats(), Statistic::Variance, a.eps,
+                                          a.use_input_stats);
   if (x.numel() == 0) return detail::zero_grads(dweight, dbias);
   detail::backward_pass(plan, Statistic::Variance, a.use_input_stats, a.eps, dy.data, x.data, dx.data,
-                        a.use_input_stats ? detail::Stats{} : running_stats(x, a),
+                        a.use_input_stats ? std::move(given) : running_stats(x, a),
                         detail::ComputeParam<T, P>(a.weight).ptr, dweight, dbias);
 }
 
@@ -100,7 +102,7 @@ void instance_norm_backward(TensorView<const T> dy, TensorView<const T> x, Tenso
                                             const InstanceNormArgs<T, P>&, SavedStats<compute_t<T>>); \
   template void instance_norm_backward<T, P>(TensorView<const T>, TensorView<const T>,              \
                                              TensorView<T>, const InstanceNormArgs<T, P>&,          \
-                                             std::span<P>, std::span<P>);
+                                             std::span<P>, std::span<P>, SavedStats<compute_t<T>>);
 NORMKIT_FOR_EACH_TYPE_PAIR(NORMKIT_INSTANTIATE)
 #undef NORMKIT_INSTANTIATE
 

@@ -35,22 +35,24 @@ template <class T, class P>
 void layer_norm_backward(TensorView<const T> dy, TensorView<const T> x, TensorView<T> dx,
                          const LayerNormArgs<T, P>& a,
                          std::span<std::type_identity_t<P>> dweight,
-                         std::span<std::type_identity_t<P>> dbias) {
+                         std::span<std::type_identity_t<P>> dbias, SavedStats<compute_t<T>> saved) {
   const ReductionPlan plan = checked_plan(x, a);
   detail::check_like(kOp, "grad_output", dy, x, false);
   if (dx.data) detail::check_like(kOp, "grad_input", dx, x, true);
   detail::check_param(kOp, "grad_weight", dweight, plan.num_affine(), "normalized_shape elements");
   detail::check_param(kOp, "grad_bias", dbias, plan.num_affine(), "normalized_shape elements");
+  auto given = detail::saved_for_backward(kOp, saved, plan.num_stats(), Statistic::Variance, a.eps, true);
   if (x.numel() == 0) return detail::zero_grads(dweight, dbias);
   detail::backward_pass(plan, Statistic::Variance, true, a.eps, dy.data, x.data, dx.data,
-                        detail::Stats{}, detail::ComputeParam<T, P>(a.weight).ptr, dweight, dbias);
+                        std::move(given), detail::ComputeParam<T, P>(a.weight).ptr, dweight, dbias);
 }
 
 #define NORMKIT_INSTANTIATE(T, P)                                                                   \
   template void layer_norm_forward<T, P>(TensorView<const T>, TensorView<T>,                        \
                                          const LayerNormArgs<T, P>&, SavedStats<compute_t<T>>);     \
   template void layer_norm_backward<T, P>(TensorView<const T>, TensorView<const T>, TensorView<T>,  \
-                                          const LayerNormArgs<T, P>&, std::span<P>, std::span<P>);
+                                          const LayerNormArgs<T, P>&, std::span<P>, std::span<P>,     \
+                                          SavedStats<compute_t<T>>);
 NORMKIT_FOR_EACH_TYPE_PAIR(NORMKIT_INSTANTIATE)
 #undef NORMKIT_INSTANTIATE
 

@@ -143,6 +143,31 @@ void write_saved(SavedStats<T> saved, const std::vector<double>& mean, const std
   for (size_t i = 0; i < saved.rstd.size(); ++i) saved.rstd[i] = T(rstd[i]);
 }
 
+// The statistics a training forward saved, given to a backward so it need not take them from
+// x again: rstd, and mean for statistics that have one (MeanSquare's mean is 0 and may be
+// left empty). Checked at the door; empty Stats when none were given. second (the variance
+// or mean of squares) follows from rstd = 1/sqrt(second + eps).
+template <class C>
+Stats saved_for_backward(const char* op, SavedStats<C> saved, int64_t n, Statistic statistic, double eps,
+                         bool training) {
+  if (saved.mean.empty() && saved.rstd.empty()) return Stats{};
+  if (!training) fail(op, "saved statistics are for a backward in training mode (batch statistics)");
+  if (saved.rstd.empty()) fail(op, "saved mean given without saved rstd");
+  if (saved.mean.empty() && statistic == Statistic::Variance) fail(op, "saved rstd given without saved mean");
+  check_param(op, "saved mean", saved.mean, n, "one per statistic");
+  check_param(op, "saved rstd", saved.rstd, n, "one per statistic");
+  Stats s(static_cast<size_t>(n));
+  for (size_t i = 0; i < s.rstd.size(); ++i) {
+    const double r = double(saved.rstd[i]);
+    if (r <= 0)  // (a NaN passes, and propagates as it would have from x)
+      fail(op, "saved rstd[" + std::to_string(i) + "]=" + std::to_string(r) + " is not positive");
+    s.mean[i] = saved.mean.empty() ? 0.0 : double(saved.mean[i]);
+    s.rstd[i] = r;
+    s.var[i] = 1.0 / (r * r) - eps;
+  }
+  return s;
+}
+
 template <class T>
 const T* data_or_null(std::span<T> p) {
   return p.empty() ? nullptr : p.data();
@@ -202,10 +227,11 @@ void backward_pass(const ReductionPlan& plan, Statistic statistic, bool batch_st
                    const T* dy, const T* x, T* dx, Stats st, const compute_t<T>* w,
                    std::span<P> dweight, std::span<P> dbias) {
   const auto n = static_cast<size_t>(plan.num_stats());
-  if (batch_stats) st = Stats(n);
+  const bool recompute = batch_stats && st.rstd.empty();  // else: the forward's saved statistics
+  if (recompute) st = Stats(n);
   std::vector<double> sdy(n), sdyx(n);
   const bool per_stat = engine::backward(plan, statistic, batch_stats, eps, dy, x, dx, w, st.mean.data(),
-                                         st.var.data(), st.rstd.data(), sdy.data(), sdyx.data());
+                                         st.var.data(), st.rstd.data(), sdy.data(), sdyx.data(), recompute);
   if (dweight.empty() && dbias.empty()) return;
   if (per_stat) return write_affine_grads(plan, sdy, sdyx, dweight, dbias);
   const auto na = static_cast<size_t>(plan.num_affine());

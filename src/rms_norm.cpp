@@ -53,15 +53,16 @@ void rms_norm_forward(TensorView<const T> x, TensorView<T> y, const RMSNormArgs<
 template <class T, class P>
 void rms_norm_backward(TensorView<const T> dy, TensorView<const T> x, TensorView<T> dx,
                        const RMSNormArgs<T, P>& a,
-                       std::span<std::type_identity_t<P>> dweight) {
+                       std::span<std::type_identity_t<P>> dweight, SavedStats<compute_t<T>> saved) {
   const ReductionPlan plan = checked_plan(x, a);
   detail::check_like(kOp, "grad_output", dy, x, false);
   if (dx.data) detail::check_like(kOp, "grad_input", dx, x, true);
   detail::check_param(kOp, "grad_weight", dweight, plan.num_affine(), "normalized_shape elements");
+  auto given = detail::saved_for_backward(kOp, saved, plan.num_stats(), Statistic::MeanSquare, eps_of(a), true);
   if (x.numel() == 0) return detail::zero_grads(dweight, std::span<P>{});
   const auto w = effective_weight(a);
   detail::backward_pass(plan, Statistic::MeanSquare, true, eps_of(a), dy.data, x.data, dx.data,
-                        detail::Stats{}, w.empty() ? nullptr : w.data(),
+                        std::move(given), w.empty() ? nullptr : w.data(),
                         dweight, std::span<P>{});
 }
 
@@ -69,7 +70,7 @@ void rms_norm_backward(TensorView<const T> dy, TensorView<const T> x, TensorView
   template void rms_norm_forward<T, P>(TensorView<const T>, TensorView<T>, const RMSNormArgs<T, P>&, \
                                        SavedStats<compute_t<T>>);                                 \
   template void rms_norm_backward<T, P>(TensorView<const T>, TensorView<const T>, TensorView<T>,  \
-                                        const RMSNormArgs<T, P>&, std::span<P>);
+                                        const RMSNormArgs<T, P>&, std::span<P>, SavedStats<compute_t<T>>);
 NORMKIT_FOR_EACH_TYPE_PAIR(NORMKIT_INSTANTIATE)
 #undef NORMKIT_INSTANTIATE
 

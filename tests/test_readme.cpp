@@ -29,6 +29,16 @@ TEST(Readme, CppExampleRuns) {
   normkit::NormalizeArgs<float> any{.reduce_axes = {0, 2, 3}, .affine_axes = {1}};
   normkit::normalize_forward(xv, yv, any);
 
+  // A training step: the forward saves its statistics, the backward reads them instead of
+  // taking them from x again (PyTorch's save_mean / save_invstd; two passes over x fewer).
+  std::vector<float> mean(256), rstd(256), dgamma(256), dbeta(256);
+  normkit::BatchNormArgs<float> train{.weight = gamma, .bias = beta, .training = true};
+  normkit::batch_norm_forward(xv, yv, train, {mean, rstd});
+  normkit::batch_norm_backward<float>({dy.data(), {32, 256, 14, 14}}, xv, {dx.data(), {32, 256, 14, 14}},
+                                      train, dgamma, dbeta, {mean, rstd});
+
+  EXPECT_NEAR(dbeta[0], 32 * 14 * 14, 1e-2);
+  EXPECT_GT(rstd[0], 0.f);
   EXPECT_EQ(bn.num_batches_tracked, 1);
   EXPECT_NEAR(bn.bias_grad[0], 32 * 14 * 14, 1e-2);  // sum of dy over the channel
   EXPECT_NE(bn.running_mean[0], 0.f);

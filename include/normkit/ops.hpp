@@ -13,6 +13,9 @@
 //! Parameters and per-channel buffers are std::span: an empty span means "absent" (that
 //! output is then not computed), and a non-empty one must have exactly the expected size.
 //! All tensors of one call share x's shape and strides; dx.data may be null to skip dx.
+//! Training backwards take an optional `saved`: the SavedStats the forward wrote for the same
+//! x. Given, the statistics are read instead of taken from x again (two passes over x fewer,
+//! as PyTorch's save_mean/save_invstd); the result is the same up to their float rounding.
 #pragma once
 
 #include <cstdint>
@@ -88,7 +91,8 @@ NORMKIT_API void batch_norm_forward(TensorView<const T> x, TensorView<T> y,
 template <class T, class P = T>
 NORMKIT_API void batch_norm_backward(TensorView<const T> dy, TensorView<const T> x,
                                      TensorView<T> dx, const BatchNormArgs<T, P>& args,
-                                     std::span<std::type_identity_t<P>> dweight = {}, std::span<std::type_identity_t<P>> dbias = {});
+                                     std::span<std::type_identity_t<P>> dweight = {}, std::span<std::type_identity_t<P>> dbias = {},
+                                     SavedStats<compute_t<T>> saved = {});
 
 // ---- InstanceNorm: x is (N, C, *); statistics per (n, c) over the spatial dims ----------
 /// Arguments of instance_norm_forward() and instance_norm_backward().
@@ -113,7 +117,8 @@ NORMKIT_API void instance_norm_forward(TensorView<const T> x, TensorView<T> y,
 template <class T, class P = T>
 NORMKIT_API void instance_norm_backward(TensorView<const T> dy, TensorView<const T> x,
                                         TensorView<T> dx, const InstanceNormArgs<T, P>& args,
-                                        std::span<std::type_identity_t<P>> dweight = {}, std::span<std::type_identity_t<P>> dbias = {});
+                                        std::span<std::type_identity_t<P>> dweight = {}, std::span<std::type_identity_t<P>> dbias = {},
+                                     SavedStats<compute_t<T>> saved = {});
 
 // ---- GroupNorm: x is (N, C, *); statistics per (n, group) over C/G channels and space ---
 /// Arguments of group_norm_forward() and group_norm_backward().
@@ -132,7 +137,8 @@ NORMKIT_API void group_norm_forward(TensorView<const T> x, TensorView<T> y,
 template <class T, class P = T>
 NORMKIT_API void group_norm_backward(TensorView<const T> dy, TensorView<const T> x,
                                      TensorView<T> dx, const GroupNormArgs<T, P>& args,
-                                     std::span<std::type_identity_t<P>> dweight = {}, std::span<std::type_identity_t<P>> dbias = {});
+                                     std::span<std::type_identity_t<P>> dweight = {}, std::span<std::type_identity_t<P>> dbias = {},
+                                     SavedStats<compute_t<T>> saved = {});
 
 // ---- LayerNorm: statistics over the trailing dims given by normalized_shape -----------
 /// Arguments of layer_norm_forward() and layer_norm_backward().
@@ -151,7 +157,8 @@ NORMKIT_API void layer_norm_forward(TensorView<const T> x, TensorView<T> y,
 template <class T, class P = T>
 NORMKIT_API void layer_norm_backward(TensorView<const T> dy, TensorView<const T> x,
                                      TensorView<T> dx, const LayerNormArgs<T, P>& args,
-                                     std::span<std::type_identity_t<P>> dweight = {}, std::span<std::type_identity_t<P>> dbias = {});
+                                     std::span<std::type_identity_t<P>> dweight = {}, std::span<std::type_identity_t<P>> dbias = {},
+                                     SavedStats<compute_t<T>> saved = {});
 
 // ---- RMSNorm: y = x / sqrt(mean(x^2) + eps) * w over the trailing dims ----------------
 /// Where RMSNorm rounds to the storage type T. Both compute rstd in float32.
@@ -178,7 +185,8 @@ NORMKIT_API void rms_norm_forward(TensorView<const T> x, TensorView<T> y,
 /// RMSNorm backward: OVERWRITES dx, dweight and dbias (where given).
 template <class T, class P = T>
 NORMKIT_API void rms_norm_backward(TensorView<const T> dy, TensorView<const T> x, TensorView<T> dx,
-                       const RMSNormArgs<T, P>& args, std::span<std::type_identity_t<P>> dweight = {});
+                       const RMSNormArgs<T, P>& args, std::span<std::type_identity_t<P>> dweight = {},
+                       SavedStats<compute_t<T>> saved = {});
 
 // ---- WeightNorm: w = g * v / ||v||, the norm over every dim of v except `dim` ----------
 // g has v.shape[dim] values (one value when dim is unset, or -1 as PyTorch spells it:

@@ -555,7 +555,7 @@ void affine_of_stats(const ReductionPlan& plan, int64_t* affine) {
 template <class T>
 bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, double eps,
               const T* dy, const T* x, T* dx, const compute_t<T>* w, double* mean, double* second,
-              double* rstd, double* sum_dy, double* sum_dy_xhat) {
+              double* rstd, double* sum_dy, double* sum_dy_xhat, bool recompute) {
   using C = compute_t<T>;
   const Geometry g = make_geometry(plan, GroupBy::Statistic);
   const int64_t S = plan.num_stats();
@@ -563,7 +563,7 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
   const bool per_stat_w = affine_within_kept(plan);
   const bool fuse = !g.column && g.key_len <= kFuseMax && S >= kFuseMinStats;
   if (!fuse) {
-    if (batch_stats) {
+    if (batch_stats && recompute) {
       reduce_stats(plan, x, statistic, mean, second);
       for (int64_t s = 0; s < S; ++s) rstd[s] = rstd_of(statistic, second[s], eps);
     }
@@ -594,7 +594,7 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
   std::vector<double> Q(static_cast<size_t>(S)), R(static_cast<size_t>(S));  // dx coefficients
   for_each_group(g, plan.numel(), [&](int64_t, Offsets base) {
     const int64_t s = base.stat;
-    if (batch_stats) {
+    if (batch_stats && recompute) {
       finish_stats(statistic, listed_stats(g, runs, base, x, statistic), mean + s, second + s);
       rstd[s] = rstd_of(statistic, second[s], eps);
     }
@@ -640,7 +640,7 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
                                   const double*, const double*, const double*,                     \
                                   const compute_t<T>*);                                            \
   template bool backward<T>(const ReductionPlan&, Statistic, bool, double, const T*, const T*, T*, \
-                            const compute_t<T>*, double*, double*, double*, double*, double*);
+                            const compute_t<T>*, double*, double*, double*, double*, double*, bool);
 NORMKIT_INSTANTIATE(float)
 NORMKIT_INSTANTIATE(double)
 NORMKIT_INSTANTIATE(bfloat16)

@@ -60,10 +60,12 @@ void apply_backward(const ReductionPlan& plan, const T* dy, const T* x, T* dx, c
 // axis is a kept axis (w is constant over each statistic: BatchNorm, InstanceNorm,
 // WeightNorm), also writes sum_dy[s] and sum_dy_xhat[s] per statistic and returns true, so
 // dweight and dbias need no pass of their own; otherwise returns false and leaves them.
+// recompute = false: training's formula with the statistics read from mean, second and rstd
+// (those the forward saved) instead of taken from x again — two passes fewer.
 template <class T>
 bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, double eps,
               const T* dy, const T* x, T* dx, const compute_t<T>* w, double* mean, double* second,
-              double* rstd, double* sum_dy, double* sum_dy_xhat);
+              double* rstd, double* sum_dy, double* sum_dy_xhat, bool recompute = true);
 
 // dx = P * g + Q * (x - mean) + R with P = rstd, from one statistic's sums of g = dy * w
 // and g * xhat over its M elements (second: its statistic, for L2Norm's clamp at eps):

@@ -68,8 +68,8 @@ void forward_grouped(const ReductionPlan& fine, int64_t r, Statistic statistic, 
 template <class T>
 void backward_grouped(const ReductionPlan& fine, int64_t r, Statistic statistic, bool batch_stats, double eps,
                       const T* dy, const T* x, T* dx, const compute_t<T>* w, double* mean, double* second,
-                      double* rstd, double* fine_sum_dy, double* fine_sum_dy_xhat) {
-  if (batch_stats) coarse_stats(fine, r, statistic, eps, x, mean, second, rstd);
+                      double* rstd, double* fine_sum_dy, double* fine_sum_dy_xhat, bool recompute) {
+  if (batch_stats && recompute) coarse_stats(fine, r, statistic, eps, x, mean, second, rstd);
   const int64_t nf = fine.num_stats(), coarse = nf / r;
   const std::vector<double> fmean = expand(mean, nf, r), frstd = expand(rstd, nf, r);
   reduce_grads<T>(fine, GroupBy::Statistic, dy, x, fmean.data(), frstd.data(), nullptr, fine_sum_dy,
@@ -98,7 +98,7 @@ void backward_grouped(const ReductionPlan& fine, int64_t r, Statistic statistic,
                                    const compute_t<T>*, const compute_t<T>*, double*, double*, double*);   \
   template void backward_grouped<T>(const ReductionPlan&, int64_t, Statistic, bool, double, const T*,     \
                                     const T*, T*, const compute_t<T>*, double*, double*, double*, double*, \
-                                    double*);
+                                    double*, bool);
 NORMKIT_GROUPED_INSTANTIATE(float)
 NORMKIT_GROUPED_INSTANTIATE(double)
 NORMKIT_GROUPED_INSTANTIATE(bfloat16)

@@ -22,12 +22,12 @@ void forward_grouped(const ReductionPlan& fine, int64_t r, Statistic statistic, 
                      double* rstd);
 
 // As backward() on the coarse plan (batch_stats: the coarse statistics are taken from x and
-// written; otherwise read). Always writes the fine per-statistic sums fine_sum_dy[f] = sum dy
+// written, or read with recompute = false; otherwise read and fixed). Always writes the fine per-statistic sums fine_sum_dy[f] = sum dy
 // and fine_sum_dy_xhat[f] = sum dy * xhat, from which dweight and dbias follow (the fine
 // plan's affine index is a function of its statistic: affine_of_stats).
 template <class T>
 void backward_grouped(const ReductionPlan& fine, int64_t r, Statistic statistic, bool batch_stats, double eps,
                       const T* dy, const T* x, T* dx, const compute_t<T>* w, double* mean, double* second,
-                      double* rstd, double* fine_sum_dy, double* fine_sum_dy_xhat);
+                      double* rstd, double* fine_sum_dy, double* fine_sum_dy_xhat, bool recompute = true);
 
 }  // namespace normkit::engine
