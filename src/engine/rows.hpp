@@ -53,54 +53,42 @@ template <class S>
 void grad_input(const S* dy, const S* x, S* dx, int64_t len, SplitMean<compute_t<S>> m,
                 const compute_t<S>* w, compute_t<S> P, compute_t<S> Q, compute_t<S> R);
 
-// Column sums along a run whose elements share one statistic (m, r): the dweight / dbias
-// sums of LayerNorm and RMSNorm. s1[i] += dy[i], s2[i] += dy[i] * ((x[i] - m) * r), in
-// double; SIMD (halves widened on load). Hidden explicitly: a specialization over builtin
-// and exported types only would otherwise leave libnormkit.so (tests/consumer checks).
-template <class S>
-__attribute__((visibility("hidden"))) void col_grad_sums_one(double* s1, double* s2, const S* dy, const S* x,
-                                                             int64_t len, double m, double r);
-
 // ---- column mode: the statistic changes along the run (channels-last BatchNorm and
-// InstanceNorm), one accumulator or coefficient per element. Plain loops over contiguous
-// runs, in double, which the compiler vectorizes; the order of additions per element is
-// fixed.
+// InstanceNorm), one double accumulator or coefficient per element; and the column sums of
+// one run whose elements share a statistic (LayerNorm's and RMSNorm's dweight / dbias). SIMD
+// in double (halves and floats widened on load, results rounded once on store); the order of
+// additions per element is fixed. Hidden explicitly: a specialization over builtin and
+// exported types only would otherwise leave libnormkit.so (tests/consumer checks).
+#define NORMKIT_ROWS_INTERNAL __attribute__((visibility("hidden")))
 
-template <class T>
-void col_add(double* acc, const T* x, int64_t len) {
-  for (int64_t i = 0; i < len; ++i) acc[i] += double(x[i]);
-}
+// acc[i] += x[i]
+template <class S>
+NORMKIT_ROWS_INTERNAL void col_add(double* acc, const S* x, int64_t len);
 
-template <class T>
-void col_add_sq_dev(double* acc, const T* x, int64_t len, const double* mean) {
-  for (int64_t i = 0; i < len; ++i) {
-    const double d = double(x[i]) - mean[i];
-    acc[i] += d * d;
-  }
-}
+// acc[i] += (x[i] - mean[i])^2
+template <class S>
+NORMKIT_ROWS_INTERNAL void col_add_sq_dev(double* acc, const S* x, int64_t len, const double* mean);
 
-// s1[i] += dy[i],  s2[i] += dy[i] * (x[i] - mean[i]) * rstd[i]
-template <class T>
-void col_grad_sums(double* s1, double* s2, const T* dy, const T* x, int64_t len, const double* mean,
-                   const double* rstd) {
-  for (int64_t i = 0; i < len; ++i) {
-    const double g = double(dy[i]);
-    s1[i] += g, s2[i] += g * ((double(x[i]) - mean[i]) * rstd[i]);
-  }
-}
+// s1[i] += dy[i],  s2[i] += dy[i] * ((x[i] - mean[i]) * rstd[i])
+template <class S>
+NORMKIT_ROWS_INTERNAL void col_grad_sums(double* s1, double* s2, const S* dy, const S* x, int64_t len,
+                                         const double* mean, const double* rstd);
 
-// y = (x - mean) * alpha + beta
-template <class T>
-void col_scale_shift(const T* x, T* y, int64_t len, const double* mean, const double* alpha,
-                     const double* beta) {
-  for (int64_t i = 0; i < len; ++i) y[i] = T((double(x[i]) - mean[i]) * alpha[i] + beta[i]);
-}
+// The same with one statistic (m, r) for the whole run.
+template <class S>
+NORMKIT_ROWS_INTERNAL void col_grad_sums_one(double* s1, double* s2, const S* dy, const S* x, int64_t len,
+                                             double m, double r);
 
-// dx = P * dy + Q * (x - mean) + R
-template <class T>
-void col_grad_input(const T* dy, const T* x, T* dx, int64_t len, const double* mean, const double* P,
-                    const double* Q, const double* R) {
-  for (int64_t i = 0; i < len; ++i) dx[i] = T(P[i] * double(dy[i]) + Q[i] * (double(x[i]) - mean[i]) + R[i]);
-}
+// y[i] = (x[i] - mean[i]) * alpha[i] + beta[i]
+template <class S>
+NORMKIT_ROWS_INTERNAL void col_scale_shift(const S* x, S* y, int64_t len, const double* mean,
+                                           const double* alpha, const double* beta);
+
+// dx[i] = P[i] * dy[i] + Q[i] * (x[i] - mean[i]) + R[i]
+template <class S>
+NORMKIT_ROWS_INTERNAL void col_grad_input(const S* dy, const S* x, S* dx, int64_t len, const double* mean,
+                                          const double* P, const double* Q, const double* R);
+
+#undef NORMKIT_ROWS_INTERNAL
 
 }  // namespace normkit::engine::rows

@@ -10,6 +10,7 @@
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
 
+#include <algorithm>
 #include <cstring>
 #include <type_traits>
 
@@ -248,34 +249,113 @@ void GradInput(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* dx, int64_t
   if (i < n) StorePartial(d, step(i, n - i), dx + i, n - i);
 }
 
-// s1[i] += dy[i], s2[i] += dy[i] * ((x[i] - m) * r) in double: the column sums of one run
-// whose elements share a statistic (dweight and dbias of LayerNorm and RMSNorm).
+// ---- column mode: double lanes, one accumulator or coefficient per element -------------
+
+// k <= Lanes(dd) elements of S at p, widened to double (the rest 0).
+template <class DD, class S>
+HWY_INLINE hn::Vec<DD> LoadWide(DD dd, const S* HWY_RESTRICT p, size_t k) {
+  if constexpr (std::is_same_v<S, double>) {
+    return k == hn::Lanes(dd) ? hn::LoadU(dd, p) : hn::MaskedLoad(hn::FirstN(dd, k), dd, p);
+  } else {
+    const hn::Rebind<float, DD> df;
+    return hn::PromoteTo(dd, k == hn::Lanes(dd) ? LoadFull(df, p) : LoadPartial(df, p, k));
+  }
+}
+
+// Writes the first k lanes of v to p as S (double -> float -> half, each rounding to nearest
+// even, as the scalar T(double) conversions do).
+template <class DD, class S>
+HWY_INLINE void StoreNarrow(DD dd, hn::Vec<DD> v, S* HWY_RESTRICT p, size_t k) {
+  if constexpr (std::is_same_v<S, double>) {
+    if (k == hn::Lanes(dd)) return hn::StoreU(v, dd, p);
+    hn::BlendedStore(v, hn::FirstN(dd, k), dd, p);
+  } else {
+    const hn::Rebind<float, DD> df;
+    const auto f = hn::DemoteTo(df, v);
+    if (k == hn::Lanes(dd)) return StoreFull(df, f, p);
+    StorePartial(df, f, p, k);
+  }
+}
+
+template <class DD>
+HWY_INLINE hn::Vec<DD> LoadAcc(DD dd, const double* HWY_RESTRICT p, size_t k) {
+  return LoadWide(dd, p, k);
+}
+template <class DD>
+HWY_INLINE void StoreAcc(DD dd, hn::Vec<DD> v, double* HWY_RESTRICT p, size_t k) {
+  StoreNarrow(dd, v, p, k);
+}
+
+// Calls step(i, k) over [0, n) in vectors of k = Lanes lanes (the last one partial).
+template <class DD, class Step>
+HWY_INLINE void ForLanes(DD dd, int64_t len, Step&& step) {
+  const size_t N = hn::Lanes(dd), n = static_cast<size_t>(len);
+  for (size_t i = 0; i < n; i += N) step(i, std::min(N, n - i));
+}
+
+template <class S>
+void ColAdd(double* HWY_RESTRICT acc, const S* HWY_RESTRICT x, int64_t len) {
+  const hn::ScalableTag<double> dd;
+  ForLanes(dd, len, [&](size_t i, size_t k) {
+    StoreAcc(dd, hn::Add(LoadAcc(dd, acc + i, k), LoadWide(dd, x + i, k)), acc + i, k);
+  });
+}
+
+template <class S>
+void ColAddSqDev(double* HWY_RESTRICT acc, const S* HWY_RESTRICT x, int64_t len, const double* HWY_RESTRICT mean) {
+  const hn::ScalableTag<double> dd;
+  ForLanes(dd, len, [&](size_t i, size_t k) {
+    const auto d = hn::Sub(LoadWide(dd, x + i, k), LoadAcc(dd, mean + i, k));
+    StoreAcc(dd, hn::MulAdd(d, d, LoadAcc(dd, acc + i, k)), acc + i, k);
+  });
+}
+
 template <class S>
 void ColGradSums(double* HWY_RESTRICT s1, double* HWY_RESTRICT s2, const S* HWY_RESTRICT dy,
-                 const S* HWY_RESTRICT x, int64_t len, double m, double r) {
+                 const S* HWY_RESTRICT x, int64_t len, const double* HWY_RESTRICT mean,
+                 const double* HWY_RESTRICT rstd) {
   const hn::ScalableTag<double> dd;
-  const size_t N = hn::Lanes(dd), n = static_cast<size_t>(len);
+  ForLanes(dd, len, [&](size_t i, size_t k) {
+    const auto g = LoadWide(dd, dy + i, k);
+    const auto d = hn::Mul(hn::Sub(LoadWide(dd, x + i, k), LoadAcc(dd, mean + i, k)), LoadAcc(dd, rstd + i, k));
+    StoreAcc(dd, hn::Add(LoadAcc(dd, s1 + i, k), g), s1 + i, k);
+    StoreAcc(dd, hn::MulAdd(g, d, LoadAcc(dd, s2 + i, k)), s2 + i, k);
+  });
+}
+
+template <class S>
+void ColGradSumsOne(double* HWY_RESTRICT s1, double* HWY_RESTRICT s2, const S* HWY_RESTRICT dy,
+                    const S* HWY_RESTRICT x, int64_t len, double m, double r) {
+  const hn::ScalableTag<double> dd;
   const auto vm = hn::Set(dd, m), vr = hn::Set(dd, r);
-  auto load = [&](const S* p, size_t k) {  // k = lanes to read (N: a full vector)
-    if constexpr (std::is_same_v<S, double>) {
-      return k == N ? hn::LoadU(dd, p) : hn::MaskedLoad(hn::FirstN(dd, k), dd, p);
-    } else {
-      const hn::Rebind<float, decltype(dd)> df;
-      return hn::PromoteTo(dd, k == N ? LoadFull(df, p) : LoadPartial(df, p, k));
-    }
-  };
-  size_t i = 0;
-  for (; i + N <= n; i += N) {
-    const auto g = load(dy + i, N), d = hn::Mul(hn::Sub(load(x + i, N), vm), vr);
-    hn::StoreU(hn::Add(hn::LoadU(dd, s1 + i), g), dd, s1 + i);
-    hn::StoreU(hn::MulAdd(g, d, hn::LoadU(dd, s2 + i)), dd, s2 + i);
-  }
-  if (i < n) {
-    const auto mask = hn::FirstN(dd, n - i);
-    const auto g = load(dy + i, n - i), d = hn::Mul(hn::Sub(load(x + i, n - i), vm), vr);
-    hn::BlendedStore(hn::Add(hn::MaskedLoad(mask, dd, s1 + i), g), mask, dd, s1 + i);
-    hn::BlendedStore(hn::MulAdd(g, d, hn::MaskedLoad(mask, dd, s2 + i)), mask, dd, s2 + i);
-  }
+  ForLanes(dd, len, [&](size_t i, size_t k) {
+    const auto g = LoadWide(dd, dy + i, k), d = hn::Mul(hn::Sub(LoadWide(dd, x + i, k), vm), vr);
+    StoreAcc(dd, hn::Add(LoadAcc(dd, s1 + i, k), g), s1 + i, k);
+    StoreAcc(dd, hn::MulAdd(g, d, LoadAcc(dd, s2 + i, k)), s2 + i, k);
+  });
+}
+
+template <class S>
+void ColScaleShift(const S* HWY_RESTRICT x, S* HWY_RESTRICT y, int64_t len, const double* HWY_RESTRICT mean,
+                   const double* HWY_RESTRICT alpha, const double* HWY_RESTRICT beta) {
+  const hn::ScalableTag<double> dd;
+  ForLanes(dd, len, [&](size_t i, size_t k) {
+    const auto d = hn::Sub(LoadWide(dd, x + i, k), LoadAcc(dd, mean + i, k));
+    StoreNarrow(dd, hn::MulAdd(d, LoadAcc(dd, alpha + i, k), LoadAcc(dd, beta + i, k)), y + i, k);
+  });
+}
+
+template <class S>
+void ColGradInput(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* HWY_RESTRICT dx, int64_t len,
+                  const double* HWY_RESTRICT mean, const double* HWY_RESTRICT P, const double* HWY_RESTRICT Q,
+                  const double* HWY_RESTRICT R) {
+  const hn::ScalableTag<double> dd;
+  ForLanes(dd, len, [&](size_t i, size_t k) {
+    const auto d = hn::Sub(LoadWide(dd, x + i, k), LoadAcc(dd, mean + i, k));
+    const auto v = hn::MulAdd(LoadAcc(dd, P + i, k), LoadWide(dd, dy + i, k),
+                              hn::MulAdd(LoadAcc(dd, Q + i, k), d, LoadAcc(dd, R + i, k)));
+    StoreNarrow(dd, v, dx + i, k);
+  });
 }
 
 // Monomorphic entry points for HWY_EXPORT, one set per storage type.
@@ -299,8 +379,22 @@ void ColGradSums(double* HWY_RESTRICT s1, double* HWY_RESTRICT s2, const S* HWY_
                       C##SUF P, C##SUF Q, C##SUF R) {                                                     \
     GradInput(dy, x, dx, n, h, l, w, P, Q, R);                                                            \
   }                                                                                                       \
-  void ColGradSums##SUF(double* s1, double* s2, const S* dy, const S* x, int64_t n, double m, double r) { \
+  void ColAdd##SUF(double* a, const S* x, int64_t n) { ColAdd(a, x, n); }                                \
+  void ColAddSqDev##SUF(double* a, const S* x, int64_t n, const double* m) { ColAddSqDev(a, x, n, m); }  \
+  void ColGradSums##SUF(double* s1, double* s2, const S* dy, const S* x, int64_t n, const double* m,     \
+                        const double* r) {                                                                \
     ColGradSums(s1, s2, dy, x, n, m, r);                                                                  \
+  }                                                                                                       \
+  void ColGradSumsOne##SUF(double* s1, double* s2, const S* dy, const S* x, int64_t n, double m,         \
+                           double r) {                                                                    \
+    ColGradSumsOne(s1, s2, dy, x, n, m, r);                                                               \
+  }                                                                                                       \
+  void ColScaleShift##SUF(const S* x, S* y, int64_t n, const double* m, const double* a, const double* b) { \
+    ColScaleShift(x, y, n, m, a, b);                                                                      \
+  }                                                                                                       \
+  void ColGradInput##SUF(const S* dy, const S* x, S* dx, int64_t n, const double* m, const double* P,    \
+                         const double* Q, const double* R) {                                              \
+    ColGradInput(dy, x, dx, n, m, P, Q, R);                                                               \
   }
 NORMKIT_ROWS_ENTRIES(float, F)
 NORMKIT_ROWS_ENTRIES(double, D)
@@ -320,11 +414,39 @@ namespace normkit::engine::rows {
   HWY_EXPORT(ScaleShiftRows##SUF);                                                                        \
   HWY_EXPORT(GradSums##SUF);                                                                              \
   HWY_EXPORT(GradInput##SUF);                                                                             \
+  HWY_EXPORT(ColAdd##SUF);                                                                                \
+  HWY_EXPORT(ColAddSqDev##SUF);                                                                           \
   HWY_EXPORT(ColGradSums##SUF);                                                                           \
+  HWY_EXPORT(ColGradSumsOne##SUF);                                                                        \
+  HWY_EXPORT(ColScaleShift##SUF);                                                                         \
+  HWY_EXPORT(ColGradInput##SUF);                                                                          \
+  template <>                                                                                             \
+  void col_add<S>(double* acc, const S* x, int64_t len) {                                                 \
+    HWY_DYNAMIC_DISPATCH(ColAdd##SUF)(acc, x, len);                                                       \
+  }                                                                                                       \
+  template <>                                                                                             \
+  void col_add_sq_dev<S>(double* acc, const S* x, int64_t len, const double* mean) {                      \
+    HWY_DYNAMIC_DISPATCH(ColAddSqDev##SUF)(acc, x, len, mean);                                            \
+  }                                                                                                       \
+  template <>                                                                                             \
+  void col_grad_sums<S>(double* s1, double* s2, const S* dy, const S* x, int64_t len, const double* mean, \
+                        const double* rstd) {                                                             \
+    HWY_DYNAMIC_DISPATCH(ColGradSums##SUF)(s1, s2, dy, x, len, mean, rstd);                               \
+  }                                                                                                       \
   template <>                                                                                             \
   void col_grad_sums_one<S>(double* s1, double* s2, const S* dy, const S* x, int64_t len, double m,       \
                             double r) {                                                                   \
-    HWY_DYNAMIC_DISPATCH(ColGradSums##SUF)(s1, s2, dy, x, len, m, r);                                     \
+    HWY_DYNAMIC_DISPATCH(ColGradSumsOne##SUF)(s1, s2, dy, x, len, m, r);                                  \
+  }                                                                                                       \
+  template <>                                                                                             \
+  void col_scale_shift<S>(const S* x, S* y, int64_t len, const double* mean, const double* alpha,         \
+                          const double* beta) {                                                           \
+    HWY_DYNAMIC_DISPATCH(ColScaleShift##SUF)(x, y, len, mean, alpha, beta);                               \
+  }                                                                                                       \
+  template <>                                                                                             \
+  void col_grad_input<S>(const S* dy, const S* x, S* dx, int64_t len, const double* mean, const double* P, \
+                         const double* Q, const double* R) {                                              \
+    HWY_DYNAMIC_DISPATCH(ColGradInput##SUF)(dy, x, dx, len, mean, P, Q, R);                               \
   }                                                                                                       \
   template <>                                                                                             \
   void dev_sums<S>(const S* x, int64_t len, SplitMean<compute_t<S>> m, double* s1, double* s2) {          \
