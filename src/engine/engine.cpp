@@ -157,6 +157,18 @@ Partial chan_merge(const Partial& x, const Partial& y) {
 
 // The moments (or sum of squares) of the elements of key group `group` in [d0, d1):
 // two passes over the cache-resident chunk, the second around the first's mean.
+// From sums(m, s1, s2) = the sums of d = x - m and d^2 over the n elements.
+template <class Sums>
+Partial moments_of(Sums&& sums, double n, Statistic statistic) {
+  double s1, s2;
+  sums(0.0, s1, s2);
+  if (statistic != Statistic::Variance) return {n, 0.0, s2};
+  const double m = n > 0 ? s1 / n : 0.0;
+  sums(m, s1, s2);  // corrected two-pass: mean = m + sum(d)/n, m2 = sum(d^2) - sum(d)^2/n
+  const double m2 = s2 - s1 * s1 / n;
+  return {n, m + s1 / n, m2 < 0 ? 0.0 : m2};  // rounding may go below 0; NaN must stay NaN
+}
+
 template <class T, class ForRuns>
 Partial chunk_stats_of(ForRuns&& for_runs, double n, int64_t ms, const T* x, Statistic statistic) {
   auto sums = [&](double m, double& s1, double& s2) {
@@ -175,13 +187,7 @@ Partial chunk_stats_of(ForRuns&& for_runs, double n, int64_t ms, const T* x, Sta
       s1 += a, s2 += b;
     });
   };
-  double s1, s2;
-  sums(0.0, s1, s2);
-  if (statistic != Statistic::Variance) return {n, 0.0, s2};
-  const double m = n > 0 ? s1 / n : 0.0;
-  sums(m, s1, s2);  // corrected two-pass: mean = m + sum(d)/n, m2 = sum(d^2) - sum(d)^2/n
-  const double m2 = s2 - s1 * s1 / n;
-  return {n, m + s1 / n, m2 < 0 ? 0.0 : m2};  // rounding may go below 0; NaN must stay NaN
+  return moments_of(sums, n, statistic);
 }
 
 template <class T>
@@ -193,14 +199,21 @@ Partial chunk_stats(const Geometry& g, int64_t group, int64_t d0, int64_t d1, co
 
 // The runs of one key's domain in row mode, relative to the key's first element: the same
 // list for every key, so the fused passes walk it instead of decomposing indices.
+// `whole`: the runs are contiguous, each all of one statistic and one affine index, and the
+// key is one chunk: then the list primitives take a statistic's runs (their memory offsets
+// `mem`) in one dispatched call (BatchNorm on NCHW: N runs of H*W per channel).
 struct RunList {
   std::vector<Offsets> rel;
   int64_t len = 0;
+  std::vector<int64_t> mem;
+  bool whole = false;
 };
-RunList make_run_list(const Geometry& g) {
-  RunList r{std::vector<Offsets>(static_cast<size_t>(g.domain.count)), g.run.size};
+RunList make_run_list(const Geometry& g, bool affine_kept) {
+  RunList r{std::vector<Offsets>(static_cast<size_t>(g.domain.count)), g.run.size, {}, false};
   Cursor c(g.domain, 0);
   for (auto& o : r.rel) o = *c, c.next();
+  r.whole = g.run.stride == 1 && g.run.stat_stride == 0 && g.num_segs == 1 && affine_kept;
+  for (const Offsets& o : r.rel) r.mem.push_back(o.mem);
   return r;
 }
 // visit(offsets, len) for the part of the run list in domain positions [d0, d1).
@@ -269,6 +282,13 @@ Partial merge_stats(Statistic statistic, const Partial& a, const Partial& b) {
 
 template <class T>
 Partial listed_stats(const Geometry& g, const RunList& runs, Offsets base, const T* x, Statistic statistic) {
+  if (runs.whole)
+    return moments_of(
+        [&](double m, double& s1, double& s2) {
+          rows::dev_sums_list(x + base.mem, runs.mem.data(), int64_t(runs.mem.size()), runs.len,
+                              rows::SplitMean<compute_t<T>>(m), &s1, &s2);
+        },
+        double(g.key_len), statistic);
   Partial acc;
   for (int64_t seg = 0; seg < g.num_segs; ++seg) {
     const int64_t d0 = seg * g.seg_len, d1 = std::min(g.key_len, d0 + g.seg_len);
@@ -437,11 +457,17 @@ void forward(const ReductionPlan& plan, Statistic statistic, double eps, const T
   }
   // One statistic per task: its chunks in order (the same partials as reduce_stats), then
   // normalize its elements while they are still in cache.
-  const RunList runs = make_run_list(g);
+  const RunList runs = make_run_list(g, affine_within_kept(plan));
   for_each_group(g, plan.numel(), [&](int64_t, Offsets base) {
     const int64_t s = base.stat;
     finish_stats(statistic, listed_stats(g, runs, base, x, statistic), mean + s, second + s);
     rstd[s] = rstd_of(statistic, second[s], eps);
+    if (runs.whole && !round_xhat) {
+      using C = compute_t<T>;
+      const double wv = w ? double(w[base.aff]) : 1.0, bv = b ? double(b[base.aff]) : 0.0;
+      return rows::scale_shift_list(x + base.mem, y + base.mem, runs.mem.data(), int64_t(runs.mem.size()), runs.len,
+                                    rows::SplitMean<C>(mean[s]), C(rstd[s] * wv), C(bv));
+    }
     for_each_listed_run(runs, g.run, base, 0, g.key_len,
                         [&](Offsets o, int64_t len) { normalize_run(g.run, o, len, x, y, mean, rstd, w, b, round_xhat); });
   });
@@ -590,7 +616,7 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
   }
   // One statistic per task: its statistics, its sums, then dx, all while it is in cache.
   const int64_t as = g.run.affine_stride;
-  const RunList runs = make_run_list(g);
+  const RunList runs = make_run_list(g, affine_within_kept(plan));
   std::vector<double> Q(static_cast<size_t>(S)), R(static_cast<size_t>(S));  // dx coefficients
   for_each_group(g, plan.numel(), [&](int64_t, Offsets base) {
     const int64_t s = base.stat;
@@ -602,24 +628,36 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
     const double r = rstd[s];
     // u: sums of dy and dy * (x - mean); g: the same with dy weighted by w.
     double u1 = 0, u2 = 0, g1 = 0, g2 = 0;
-    for_each_listed_run(runs, g.run, base, 0, g.key_len, [&](Offsets o, int64_t len) {
-      double a = 0, b = 0;
-      const bool wvec = w && as != 0;
-      if (g.run.stride == 1 && (!wvec || as == 1)) {
-        rows::grad_sums(dy + o.mem, x + o.mem, len, m, wvec ? w + o.aff : static_cast<const C*>(nullptr), &a, &b);
-      } else {
-        for (int64_t i = 0; i < len; ++i) {
-          const double gv = double(dy[o.mem + i * g.run.stride]) * (wvec ? double(w[o.aff + i * as]) : 1.0);
-          a += gv, b += gv * (double(x[o.mem + i * g.run.stride]) - mean[s]);
+    const int64_t count = int64_t(runs.mem.size());
+    if (runs.whole) {  // w is one number for the whole statistic
+      const double wv = w ? double(w[base.aff]) : 1.0;
+      rows::grad_sums_list(dy + base.mem, x + base.mem, runs.mem.data(), count, runs.len, m, &u1, &u2);
+      g1 = wv * u1, g2 = wv * u2;
+    } else {
+      for_each_listed_run(runs, g.run, base, 0, g.key_len, [&](Offsets o, int64_t len) {
+        double a = 0, b = 0;
+        const bool wvec = w && as != 0;
+        if (g.run.stride == 1 && (!wvec || as == 1)) {
+          rows::grad_sums(dy + o.mem, x + o.mem, len, m, wvec ? w + o.aff : static_cast<const C*>(nullptr), &a, &b);
+        } else {
+          for (int64_t i = 0; i < len; ++i) {
+            const double gv = double(dy[o.mem + i * g.run.stride]) * (wvec ? double(w[o.aff + i * as]) : 1.0);
+            a += gv, b += gv * (double(x[o.mem + i * g.run.stride]) - mean[s]);
+          }
         }
-      }
-      const double wv = w && !wvec ? double(w[o.aff]) : 1.0;
-      u1 += a, u2 += b, g1 += wv * a, g2 += wv * b;
-    });
+        const double wv = w && !wvec ? double(w[o.aff]) : 1.0;
+        u1 += a, u2 += b, g1 += wv * a, g2 += wv * b;
+      });
+    }
     if (per_stat_w) sum_dy[s] = u1, sum_dy_xhat[s] = u2 * r;
     if (!dx) return;
     Q[s] = R[s] = 0;
     if (batch_stats) dx_coefficients(statistic, M, r, second[s], eps, g1, g2 * r, &Q[s], &R[s]);
+    if (runs.whole) {
+      const double wv = w ? double(w[base.aff]) : 1.0;
+      return rows::grad_input_list(dy + base.mem, x + base.mem, dx + base.mem, runs.mem.data(), count, runs.len, m,
+                                   C(r * wv), C(Q[s]), C(R[s]));
+    }
     for_each_listed_run(runs, g.run, base, 0, g.key_len, [&](Offsets o, int64_t len) {
       grad_input_run(g.run, o, len, dy, x, dx, mean, rstd, Q.data(), R.data(), w);
     });

@@ -53,6 +53,22 @@ template <class S>
 void grad_input(const S* dy, const S* x, S* dx, int64_t len, SplitMean<compute_t<S>> m,
                 const compute_t<S>* w, compute_t<S> P, compute_t<S> Q, compute_t<S> R);
 
+// ---- lists of runs: the same four primitives over `count` runs of `len` elements at
+// x + offs[r] (a statistic's runs, e.g. BatchNorm's N runs of H*W per channel), in one
+// dispatched call. Per-run sums are added in run order, so the results equal run-by-run calls.
+template <class S>
+void dev_sums_list(const S* x, const int64_t* offs, int64_t count, int64_t len, SplitMean<compute_t<S>> m,
+                   double* s1, double* s2);
+template <class S>
+void scale_shift_list(const S* x, S* y, const int64_t* offs, int64_t count, int64_t len,
+                      SplitMean<compute_t<S>> m, compute_t<S> alpha, compute_t<S> beta);
+template <class S>
+void grad_sums_list(const S* dy, const S* x, const int64_t* offs, int64_t count, int64_t len,
+                    SplitMean<compute_t<S>> m, double* s1, double* s2);
+template <class S>
+void grad_input_list(const S* dy, const S* x, S* dx, const int64_t* offs, int64_t count, int64_t len,
+                     SplitMean<compute_t<S>> m, compute_t<S> P, compute_t<S> Q, compute_t<S> R);
+
 // ---- column mode: the statistic changes along the run (channels-last BatchNorm and
 // InstanceNorm), one double accumulator or coefficient per element; and the column sums of
 // one run whose elements share a statistic (LayerNorm's and RMSNorm's dweight / dbias). SIMD

@@ -249,6 +249,43 @@ void GradInput(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* dx, int64_t
   if (i < n) StorePartial(d, step(i, n - i), dx + i, n - i);
 }
 
+// ---- lists of runs: one dispatched call per statistic -------------------------------------
+
+template <class S, class C = compute_t<S>>
+void DevSumsList(const S* x, const int64_t* offs, int64_t count, int64_t len, C hi, C lo, double* s1, double* s2) {
+  double a = 0, b = 0;
+  for (int64_t r = 0; r < count; ++r) {
+    double p, q;
+    DevSums(x + offs[r], len, hi, lo, &p, &q);
+    a += p, b += q;
+  }
+  *s1 = a, *s2 = b;
+}
+
+template <class S, class C = compute_t<S>>
+void ScaleShiftList(const S* x, S* y, const int64_t* offs, int64_t count, int64_t len, C hi, C lo, C alpha, C beta) {
+  for (int64_t r = 0; r < count; ++r) ScaleShift(x + offs[r], y + offs[r], len, hi, lo, alpha, beta);
+}
+
+template <class S, class C = compute_t<S>>
+void GradSumsList(const S* dy, const S* x, const int64_t* offs, int64_t count, int64_t len, C hi, C lo, double* s1,
+                  double* s2) {
+  double a = 0, b = 0;
+  for (int64_t r = 0; r < count; ++r) {
+    double p, q;
+    GradSums(dy + offs[r], x + offs[r], len, hi, lo, static_cast<const C*>(nullptr), &p, &q);
+    a += p, b += q;
+  }
+  *s1 = a, *s2 = b;
+}
+
+template <class S, class C = compute_t<S>>
+void GradInputList(const S* dy, const S* x, S* dx, const int64_t* offs, int64_t count, int64_t len, C hi, C lo, C P,
+                   C Q, C R) {
+  for (int64_t r = 0; r < count; ++r)
+    GradInput(dy + offs[r], x + offs[r], dx + offs[r], len, hi, lo, static_cast<const C*>(nullptr), P, Q, R);
+}
+
 // ---- column mode: double lanes, one accumulator or coefficient per element -------------
 
 // k <= Lanes(dd) elements of S at p, widened to double (the rest 0).
@@ -379,6 +416,22 @@ void ColGradInput(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* HWY_REST
                       C##SUF P, C##SUF Q, C##SUF R) {                                                     \
     GradInput(dy, x, dx, n, h, l, w, P, Q, R);                                                            \
   }                                                                                                       \
+  void DevSumsList##SUF(const S* x, const int64_t* o, int64_t c, int64_t n, C##SUF h, C##SUF l, double* a, \
+                        double* b) {                                                                      \
+    DevSumsList(x, o, c, n, h, l, a, b);                                                                  \
+  }                                                                                                       \
+  void ScaleShiftList##SUF(const S* x, S* y, const int64_t* o, int64_t c, int64_t n, C##SUF h, C##SUF l,   \
+                           C##SUF a, C##SUF b) {                                                          \
+    ScaleShiftList(x, y, o, c, n, h, l, a, b);                                                            \
+  }                                                                                                       \
+  void GradSumsList##SUF(const S* dy, const S* x, const int64_t* o, int64_t c, int64_t n, C##SUF h,       \
+                         C##SUF l, double* a, double* b) {                                                \
+    GradSumsList(dy, x, o, c, n, h, l, a, b);                                                             \
+  }                                                                                                       \
+  void GradInputList##SUF(const S* dy, const S* x, S* dx, const int64_t* o, int64_t c, int64_t n, C##SUF h, \
+                          C##SUF l, C##SUF P, C##SUF Q, C##SUF R) {                                       \
+    GradInputList(dy, x, dx, o, c, n, h, l, P, Q, R);                                                     \
+  }                                                                                                       \
   void ColAdd##SUF(double* a, const S* x, int64_t n) { ColAdd(a, x, n); }                                \
   void ColAddSqDev##SUF(double* a, const S* x, int64_t n, const double* m) { ColAddSqDev(a, x, n, m); }  \
   void ColGradSums##SUF(double* s1, double* s2, const S* dy, const S* x, int64_t n, const double* m,     \
@@ -414,6 +467,30 @@ namespace normkit::engine::rows {
   HWY_EXPORT(ScaleShiftRows##SUF);                                                                        \
   HWY_EXPORT(GradSums##SUF);                                                                              \
   HWY_EXPORT(GradInput##SUF);                                                                             \
+  HWY_EXPORT(DevSumsList##SUF);                                                                           \
+  HWY_EXPORT(ScaleShiftList##SUF);                                                                        \
+  HWY_EXPORT(GradSumsList##SUF);                                                                          \
+  HWY_EXPORT(GradInputList##SUF);                                                                         \
+  template <>                                                                                             \
+  void dev_sums_list<S>(const S* x, const int64_t* offs, int64_t count, int64_t len,                      \
+                        SplitMean<compute_t<S>> m, double* s1, double* s2) {                              \
+    HWY_DYNAMIC_DISPATCH(DevSumsList##SUF)(x, offs, count, len, m.hi, m.lo, s1, s2);                      \
+  }                                                                                                       \
+  template <>                                                                                             \
+  void scale_shift_list<S>(const S* x, S* y, const int64_t* offs, int64_t count, int64_t len,             \
+                           SplitMean<compute_t<S>> m, compute_t<S> alpha, compute_t<S> beta) {            \
+    HWY_DYNAMIC_DISPATCH(ScaleShiftList##SUF)(x, y, offs, count, len, m.hi, m.lo, alpha, beta);           \
+  }                                                                                                       \
+  template <>                                                                                             \
+  void grad_sums_list<S>(const S* dy, const S* x, const int64_t* offs, int64_t count, int64_t len,        \
+                         SplitMean<compute_t<S>> m, double* s1, double* s2) {                             \
+    HWY_DYNAMIC_DISPATCH(GradSumsList##SUF)(dy, x, offs, count, len, m.hi, m.lo, s1, s2);                 \
+  }                                                                                                       \
+  template <>                                                                                             \
+  void grad_input_list<S>(const S* dy, const S* x, S* dx, const int64_t* offs, int64_t count, int64_t len, \
+                          SplitMean<compute_t<S>> m, compute_t<S> P, compute_t<S> Q, compute_t<S> R) {    \
+    HWY_DYNAMIC_DISPATCH(GradInputList##SUF)(dy, x, dx, offs, count, len, m.hi, m.lo, P, Q, R);           \
+  }                                                                                                       \
   HWY_EXPORT(ColAdd##SUF);                                                                                \
   HWY_EXPORT(ColAddSqDev##SUF);                                                                           \
   HWY_EXPORT(ColGradSums##SUF);                                                                           \
