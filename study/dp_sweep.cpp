@@ -34,12 +34,6 @@ std::string label_of(const RunResult& r) {
          std::to_string(r.config.batch) + " (" + mode_of(r) + ")";
 }
 
-void write_file(const std::filesystem::path& p, const std::string& text) {
-  std::ofstream out(p);
-  out << text;
-  if (!out) throw std::runtime_error("[study] file=" + p.string() + " cannot be written");
-}
-
 }  // namespace
 
 std::string dp_results_csv(const std::vector<RunResult>& results, int train_images) {
@@ -60,16 +54,11 @@ std::vector<RunResult> run_dp_study(const StudyOptions& o, DataParallel dp) {
   mpi_start();
   const int ranks = world_size(), rank = world_rank();
   // Usage errors are the same on every rank, so every rank throws them.
-  if (o.norms.empty() || o.batches.empty()) throw normkit::Error("[study] no norms or batches");
+  check_options(o);
   for (int b : o.batches)
     if (b < 1 || (ranks * b < 2))
       throw normkit::Error("[study] batch=" + std::to_string(b) + " per rank gives a global batch of " +
                            std::to_string(ranks * b) + "; BatchNorm needs >= 2");
-  if (o.epochs < 1) throw normkit::Error("[study] epochs=" + std::to_string(o.epochs) + " must be >= 1");
-  if (!(o.base_lr > 0) || !std::isfinite(o.base_lr))
-    throw normkit::Error("[study] lr=" + std::to_string(o.base_lr) + " must be a finite value > 0");
-  if (o.groups < 1 || 32 % o.groups != 0)
-    throw normkit::Error("[study] groups=" + std::to_string(o.groups) + " must divide 32");
 
   const FashionMnist data = load_fashion_mnist(o.data_dir, o.train_subset, o.test_subset);
   for (int b : o.batches)
@@ -85,15 +74,7 @@ std::vector<RunResult> run_dp_study(const StudyOptions& o, DataParallel dp) {
   std::vector<RunResult> results;
   for (NormKind k : o.norms)
     for (int b : o.batches) {
-      RunConfig c;
-      c.norm = k;
-      c.batch = b;
-      c.epochs = o.epochs;
-      c.lr = o.base_lr * ranks * b / o.base_batch;
-      c.momentum = o.momentum;
-      c.weight_decay = o.weight_decay;
-      c.seed = o.seed;
-      c.groups = o.groups;
+      RunConfig c = run_config(o, k, b, ranks * b);
       c.dp = dp;
       const RunResult r = train_run(data, c, rank == 0 ? &progress : nullptr, 0);
       if (rank == 0)

@@ -60,13 +60,13 @@ std::string today() {
   return buf;
 }
 
+}  // namespace
+
 void write_file(const std::filesystem::path& p, const std::string& text) {
   std::ofstream out(p);
   out << text;
   if (!out) throw std::runtime_error("[study] file=" + p.string() + " cannot be written");
 }
-
-}  // namespace
 
 std::string results_csv(const std::vector<RunResult>& results, int train_images) {
   std::ostringstream s;
@@ -104,32 +104,40 @@ std::string results_markdown(const std::vector<RunResult>& results, const StudyO
   return s.str();
 }
 
-std::vector<RunResult> run_study(const StudyOptions& o) {
-  // Bad options are usage errors (normkit::Error: the CLI exits with status 2).
+void check_options(const StudyOptions& o) {
   if (o.norms.empty() || o.batches.empty()) throw normkit::Error("[study] no norms or batches");
-  for (int b : o.batches)
-    if (b < 2) throw normkit::Error("[study] batch=" + std::to_string(b) + " must be >= 2 (BatchNorm)");
   if (o.epochs < 1) throw normkit::Error("[study] epochs=" + std::to_string(o.epochs) + " must be >= 1");
-  if (o.jobs < 1) throw normkit::Error("[study] jobs=" + std::to_string(o.jobs) + " must be >= 1");
   if (!(o.base_lr > 0) || !std::isfinite(o.base_lr))
     throw normkit::Error("[study] lr=" + std::to_string(o.base_lr) + " must be a finite value > 0");
   if (o.groups < 1 || 32 % o.groups != 0)
     throw normkit::Error("[study] groups=" + std::to_string(o.groups) + " must divide 32 (the channels of the first layer)");
+}
+
+RunConfig run_config(const StudyOptions& o, NormKind norm, int batch, int global_batch) {
+  RunConfig c;
+  c.norm = norm;
+  c.batch = batch;
+  c.epochs = o.epochs;
+  c.lr = o.base_lr * global_batch / o.base_batch;
+  c.momentum = o.momentum;
+  c.weight_decay = o.weight_decay;
+  c.seed = o.seed;
+  c.groups = o.groups;
+  return c;
+}
+
+std::vector<RunResult> run_study(const StudyOptions& o) {
+  // Bad options are usage errors (normkit::Error: the CLI exits with status 2).
+  check_options(o);
+  for (int b : o.batches)
+    if (b < 2) throw normkit::Error("[study] batch=" + std::to_string(b) + " must be >= 2 (BatchNorm)");
+  if (o.jobs < 1) throw normkit::Error("[study] jobs=" + std::to_string(o.jobs) + " must be >= 1");
 
   const FashionMnist data = load_fashion_mnist(o.data_dir, o.train_subset, o.test_subset);
   std::vector<RunConfig> jobs;
   for (NormKind k : o.norms)
     for (int b : o.batches) {
-      RunConfig c;
-      c.norm = k;
-      c.batch = b;
-      c.epochs = o.epochs;
-      c.lr = o.base_lr * b / o.base_batch;
-      c.momentum = o.momentum;
-      c.weight_decay = o.weight_decay;
-      c.seed = o.seed;
-      c.groups = o.groups;
-      jobs.push_back(c);
+      jobs.push_back(run_config(o, k, b, b));
     }
   // Smallest batches (the slowest runs) first, so the last runs to start are short ones.
   std::vector<size_t> order(jobs.size());

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -44,5 +45,16 @@ std::vector<RunResult> run_study(const StudyOptions& opts);
 // The table of test errors, rows = norms, columns = batch sizes (markdown).
 std::string results_markdown(const std::vector<RunResult>& results, const StudyOptions& opts);
 std::string results_csv(const std::vector<RunResult>& results, int train_images);
+
+// The options every sweep checks (norms, batches, epochs, lr, groups): normkit::Error, so
+// the CLI exits with status 2.
+void check_options(const StudyOptions& o);
+
+// One run of a sweep: `batch` images per step (per rank), lr scaled with the global batch
+// (Goyal et al.: base_lr at base_batch).
+RunConfig run_config(const StudyOptions& o, NormKind norm, int batch, int global_batch);
+
+// Writes `text` to `p`; throws std::runtime_error naming the file if it cannot.
+void write_file(const std::filesystem::path& p, const std::string& text);
 
 }  // namespace study
