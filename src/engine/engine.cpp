@@ -252,6 +252,27 @@ void for_each_group(const Geometry& g, int64_t work, Body&& body) {
   }
 }
 
+// As for_each_group, handing the groups to body(bases, count) in blocks of up to `block`
+// consecutive ones of the same thread (their order within the thread unchanged).
+template <class Body>
+void for_each_group_block(const Geometry& g, int64_t work, int64_t block, Body&& body) {
+  const int64_t total = g.owners.count;
+#pragma omp parallel if (work >= kParallelMin && total > 1)
+  {
+    const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
+    const int64_t q0 = total * t / nt, q1 = total * (t + 1) / nt;
+    std::vector<Offsets> bases;
+    bases.reserve(static_cast<size_t>(block));
+    if (q0 < q1) {
+      Cursor c(g.owners, q0);
+      for (int64_t q = q0; q < q1; ++q, c.next()) {
+        bases.push_back(*c);
+        if (int64_t(bases.size()) == block || q + 1 == q1) body(bases.data(), int64_t(bases.size())), bases.clear();
+      }
+    }
+  }
+}
+
 // Column mode: per-key moments of the runs [q0, q1) of group `group` (plain double loops).
 template <class T>
 void column_stats(const Geometry& g, int64_t group, int64_t q0, int64_t q1, const T* x,
@@ -444,6 +465,42 @@ void apply_forward(const ReductionPlan& plan, const T* x, T* y, const double* me
   for_all_runs(plan, [&](Offsets o, int64_t len) { normalize_run(run, o, len, x, y, mean, rstd, w, b, round_xhat); });
 }
 
+namespace {
+// The fused forward when every statistic is one contiguous run of `len` (InstanceNorm on
+// NCHW): blocks of statistics per dispatched call, the same sums and moments as
+// listed_stats (moments_of) and the same scale_shift per run.
+template <class T>
+void forward_rows(const Geometry& g, int64_t len, Statistic statistic, double eps, const T* x, T* y,
+                  const compute_t<T>* w, const compute_t<T>* b, double* mean, double* second, double* rstd) {
+  constexpr int64_t kBlock = 64;
+  const double n = double(len);
+  for_each_group_block(g, g.owners.count * len, kBlock, [&](const Offsets* bases, int64_t count) {
+    int64_t offs[kBlock];
+    double m[kBlock], s1[kBlock], s2[kBlock], alpha[kBlock], beta[kBlock];
+    for (int64_t k = 0; k < count; ++k) offs[k] = bases[k].mem;
+    rows::dev_sums_rows(x, offs, count, len, nullptr, s1, s2);
+    if (statistic == Statistic::Variance) {
+      for (int64_t k = 0; k < count; ++k) m[k] = n > 0 ? s1[k] / n : 0.0;
+      rows::dev_sums_rows(x, offs, count, len, m, s1, s2);
+    }
+    for (int64_t k = 0; k < count; ++k) {
+      Partial p{n, 0.0, s2[k]};
+      if (statistic == Statistic::Variance) {
+        const double m2 = s2[k] - s1[k] * s1[k] / n;
+        p = {n, m[k] + s1[k] / n, m2 < 0 ? 0.0 : m2};  // as moments_of
+      }
+      const int64_t s = bases[k].stat;
+      finish_stats(statistic, p, mean + s, second + s);
+      rstd[s] = rstd_of(statistic, second[s], eps);
+      const double wv = w ? double(w[bases[k].aff]) : 1.0;
+      alpha[k] = rstd[s] * wv, beta[k] = b ? double(b[bases[k].aff]) : 0.0;
+      m[k] = mean[s];
+    }
+    rows::scale_shift_rows_list(x, y, offs, count, len, m, alpha, beta);
+  });
+}
+}  // namespace
+
 template <class T>
 void forward(const ReductionPlan& plan, Statistic statistic, double eps, const T* x, T* y,
              const compute_t<T>* w, const compute_t<T>* b, double* mean, double* second,
@@ -458,6 +515,8 @@ void forward(const ReductionPlan& plan, Statistic statistic, double eps, const T
   // One statistic per task: its chunks in order (the same partials as reduce_stats), then
   // normalize its elements while they are still in cache.
   const RunList runs = make_run_list(g, affine_within_kept(plan));
+  if (runs.whole && runs.mem.size() == 1 && !round_xhat)
+    return forward_rows(g, runs.len, statistic, eps, x, y, w, b, mean, second, rstd);
   for_each_group(g, plan.numel(), [&](int64_t, Offsets base) {
     const int64_t s = base.stat;
     finish_stats(statistic, listed_stats(g, runs, base, x, statistic), mean + s, second + s);

@@ -69,6 +69,17 @@ template <class S>
 void grad_input_list(const S* dy, const S* x, S* dx, const int64_t* offs, int64_t count, int64_t len,
                      SplitMean<compute_t<S>> m, compute_t<S> P, compute_t<S> Q, compute_t<S> R);
 
+// ---- blocks of statistics that are one run each (InstanceNorm on NCHW: H*W per (n, c)),
+// `count` of them at x + offs[k], in one dispatched call:
+// s1[k], s2[k] = the sums of d and d^2, d = x - m[k] (m null: 0), as dev_sums per row;
+template <class S>
+void dev_sums_rows(const S* x, const int64_t* offs, int64_t count, int64_t len, const double* m, double* s1,
+                   double* s2);
+// y = (x - mean[k]) * alpha[k] + beta[k], as scale_shift per row.
+template <class S>
+void scale_shift_rows_list(const S* x, S* y, const int64_t* offs, int64_t count, int64_t len, const double* mean,
+                           const double* alpha, const double* beta);
+
 // ---- column mode: the statistic changes along the run (channels-last BatchNorm and
 // InstanceNorm), one double accumulator or coefficient per element; and the column sums of
 // one run whose elements share a statistic (LayerNorm's and RMSNorm's dweight / dbias). SIMD

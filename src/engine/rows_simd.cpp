@@ -286,6 +286,24 @@ void GradInputList(const S* dy, const S* x, S* dx, const int64_t* offs, int64_t 
     GradInput(dy + offs[r], x + offs[r], dx + offs[r], len, hi, lo, static_cast<const C*>(nullptr), P, Q, R);
 }
 
+template <class S, class C = compute_t<S>>
+void DevSumsRows(const S* x, const int64_t* offs, int64_t count, int64_t len, const double* m, double* s1,
+                 double* s2) {
+  for (int64_t k = 0; k < count; ++k) {
+    const SplitMean<C> split(m ? m[k] : 0.0);
+    DevSums(x + offs[k], len, split.hi, split.lo, s1 + k, s2 + k);
+  }
+}
+
+template <class S, class C = compute_t<S>>
+void ScaleShiftRowsList(const S* x, S* y, const int64_t* offs, int64_t count, int64_t len, const double* mean,
+                        const double* alpha, const double* beta) {
+  for (int64_t k = 0; k < count; ++k) {
+    const SplitMean<C> split(mean[k]);
+    ScaleShift(x + offs[k], y + offs[k], len, split.hi, split.lo, C(alpha[k]), C(beta[k]));
+  }
+}
+
 // ---- column mode: double lanes, one accumulator or coefficient per element -------------
 
 // k <= Lanes(dd) elements of S at p, widened to double (the rest 0).
@@ -432,6 +450,14 @@ void ColGradInput(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* HWY_REST
                           C##SUF l, C##SUF P, C##SUF Q, C##SUF R) {                                       \
     GradInputList(dy, x, dx, o, c, n, h, l, P, Q, R);                                                     \
   }                                                                                                       \
+  void DevSumsRows##SUF(const S* x, const int64_t* o, int64_t c, int64_t n, const double* m, double* a,   \
+                        double* b) {                                                                      \
+    DevSumsRows(x, o, c, n, m, a, b);                                                                     \
+  }                                                                                                       \
+  void ScaleShiftRowsList##SUF(const S* x, S* y, const int64_t* o, int64_t c, int64_t n, const double* m, \
+                               const double* a, const double* b) {                                        \
+    ScaleShiftRowsList(x, y, o, c, n, m, a, b);                                                           \
+  }                                                                                                       \
   void ColAdd##SUF(double* a, const S* x, int64_t n) { ColAdd(a, x, n); }                                \
   void ColAddSqDev##SUF(double* a, const S* x, int64_t n, const double* m) { ColAddSqDev(a, x, n, m); }  \
   void ColGradSums##SUF(double* s1, double* s2, const S* dy, const S* x, int64_t n, const double* m,     \
@@ -490,6 +516,18 @@ namespace normkit::engine::rows {
   void grad_input_list<S>(const S* dy, const S* x, S* dx, const int64_t* offs, int64_t count, int64_t len, \
                           SplitMean<compute_t<S>> m, compute_t<S> P, compute_t<S> Q, compute_t<S> R) {    \
     HWY_DYNAMIC_DISPATCH(GradInputList##SUF)(dy, x, dx, offs, count, len, m.hi, m.lo, P, Q, R);           \
+  }                                                                                                       \
+  HWY_EXPORT(DevSumsRows##SUF);                                                                           \
+  HWY_EXPORT(ScaleShiftRowsList##SUF);                                                                    \
+  template <>                                                                                             \
+  void dev_sums_rows<S>(const S* x, const int64_t* offs, int64_t count, int64_t len, const double* m,     \
+                        double* s1, double* s2) {                                                         \
+    HWY_DYNAMIC_DISPATCH(DevSumsRows##SUF)(x, offs, count, len, m, s1, s2);                               \
+  }                                                                                                       \
+  template <>                                                                                             \
+  void scale_shift_rows_list<S>(const S* x, S* y, const int64_t* offs, int64_t count, int64_t len,        \
+                                const double* mean, const double* alpha, const double* beta) {            \
+    HWY_DYNAMIC_DISPATCH(ScaleShiftRowsList##SUF)(x, y, offs, count, len, mean, alpha, beta);             \
   }                                                                                                       \
   HWY_EXPORT(ColAdd##SUF);                                                                                \
   HWY_EXPORT(ColAddSqDev##SUF);                                                                           \
