@@ -14,6 +14,11 @@
 
 namespace normkit::engine::rows {
 
+// Every primitive is internal to the library. Hidden explicitly: a specialization over builtin
+// and exported types only (no SplitMean) would otherwise be exported from libnormkit.so
+// (tests/consumer checks the symbol table).
+#define NORMKIT_ROWS_INTERNAL __attribute__((visibility("hidden")))
+
 using normkit::compute_t;
 
 // The mean as two T values whose sum is the double `m` to T's precision squared.
@@ -30,63 +35,61 @@ struct SplitMean {
 
 // s1 = sum d, s2 = sum d^2
 template <class S>
-void dev_sums(const S* x, int64_t len, SplitMean<compute_t<S>> m, double* s1, double* s2);
+NORMKIT_ROWS_INTERNAL void dev_sums(const S* x, int64_t len, SplitMean<compute_t<S>> m, double* s1, double* s2);
 
 // y = d * alpha + beta
 template <class S>
-void scale_shift(const S* x, S* y, int64_t len, SplitMean<compute_t<S>> m, compute_t<S> alpha,
+NORMKIT_ROWS_INTERNAL void scale_shift(const S* x, S* y, int64_t len, SplitMean<compute_t<S>> m, compute_t<S> alpha,
                  compute_t<S> beta);
 
 // y = d * rstd * w[i] + b[i]   (w or b may be null: 1 or 0). round_xhat: d * rstd is
 // rounded to S before the multiply (LLaMA's RMSNorm order; b must be null then).
 template <class S>
-void scale_shift_rows(const S* x, S* y, int64_t len, SplitMean<compute_t<S>> m, compute_t<S> rstd,
+NORMKIT_ROWS_INTERNAL void scale_shift_rows(const S* x, S* y, int64_t len, SplitMean<compute_t<S>> m, compute_t<S> rstd,
                       const compute_t<S>* w, const compute_t<S>* b, bool round_xhat = false);
 
 // With g = dy * w[i] (w null: dy): s1 = sum g, s2 = sum g * d
 template <class S>
-void grad_sums(const S* dy, const S* x, int64_t len, SplitMean<compute_t<S>> m,
+NORMKIT_ROWS_INTERNAL void grad_sums(const S* dy, const S* x, int64_t len, SplitMean<compute_t<S>> m,
                const compute_t<S>* w, double* s1, double* s2);
 
 // dx = P * g + Q * d + R,  g = dy * w[i] (w null: dy)
 template <class S>
-void grad_input(const S* dy, const S* x, S* dx, int64_t len, SplitMean<compute_t<S>> m,
+NORMKIT_ROWS_INTERNAL void grad_input(const S* dy, const S* x, S* dx, int64_t len, SplitMean<compute_t<S>> m,
                 const compute_t<S>* w, compute_t<S> P, compute_t<S> Q, compute_t<S> R);
 
 // ---- lists of runs: the same four primitives over `count` runs of `len` elements at
 // x + offs[r] (a statistic's runs, e.g. BatchNorm's N runs of H*W per channel), in one
 // dispatched call. Per-run sums are added in run order, so the results equal run-by-run calls.
 template <class S>
-void dev_sums_list(const S* x, const int64_t* offs, int64_t count, int64_t len, SplitMean<compute_t<S>> m,
+NORMKIT_ROWS_INTERNAL void dev_sums_list(const S* x, const int64_t* offs, int64_t count, int64_t len, SplitMean<compute_t<S>> m,
                    double* s1, double* s2);
 template <class S>
-void scale_shift_list(const S* x, S* y, const int64_t* offs, int64_t count, int64_t len,
+NORMKIT_ROWS_INTERNAL void scale_shift_list(const S* x, S* y, const int64_t* offs, int64_t count, int64_t len,
                       SplitMean<compute_t<S>> m, compute_t<S> alpha, compute_t<S> beta);
 template <class S>
-void grad_sums_list(const S* dy, const S* x, const int64_t* offs, int64_t count, int64_t len,
+NORMKIT_ROWS_INTERNAL void grad_sums_list(const S* dy, const S* x, const int64_t* offs, int64_t count, int64_t len,
                     SplitMean<compute_t<S>> m, double* s1, double* s2);
 template <class S>
-void grad_input_list(const S* dy, const S* x, S* dx, const int64_t* offs, int64_t count, int64_t len,
+NORMKIT_ROWS_INTERNAL void grad_input_list(const S* dy, const S* x, S* dx, const int64_t* offs, int64_t count, int64_t len,
                      SplitMean<compute_t<S>> m, compute_t<S> P, compute_t<S> Q, compute_t<S> R);
 
 // ---- blocks of statistics that are one run each (InstanceNorm on NCHW: H*W per (n, c)),
 // `count` of them at x + offs[k], in one dispatched call:
 // s1[k], s2[k] = the sums of d and d^2, d = x - m[k] (m null: 0), as dev_sums per row;
 template <class S>
-void dev_sums_rows(const S* x, const int64_t* offs, int64_t count, int64_t len, const double* m, double* s1,
+NORMKIT_ROWS_INTERNAL void dev_sums_rows(const S* x, const int64_t* offs, int64_t count, int64_t len, const double* m, double* s1,
                    double* s2);
 // y = (x - mean[k]) * alpha[k] + beta[k], as scale_shift per row.
 template <class S>
-void scale_shift_rows_list(const S* x, S* y, const int64_t* offs, int64_t count, int64_t len, const double* mean,
+NORMKIT_ROWS_INTERNAL void scale_shift_rows_list(const S* x, S* y, const int64_t* offs, int64_t count, int64_t len, const double* mean,
                            const double* alpha, const double* beta);
 
 // ---- column mode: the statistic changes along the run (channels-last BatchNorm and
 // InstanceNorm), one double accumulator or coefficient per element; and the column sums of
 // one run whose elements share a statistic (LayerNorm's and RMSNorm's dweight / dbias). SIMD
 // in double (halves and floats widened on load, results rounded once on store); the order of
-// additions per element is fixed. Hidden explicitly: a specialization over builtin and
-// exported types only would otherwise leave libnormkit.so (tests/consumer checks).
-#define NORMKIT_ROWS_INTERNAL __attribute__((visibility("hidden")))
+// additions per element is fixed.
 
 // acc[i] += x[i]
 template <class S>
@@ -115,6 +118,7 @@ NORMKIT_ROWS_INTERNAL void col_scale_shift(const S* x, S* y, int64_t len, const 
 template <class S>
 NORMKIT_ROWS_INTERNAL void col_grad_input(const S* dy, const S* x, S* dx, int64_t len, const double* mean,
                                           const double* P, const double* Q, const double* R);
+
 
 #undef NORMKIT_ROWS_INTERNAL
 
