@@ -1,6 +1,6 @@
 # test_half.py — float16 NumPy arrays: every function accepts them and returns float16,
-# with float32 statistics; compared with PyTorch in float16 where torch 1.13's CPU kernels
-# support it, else with torch in float32 on the same (rounded) inputs, within the field's
+# with float32 statistics; compared with torch in float32 on the same (rounded) inputs
+# (torch 1.13's CPU kernels have no float16 norms to compare with), within the field's
 # tolerance for float16 (5e-3 relative to max(1, |ref|)). Gradients likewise.
 import numpy as np
 import pytest
@@ -54,16 +54,6 @@ def test_layer_norm(shape, param_dtype):
     close(dx, grads[0])
     close(dw, grads[1], tol=TOL * 4)  # sums over the batch, rounded to the parameter dtype
     close(db, grads[2], tol=TOL * 4)
-
-
-def test_layer_norm_against_torch_float16():
-    # Where torch 1.13 CPU has a float16 kernel, compare with it directly.
-    x = half(8, 40)
-    try:
-        want = F.layer_norm(torch.tensor(x), (40,)).numpy()
-    except RuntimeError:
-        pytest.skip("torch 1.13 CPU has no float16 layer_norm")
-    close(nk.layer_norm(x, 40), want)
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
