@@ -92,7 +92,15 @@ HWY_INLINE hn::Vec<D> LoadFull(D d, const S* HWY_RESTRICT p) {
   }
 }
 
-// Half tails go through a buffer of one vector (the masked loads are for 32/64-bit lanes).
+// Half tails: AVX-512 (BW) masks 16-bit lanes, so a tail is one masked load or store; other
+// targets (AVX2 emulates 16-bit masked loads with a full load, which may cross into an
+// unmapped page) go through a buffer of one vector.
+#undef NORMKIT_MASKED_16  // this file is compiled once per target
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+#define NORMKIT_MASKED_16 1
+#else
+#define NORMKIT_MASKED_16 0
+#endif
 constexpr size_t kMaxLanes = HWY_MAX_BYTES / sizeof(float);
 
 // The first n < Lanes(d) elements at p; the other lanes are 0.
@@ -101,9 +109,18 @@ HWY_INLINE hn::Vec<D> LoadPartial(D d, const S* HWY_RESTRICT p, size_t n) {
   if constexpr (std::is_same_v<S, hn::TFromD<D>>) {
     return hn::MaskedLoad(hn::FirstN(d, n), d, p);
   } else {
+#if NORMKIT_MASKED_16
+    const hn::Rebind<uint16_t, D> d16;
+    const auto bits = hn::MaskedLoad(hn::FirstN(d16, n), d16, reinterpret_cast<const uint16_t*>(p));
+#if NORMKIT_HW_F16
+    if constexpr (std::is_same_v<S, float16>) return hn::PromoteTo(d, hn::BitCast(hn::Rebind<hwy::float16_t, D>(), bits));
+#endif
+    return FromBits<S>(d, hn::PromoteTo(hn::RebindToUnsigned<D>(), bits));
+#else
     S buf[kMaxLanes] = {};
     std::memcpy(buf, p, n * sizeof(S));
     return LoadFull(d, buf);
+#endif
   }
 }
 
@@ -129,9 +146,23 @@ HWY_INLINE void StorePartial(D d, hn::Vec<D> v, S* HWY_RESTRICT p, size_t n) {
   if constexpr (std::is_same_v<S, hn::TFromD<D>>) {
     hn::BlendedStore(v, hn::FirstN(d, n), d, p);
   } else {
+#if NORMKIT_MASKED_16
+    const hn::Rebind<uint16_t, D> d16;
+#if NORMKIT_HW_F16
+    if constexpr (std::is_same_v<S, float16>) {
+      const hn::Rebind<hwy::float16_t, D> dh;
+      return hn::BlendedStore(hn::BitCast(d16, hn::DemoteTo(dh, v)), hn::FirstN(d16, n), d16,
+                              reinterpret_cast<uint16_t*>(p));
+    }
+#endif
+    const hn::RebindToSigned<D> di;
+    hn::BlendedStore(hn::DemoteTo(d16, hn::BitCast(di, ToBits<S>(d, v))), hn::FirstN(d16, n), d16,
+                     reinterpret_cast<uint16_t*>(p));
+#else
     S buf[kMaxLanes];
     StoreFull(d, v, buf);
     std::memcpy(p, buf, n * sizeof(S));
+#endif
   }
 }
 
