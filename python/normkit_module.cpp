@@ -446,7 +446,7 @@ py::object rms_norm(bool backward, py::object grad_output, py::object input,
 }
 
 // ---- weight_norm ---------------------------------------------------------------------------
-py::object weight_norm(bool backward, py::object grad_w, py::object v, py::object g,
+py::object weight_norm(bool backward, py::object grad_output, py::object v, py::object g,
                        py::object dim) {
   const char* op = backward ? "weight_norm_backward" : "weight_norm";
   return dispatch<true>(op, "v", v, [&](auto tag_value) -> py::object {
@@ -467,7 +467,7 @@ py::object weight_norm(bool backward, py::object grad_w, py::object v, py::objec
     if (!backward)
       return run_forward(
           x, [&](TensorView<T> w) { normkit::weight_norm_forward<T, P>(x.view, gg.span, w, args); });
-    auto dv = like_input<T>(op, "grad_w", grad_w, x.view);
+    auto dv = like_input<T>(op, "grad_output", grad_output, x.view);
     auto dx = output_like(x.view);
     auto dg = gg.grad();
     {
@@ -682,11 +682,13 @@ dim=None or -1 takes the norm of the whole tensor (g has one element). Same as
 torch._weight_norm(v, g, dim).)");
   m.def(
       "weight_norm_backward",
-      [](py::object dw, py::object v, py::object g, py::object dim) {
-        return weight_norm(true, dw, v, g, dim);
+      [](py::object grad_output, py::object v, py::object g, py::object dim) {
+        return weight_norm(true, grad_output, v, g, dim);
       },
-      py::arg("grad_w"), py::arg("v"), py::arg("g"), py::arg("dim") = 0,
-      R"(Gradients of weight_norm: returns (grad_v, grad_g), grad_g shaped like g.)");
+      py::arg("grad_output"), py::arg("v"), py::arg("g"), py::arg("dim") = 0,
+      R"(Gradients of weight_norm: returns (grad_v, grad_g), grad_g shaped like g.
+
+grad_output is the gradient with respect to weight_norm's output w.)");
   // -- normalize
   m.def(
       "normalize",

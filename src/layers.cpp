@@ -2,8 +2,9 @@
 // and running statistics, and pick the functional call that PyTorch's module would make.
 #include "normkit/layers.hpp"
 
-#include <cmath>
 #include <string>
+
+#include "op_common.hpp"
 
 namespace normkit {
 namespace {
@@ -47,10 +48,8 @@ void zero(std::vector<T>& v) {
 template <class T>
 BatchNorm<T>::BatchNorm(int64_t n, Options o) : num_features(n), options(o) {
   check_features("batch_norm", "num_features", n);
-  if (o.momentum && !(*o.momentum >= 0 && *o.momentum <= 1))
-    throw Error("[batch_norm] momentum=" + std::to_string(*o.momentum) + " must lie in [0, 1]");
-  if (!(o.eps >= 0) || std::isinf(o.eps))
-    throw Error("[batch_norm] eps=" + std::to_string(o.eps) + " must be a finite value >= 0");
+  if (o.momentum) detail::check_momentum("batch_norm", *o.momentum);  // same messages as the functions
+  detail::check_eps("batch_norm", o.eps);
   const auto N = static_cast<size_t>(n);
   if (o.affine) weight.assign(N, T(1)), bias.assign(N, T(0)), weight_grad.assign(N, T(0)), bias_grad.assign(N, T(0));
   if (o.track_running_stats) running_mean.assign(N, T(0)), running_var.assign(N, T(1));
@@ -108,24 +107,23 @@ InstanceNorm<T>::InstanceNorm(int64_t n, Options o) : num_features(n), options(o
 template <class T>
 InstanceNormArgs<T> InstanceNorm<T>::args() {
   InstanceNormArgs<T> a;
-  a.weight = cspan(weight), a.bias = cspan(bias), a.eps = options.eps;
+  a.weight = cspan(weight), a.bias = cspan(bias), a.eps = options.eps, a.momentum = options.momentum;
   a.use_input_stats = training() || !options.track_running_stats;
   if (options.track_running_stats) a.running_mean = mspan(running_mean), a.running_var = mspan(running_var);
   a.skip_nonfinite_update = options.skip_nonfinite_update;
   return a;
 }
 
+// As torch.nn.InstanceNorm: always the given momentum (no cumulative average), and
+// num_batches_tracked is never incremented (torch keeps the buffer but leaves it at 0).
 template <class T>
 void InstanceNorm<T>::forward(TensorView<const T> x, TensorView<T> y) {
   InstanceNormArgs<T> a = args();
-  const bool update = a.use_input_stats && options.track_running_stats;
-  if (update) a.momentum = options.momentum ? *options.momentum : 1.0 / double(num_batches_tracked + 1);
   bool skipped = false;
   a.update_skipped = &skipped;
   instance_norm_forward(x, y, a);
   last_update_skipped = skipped;
   if (skipped) ++skipped_updates;
-  else if (update) ++num_batches_tracked;
 }
 
 template <class T>

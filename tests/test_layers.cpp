@@ -1,6 +1,7 @@
 // test_layers.cpp — the torch.nn-like layers: constructor defaults as PyTorch, train/eval,
 // running statistics (momentum and the cumulative average), num_batches_tracked, backward
-// ACCUMULATING into the gradients, zero_grad, and WeightNorm reproducing its start weight.
+// ACCUMULATING into the gradients, zero_grad, WeightNorm reproducing its start weight, and
+// the core error cases through each layer (message names the op and value, nothing changes).
 #include <limits>
 
 #include "test_util.hpp"
@@ -195,6 +196,14 @@ TYPED_TEST(LayersTest, InstanceNormTrackingRunningStats) {
   expect_close(y, y_ref, tol<T>(), "train y");
   expect_close(in.running_mean, rm, tol<T>(), "running_mean");
   expect_close(in.running_var, rv, tol<T>(), "running_var");
+  // As torch.nn.InstanceNorm: every step uses the momentum (no cumulative average) and
+  // num_batches_tracked is never incremented.
+  normkit::reference::instance_norm_forward(x.data(), y_ref.data(), 3, 4, 6, in.weight.data(), in.bias.data(),
+                                            rm.data(), rv.data(), true, 0.1, 1e-5);
+  in.forward(cview(x, sh), mview(y, sh));
+  expect_close(in.running_mean, rm, tol<T>(), "running_mean step 2");
+  expect_close(in.running_var, rv, tol<T>(), "running_var step 2");
+  EXPECT_EQ(in.num_batches_tracked, 0);
   in.eval();
   normkit::reference::instance_norm_forward(x.data(), y_ref.data(), 3, 4, 6, in.weight.data(), in.bias.data(),
                                             rm.data(), rv.data(), false, 0.1, 1e-5);
@@ -294,8 +303,13 @@ TYPED_TEST(LayersTest, WeightNormStartsAtTheGivenWeight) {
 }
 
 TEST(Layers, ConstructorErrorsNameTheOp) {
-  expect_error([] { normkit::BatchNorm<float>(3, {.momentum = 1.5}); }, "batch_norm", {"1.5"});
-  expect_error([] { normkit::BatchNorm<float>(3, {.eps = -1.0}); }, "batch_norm", {"-1"});
+  // Formatted as the functions format them ("eps=-1", not "eps=-1.000000").
+  expect_error([] { normkit::BatchNorm<float>(3, {.momentum = 1.5}); }, "batch_norm",
+               {"momentum=1.5 must lie in [0, 1]"});
+  expect_error([] { normkit::BatchNorm<float>(3, {.momentum = -0.25}); }, "batch_norm",
+               {"momentum=-0.25 must lie in [0, 1]"});
+  expect_error([] { normkit::BatchNorm<float>(3, {.eps = -1.0}); }, "batch_norm",
+               {"eps=-1 must be a finite value >= 0"});
   expect_error([] { normkit::GroupNorm<float>(4, 6); }, "group_norm", {"6", "4"});
   expect_error([] { normkit::GroupNorm<float>(0, 6); }, "group_norm", {"0"});
 }
@@ -310,6 +324,198 @@ TEST(Layers, ForwardErrorLeavesStateUntouched) {
   expect_bitwise(bn.running_var, rv, "running_var");
   EXPECT_EQ(bn.num_batches_tracked, 0);
   EXPECT_TRUE(all_equal(y, kSentinel));
+}
+
+// ---- errors through the layers: the message names the op and the value; parameters,
+// gradients, running statistics, num_batches_tracked and the output are as they were -------
+// Byte copies of what a layer owns.
+template <class L>
+Snapshot layer_state(const L& l) {
+  Snapshot s;
+  if constexpr (requires { l.weight_grad; }) s.add(&l.weight), s.add(&l.weight_grad);
+  if constexpr (requires { l.bias_grad; }) s.add(&l.bias), s.add(&l.bias_grad);
+  if constexpr (requires { l.running_mean; }) s.add(&l.running_mean), s.add(&l.running_var);
+  if constexpr (requires { l.v_grad; }) s.add(&l.v), s.add(&l.g), s.add(&l.v_grad), s.add(&l.g_grad);
+  return s;
+}
+
+// f() throws naming op and every needle, and leaves `layer` and the output buffer `out` unchanged.
+template <class L, class T, class F>
+void expect_layer_error(L& layer, const std::vector<T>& out, F&& f, const std::string& op,
+                        const std::vector<std::string>& needles) {
+  Snapshot snap = layer_state(layer);
+  snap.add(&out);
+  int64_t tracked = 0;
+  if constexpr (requires { layer.num_batches_tracked; }) tracked = layer.num_batches_tracked;
+  expect_error(std::forward<F>(f), op, needles);
+  snap.expect_unchanged("[" + op + "] layer state or output");
+  if constexpr (requires { layer.num_batches_tracked; }) EXPECT_EQ(layer.num_batches_tracked, tracked) << op;
+}
+
+// One training step on good data, so running statistics, num_batches_tracked and the
+// accumulated gradients all hold values an error could disturb.
+template <class L, class T>
+void step(L& layer, const Shape& sh) {
+  auto x = random_vec<T>(numel(sh), 0.5, 2.0), dy = random_vec<T>(numel(sh));
+  std::vector<T> y(x.size()), dx(x.size());
+  layer.forward(cview(x, sh), mview(y, sh));
+  layer.backward(cview(dy, sh), cview(x, sh), mview(dx, sh));
+  ASSERT_FALSE(all_equal(layer.weight_grad, T(0))) << "the step left no gradient to protect";
+}
+
+TYPED_TEST(LayersTest, BatchNormErrorsLeaveTheLayerAsItWas) {
+  using T = TypeParam;
+  normkit::BatchNorm<T> bn(3);
+  step<normkit::BatchNorm<T>, T>(bn, {4, 3, 5});
+  ASSERT_EQ(bn.num_batches_tracked, 1);
+  const auto x = random_vec<T>(60), dy = random_vec<T>(60);
+  auto out = sentinel_vec<T>(60);
+  // Training with one value per channel, forward and backward (PyTorch refuses it too).
+  for (const Shape& sh : {Shape{1, 3}, Shape{1, 3, 1, 1}}) {
+    const std::string shown = normkit::shape_str(sh);
+    expect_layer_error(bn, out, [&] { bn.forward(cview(x, sh), mview(out, sh)); }, "batch_norm",
+                       {"expected more than 1 value per channel", shown});
+    expect_layer_error(bn, out, [&] { bn.backward(cview(dy, sh), cview(x, sh), mview(out, sh)); }, "batch_norm",
+                       {"expected more than 1 value per channel", shown});
+  }
+  // Rank too low.
+  expect_layer_error(bn, out, [&] { bn.forward(cview(x, {5}), mview(out, {5})); }, "batch_norm",
+                     {"rank >= 2", "shape 5 of rank 1"});
+  expect_layer_error(bn, out, [&] { bn.backward(cview(dy, {5}), cview(x, {5}), mview(out, {5})); }, "batch_norm",
+                     {"rank >= 2", "shape 5 of rank 1"});
+  // Channel count not matching the layer's.
+  expect_layer_error(bn, out, [&] { bn.forward(cview(x, {2, 4, 5}), mview(out, {2, 4, 5})); }, "batch_norm",
+                     {"weight has 3 elements, expected 4"});
+  EXPECT_EQ(bn.num_batches_tracked, 1);
+}
+
+TYPED_TEST(LayersTest, InstanceNormErrorsLeaveTheLayerAsItWas) {
+  using T = TypeParam;
+  const Shape sh = {2, 4, 5};
+  const auto x = random_vec<T>(40), dy = random_vec<T>(40);
+  auto out = sentinel_vec<T>(40);
+  // Channel count not matching weight / bias or the running statistics.
+  normkit::InstanceNorm<T> in(3, {.affine = true, .track_running_stats = true});
+  step<normkit::InstanceNorm<T>, T>(in, {2, 3, 5});
+  expect_layer_error(in, out, [&] { in.forward(cview(x, sh), mview(out, sh)); }, "instance_norm",
+                     {"weight has 3 elements, expected 4"});
+  expect_layer_error(in, out, [&] { in.backward(cview(dy, sh), cview(x, sh), mview(out, sh)); }, "instance_norm",
+                     {"weight has 3 elements, expected 4"});
+  normkit::InstanceNorm<T> tracked(3, {.track_running_stats = true});
+  expect_layer_error(tracked, out, [&] { tracked.forward(cview(x, sh), mview(out, sh)); }, "instance_norm",
+                     {"running_mean has 3 elements, expected 4"});
+  tracked.eval();
+  expect_layer_error(tracked, out, [&] { tracked.forward(cview(x, sh), mview(out, sh)); }, "instance_norm",
+                     {"running_mean has 3 elements, expected 4"});
+  // Momentum outside [0, 1] when it is used (training with running statistics) ...
+  const Shape good = {2, 3, 5};
+  for (auto [m, shown] : {std::pair{-0.1, "momentum=-0.1 "}, std::pair{1.5, "momentum=1.5 "}}) {
+    normkit::InstanceNorm<T> bad(3, {.momentum = m, .affine = true, .track_running_stats = true});
+    expect_layer_error(bad, out, [&] { bad.forward(cview(x, good), mview(out, good)); }, "instance_norm",
+                       {shown, "must lie in [0, 1]"});
+    // ... and not when it is not (eval), as in PyTorch.
+    bad.eval();
+    EXPECT_NO_THROW(bad.forward(cview(x, good), mview(out, good)));
+    out = sentinel_vec<T>(40);
+  }
+  // eps < 0.
+  normkit::InstanceNorm<T> neg(3, {.eps = -1.0, .affine = true});
+  expect_layer_error(neg, out, [&] { neg.forward(cview(x, good), mview(out, good)); }, "instance_norm",
+                     {"eps=-1 "});
+  expect_layer_error(neg, out, [&] { neg.backward(cview(dy, good), cview(x, good), mview(out, good)); },
+                     "instance_norm", {"eps=-1 "});
+}
+
+TYPED_TEST(LayersTest, GroupNormErrorsLeaveTheLayerAsItWas) {
+  using T = TypeParam;
+  const auto x = random_vec<T>(40), dy = random_vec<T>(40);
+  auto out = sentinel_vec<T>(40);
+  // One value per group (PyTorch refuses it).
+  normkit::GroupNorm<T> gn(4, 4);
+  step<normkit::GroupNorm<T>, T>(gn, {2, 4, 3});
+  for (const Shape& sh : {Shape{2, 4}, Shape{3, 4, 1, 1}}) {
+    const std::string shown = normkit::shape_str(sh);
+    expect_layer_error(gn, out, [&] { gn.forward(cview(x, sh), mview(out, sh)); }, "group_norm",
+                       {"expected more than 1 value per group", shown, "num_groups=4"});
+    expect_layer_error(gn, out, [&] { gn.backward(cview(dy, sh), cview(x, sh), mview(out, sh)); }, "group_norm",
+                       {"expected more than 1 value per group", shown, "num_groups=4"});
+  }
+  // Channel count not matching the layer's.
+  const Shape wide = {2, 8, 2};
+  expect_layer_error(gn, out, [&] { gn.forward(cview(x, wide), mview(out, wide)); }, "group_norm",
+                     {"weight has 4 elements, expected 8"});
+  // eps < 0.
+  normkit::GroupNorm<T> neg(2, 4, {.eps = -0.5});
+  const Shape sh = {2, 4, 5};
+  expect_layer_error(neg, out, [&] { neg.forward(cview(x, sh), mview(out, sh)); }, "group_norm", {"eps=-0.5 "});
+  expect_layer_error(neg, out, [&] { neg.backward(cview(dy, sh), cview(x, sh), mview(out, sh)); }, "group_norm",
+                     {"eps=-0.5 "});
+}
+
+TYPED_TEST(LayersTest, LayerNormAndRMSNormErrorsLeaveTheLayerAsItWas) {
+  using T = TypeParam;
+  const auto x = random_vec<T>(60), dy = random_vec<T>(60);
+  auto out = sentinel_vec<T>(60);
+  const Shape sh = {4, 3, 5};
+  normkit::LayerNorm<T> ln({3, 4});
+  normkit::RMSNorm<T> rms({3, 4});
+  step<normkit::LayerNorm<T>, T>(ln, {5, 3, 4});
+  step<normkit::RMSNorm<T>, T>(rms, {5, 3, 4});
+  // normalized_shape not matching the trailing dims.
+  const std::vector<std::string> mismatch = {"normalized_shape=3x4 does not match", "4x3x5"};
+  expect_layer_error(ln, out, [&] { ln.forward(cview(x, sh), mview(out, sh)); }, "layer_norm", mismatch);
+  expect_layer_error(ln, out, [&] { ln.backward(cview(dy, sh), cview(x, sh), mview(out, sh)); }, "layer_norm",
+                     mismatch);
+  expect_layer_error(rms, out, [&] { rms.forward(cview(x, sh), mview(out, sh)); }, "rms_norm", mismatch);
+  expect_layer_error(rms, out, [&] { rms.backward(cview(dy, sh), cview(x, sh), mview(out, sh)); }, "rms_norm",
+                     mismatch);
+  // eps < 0.
+  const Shape fits = {5, 3, 4};
+  normkit::LayerNorm<T> ln_neg({3, 4}, {.eps = -1.0});
+  normkit::RMSNorm<T> rms_neg({3, 4}, {.eps = -1e-3});
+  expect_layer_error(ln_neg, out, [&] { ln_neg.forward(cview(x, fits), mview(out, fits)); }, "layer_norm",
+                     {"eps=-1 "});
+  expect_layer_error(ln_neg, out, [&] { ln_neg.backward(cview(dy, fits), cview(x, fits), mview(out, fits)); },
+                     "layer_norm", {"eps=-1 "});
+  expect_layer_error(rms_neg, out, [&] { rms_neg.forward(cview(x, fits), mview(out, fits)); }, "rms_norm",
+                     {"eps=-0.001 "});
+  expect_layer_error(rms_neg, out, [&] { rms_neg.backward(cview(dy, fits), cview(x, fits), mview(out, fits)); },
+                     "rms_norm", {"eps=-0.001 "});
+}
+
+TYPED_TEST(LayersTest, FailedBackwardKeepsAccumulatedGradients) {
+  using T = TypeParam;
+  // A grad_output of the wrong shape: the error comes before any gradient is accumulated.
+  const auto x = random_vec<T>(60), dy = random_vec<T>(60);
+  auto out = sentinel_vec<T>(60);
+  const Shape sh = {4, 3, 5}, other = {2, 3, 5};
+  normkit::BatchNorm<T> bn(3);
+  step<normkit::BatchNorm<T>, T>(bn, sh);
+  expect_layer_error(bn, out, [&] { bn.backward(cview(dy, other), cview(x, sh), mview(out, sh)); }, "batch_norm",
+                     {"grad_output has shape 2x3x5, expected 4x3x5"});
+  normkit::InstanceNorm<T> in(3, {.affine = true, .track_running_stats = true});
+  step<normkit::InstanceNorm<T>, T>(in, sh);
+  expect_layer_error(in, out, [&] { in.backward(cview(dy, other), cview(x, sh), mview(out, sh)); },
+                     "instance_norm", {"grad_output has shape 2x3x5, expected 4x3x5"});
+  normkit::GroupNorm<T> gn(3, 3);
+  step<normkit::GroupNorm<T>, T>(gn, sh);
+  expect_layer_error(gn, out, [&] { gn.backward(cview(dy, other), cview(x, sh), mview(out, sh)); }, "group_norm",
+                     {"grad_output has shape 2x3x5, expected 4x3x5"});
+  normkit::LayerNorm<T> ln({5});
+  step<normkit::LayerNorm<T>, T>(ln, sh);
+  expect_layer_error(ln, out, [&] { ln.backward(cview(dy, other), cview(x, sh), mview(out, sh)); }, "layer_norm",
+                     {"grad_output has shape 2x3x5, expected 4x3x5"});
+  normkit::RMSNorm<T> rms({5});
+  step<normkit::RMSNorm<T>, T>(rms, sh);
+  expect_layer_error(rms, out, [&] { rms.backward(cview(dy, other), cview(x, sh), mview(out, sh)); }, "rms_norm",
+                     {"grad_output has shape 2x3x5, expected 4x3x5"});
+  // WeightNorm: dw not shaped like the weight.
+  const auto weight = random_vec<T>(15, 0.1, 1.0);
+  normkit::WeightNorm<T> wn(cview(weight, {5, 3}));
+  wn.backward(cview(dy, {5, 3}));
+  ASSERT_FALSE(all_equal(wn.g_grad, T(0)));
+  expect_layer_error(wn, out, [&] { wn.backward(cview(dy, {3, 5})); }, "weight_norm",
+                     {"grad_w has shape 3x5, expected 5x3"});
 }
 
 }  // namespace

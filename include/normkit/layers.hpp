@@ -73,11 +73,13 @@ class NORMKIT_API InstanceNorm : public Module {
  public:
   /// Constructor options; defaults as torch.nn.
   struct Options {
-    double eps = 1e-5;                     ///< added to the variance
-    std::optional<double> momentum = 0.1;  ///< of the running statistics; unset: cumulative average
-    bool affine = false;                   ///< learnable per-channel weight and bias
-    bool track_running_stats = false;      ///< keep running_mean and running_var
-    bool skip_nonfinite_update = false;    ///< as BatchNorm::Options::skip_nonfinite_update
+    double eps = 1e-5;                   ///< added to the variance
+    /// Of the running statistics. Not optional: torch.nn.InstanceNorm has no cumulative
+    /// average (momentum=None fails in F.instance_norm).
+    double momentum = 0.1;
+    bool affine = false;                 ///< learnable per-channel weight and bias
+    bool track_running_stats = false;    ///< keep running_mean and running_var
+    bool skip_nonfinite_update = false;  ///< as BatchNorm::Options::skip_nonfinite_update
   };
   /// num_features = C. Weight 1, bias 0, running_mean 0, running_var 1.
   explicit InstanceNorm(int64_t num_features, Options options = {});
@@ -97,7 +99,8 @@ class NORMKIT_API InstanceNorm : public Module {
   /// Empty unless track_running_stats.
   std::vector<T> running_mean, running_var;
   ///@}
-  int64_t num_batches_tracked = 0;  ///< training forward passes so far
+  /// Always 0: torch.nn.InstanceNorm keeps this buffer but never increments it.
+  int64_t num_batches_tracked = 0;
   int64_t skipped_updates = 0;      ///< batches the guard kept out of the running statistics
   bool last_update_skipped = false;  ///< whether the last forward() was one of them
 
@@ -116,7 +119,7 @@ class NORMKIT_API GroupNorm : public Module {
   };
   /// num_groups must divide num_channels. Weight 1, bias 0.
   GroupNorm(int64_t num_groups, int64_t num_channels, Options options = {});
-  /// Writes y (in training, also the running statistics, if any).
+  /// Writes y.
   void forward(TensorView<const T> x, TensorView<T> y);
   /// Writes dx; ACCUMULATES into the gradients.
   void backward(TensorView<const T> dy, TensorView<const T> x, TensorView<T> dx);
@@ -146,9 +149,9 @@ class NORMKIT_API LayerNorm : public Module {
     bool elementwise_affine = true;  ///< learnable weight over normalized_shape
     bool bias = true;                ///< with a learnable bias too (when elementwise_affine)
   };
-  /// Normalizes over the trailing dims normalized_shape. Weight 1 (0 with unit_offset), bias 0.
+  /// Normalizes over the trailing dims normalized_shape. Weight 1, bias 0.
   explicit LayerNorm(Shape normalized_shape, Options options = {});
-  /// Writes y (in training, also the running statistics, if any).
+  /// Writes y.
   void forward(TensorView<const T> x, TensorView<T> y);
   /// Writes dx; ACCUMULATES into the gradients.
   void backward(TensorView<const T> dy, TensorView<const T> x, TensorView<T> dx);
@@ -157,7 +160,7 @@ class NORMKIT_API LayerNorm : public Module {
   Shape normalized_shape;  ///< the trailing dims normalized over
   Options options;         ///< as constructed
   ///@{
-  /// Parameters and their gradients; empty unless affine.
+  /// Parameters and their gradients; empty unless elementwise_affine (bias: and bias).
   std::vector<T> weight, bias, weight_grad, bias_grad;
   ///@}
 
@@ -175,9 +178,9 @@ class NORMKIT_API RMSNorm : public Module {
     bool elementwise_affine = true;  ///< learnable weight over normalized_shape
     bool unit_offset = false;        ///< Gemma: scale by (1 + weight); weight starts at 0
   };
-  /// Normalizes over the trailing dims normalized_shape. Weight 1 (0 with unit_offset), bias 0.
+  /// Normalizes over the trailing dims normalized_shape. Weight 1 (0 with unit_offset); no bias.
   explicit RMSNorm(Shape normalized_shape, Options options = {});
-  /// Writes y (in training, also the running statistics, if any).
+  /// Writes y.
   void forward(TensorView<const T> x, TensorView<T> y);
   /// Writes dx; ACCUMULATES into the gradients.
   void backward(TensorView<const T> dy, TensorView<const T> x, TensorView<T> dx);

@@ -50,9 +50,9 @@ def test_rms_and_weight_norm_signatures():
     with pytest.raises(TypeError):
         nk.rms_norm(x, (3,), None, None, True)  # unit_offset is keyword-only
     nk.weight_norm(v=x, g=np.ones((2, 1)), dim=0)
-    gv, gg = nk.weight_norm_backward(grad_w=x, v=x, g=np.ones((2, 1)), dim=0)
+    gv, gg = nk.weight_norm_backward(grad_output=x, v=x, g=np.ones((2, 1)), dim=0)
     assert gg.shape == (2, 1)
-    gv, gg = nk.weight_norm_backward(grad_w=x, v=x, g=np.array(2.0), dim=None)
+    gv, gg = nk.weight_norm_backward(grad_output=x, v=x, g=np.array(2.0), dim=None)
     assert gg.shape == ()
     nk.normalize(input=x, reduce_axes=(1,), weight=np.ones(2), bias=None, affine_axes=(0,),
                  statistic="l2", eps=1e-12)

@@ -1,5 +1,6 @@
-# test_errors.py — every error case of the core issue (item 8): the exception type, a
-# message naming the op and the offending value, and running statistics left untouched.
+# test_errors.py — every error case of the core issue (item 8), for each function and its
+# _backward twin: the exception type, a message naming the op and the offending value, and
+# running statistics and every array passed in left untouched.
 import re
 
 import numpy as np
@@ -60,22 +61,29 @@ def test_instance_norm_needs_spatial_elements():
 # ---- channel count not matching weight / bias / running statistics -------------------------
 @pytest.mark.parametrize("what", ["weight", "bias", "running_mean", "running_var"])
 @pytest.mark.parametrize("name", ["batch_norm", "instance_norm"])
-def test_channel_count_mismatch(name, what):
+@pytest.mark.parametrize("backward", [False, True])
+def test_channel_count_mismatch(name, what, backward):
     rm, rv = running_stats()
     args = dict(running_mean=rm, running_var=rv, weight=ones(3), bias=ones(3))
     wrong = np.full(4, 0.5, F32)
     args[what] = wrong
-    kept = [a for a in (rm, rv, wrong) if a is not None]
+    x, dy = x3(), x3()
+    kept = [rm, rv, wrong, x, dy]
     extra = dict(training=True) if name == "batch_norm" else {}
+    call = (dy, x) if backward else (x,)
     expect(ValueError, re.escape(f"[{name}] {what} has 4 elements, expected 3"),
-           getattr(nk, name), x3(), **args, **extra, running=kept)
+           getattr(nk, name + ("_backward" if backward else "")), *call, **args, **extra, running=kept)
 
 
 @pytest.mark.parametrize("what", ["weight", "bias"])
-def test_group_norm_channel_count_mismatch(what):
+@pytest.mark.parametrize("backward", [False, True])
+def test_group_norm_channel_count_mismatch(what, backward):
     args = {what: ones(4)}
+    x, dy = x3(), x3()
+    call = (dy, x) if backward else (x,)
     expect(ValueError, re.escape(f"[group_norm] {what} has 4 elements, expected 3"),
-           nk.group_norm, x3(), 3, **args)
+           getattr(nk, "group_norm" + ("_backward" if backward else "")), *call, 3, **args,
+           running=(args[what], x, dy))
 
 
 def test_channel_count_mismatch_backward():
@@ -95,11 +103,12 @@ def test_group_norm_bad_num_groups(groups, pattern):
     expect(ValueError, pattern, nk.group_norm_backward, ones(2, 10, 3), ones(2, 10, 3), groups)
 
 
-def test_group_norm_one_value_per_group():
-    expect(ValueError, r"\[group_norm\] expected more than 1 value per group.*2x4.*num_groups=4",
-           nk.group_norm, ones(2, 4), 4)
-    expect(ValueError, r"\[group_norm\] expected more than 1 value per group.*1x6x1x1.*num_groups=6",
-           nk.group_norm, ones(1, 6, 1, 1), 6)
+@pytest.mark.parametrize("shape,groups,shown", [((2, 4), 4, "2x4"), ((1, 6, 1, 1), 6, "1x6x1x1")])
+def test_group_norm_one_value_per_group(shape, groups, shown):
+    pattern = r"\[group_norm\] expected more than 1 value per group.*" + shown + f".*num_groups={groups}"
+    x, dy, w = ones(*shape), ones(*shape), ones(shape[1])
+    expect(ValueError, pattern, nk.group_norm, x, groups, w, running=(x, w))
+    expect(ValueError, pattern, nk.group_norm_backward, dy, x, groups, w, running=(dy, x, w))
 
 
 # ---- normalized_shape ----------------------------------------------------------------------
@@ -125,6 +134,9 @@ def test_batch_norm_one_value_per_channel(shape, shown):
            nk.batch_norm, ones(*shape), rm, rv, training=True, running=(rm, rv))
     expect(ValueError, r"\[batch_norm\] expected more than 1 value per channel.*" + shown,
            nk.batch_norm, ones(*shape), None, None, training=True)
+    x, dy = ones(*shape), ones(*shape)
+    expect(ValueError, r"\[batch_norm\] expected more than 1 value per channel.*" + shown,
+           nk.batch_norm_backward, dy, x, rm, rv, training=True, running=(rm, rv, x, dy))
 
 
 def test_batch_norm_one_value_per_channel_is_fine_in_eval():
@@ -142,7 +154,10 @@ EPS_CALLS = {
     "rms_norm": lambda x, eps, rm, rv: nk.rms_norm(x, (5,), eps=eps),
     "normalize": lambda x, eps, rm, rv: nk.normalize(x, (2,), eps=eps),
     "batch_norm_bwd": lambda x, eps, rm, rv: nk.batch_norm_backward(x, x, rm, rv, eps=eps),
+    "instance_norm_bwd": lambda x, eps, rm, rv: nk.instance_norm_backward(x, x, rm, rv, eps=eps),
+    "group_norm_bwd": lambda x, eps, rm, rv: nk.group_norm_backward(x, x, 3, eps=eps),
     "layer_norm_bwd": lambda x, eps, rm, rv: nk.layer_norm_backward(x, x, 5, eps=eps),
+    "rms_norm_bwd": lambda x, eps, rm, rv: nk.rms_norm_backward(x, x, (5,), eps=eps),
 }
 
 
@@ -150,9 +165,10 @@ EPS_CALLS = {
 @pytest.mark.parametrize("eps,shown", [(-1e-3, "-0.001"), (-1.0, "-1"), (float("nan"), "nan")])
 def test_negative_eps(name, eps, shown):
     rm, rv = running_stats()
+    x = x3()
     op = name.replace("_bwd", "")
     expect(ValueError, re.escape(f"[{op}") + r"[a-z_]*\] eps=" + re.escape(shown),
-           EPS_CALLS[name], x3(), eps, rm, rv, running=(rm, rv))
+           EPS_CALLS[name], x, eps, rm, rv, running=(rm, rv, x))
 
 
 # ---- momentum outside [0, 1] when it is used -----------------------------------------------

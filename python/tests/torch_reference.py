@@ -1,8 +1,9 @@
 # torch_reference.py — the PyTorch oracles and the tolerance rule of the conformance suite.
 # Each normkit result is compared with PyTorch run in float64 on the same values; a float32
-# result may be off by at most 2e-5 (forward) / 5e-4 (gradients), or 3x PyTorch's own
-# float32 error where that is larger. Errors are normwise: max|a - ref| / max(max|ref|, 1e-3);
-# the floor keeps exact-zero answers (one element per statistic) from dividing by noise.
+# result may be off by at most 2e-5 (forward) / 5e-4 (gradients) or, only where PyTorch's own
+# float32 result is further off than that, by 3x PyTorch's error. Errors are normwise:
+# max|a - ref| / max(max|ref|, 1e-3); the floor keeps exact-zero answers (one element per
+# statistic) from dividing by noise.
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -92,9 +93,11 @@ def rel_err(a, ref):
 
 
 def assert_close(ours, ref64, ref32, tol, what):
-    """ours within tol of ref64, or within 3x of torch's float32 error (ref32) if larger."""
+    """ours within tol of ref64; where torch's float32 result (ref32) is itself off by more
+    than tol, within 3x torch's error instead (the issue's rule, nothing looser)."""
     err = rel_err(ours, ref64)
-    bound = tol if ref32 is None else max(tol, 3 * rel_err(ref32, ref64))
+    err32 = 0.0 if ref32 is None else rel_err(ref32, ref64)
+    bound = tol if err32 <= tol else 3 * err32
     assert err <= bound, f"{what}: normkit error {err:.3g} > bound {bound:.3g}"
 
 
