@@ -1,7 +1,8 @@
 # consumer_tests.cmake — CTest checks that normkit is consumable once installed: a temp
-# install (fixture), then a find_package() project, a pkg-config g++/gcc line, the Python
-# module from a clean environment, and the shared library's exported symbols; plus the C
-# API test linked against libnormkit.so in the tree.
+# install (fixture), then a find_package() project (no CMAKE_CXX_STANDARD: C++20 must come
+# from the targets; normkit::sync too when MPI was found), a pkg-config g++/gcc line, the
+# Python module from a clean environment, and the shared library's exported symbols; plus
+# the C API test linked against libnormkit.so in the tree.
 set(NORMKIT_CONSUMER_PREFIX ${PROJECT_BINARY_DIR}/consumer/prefix)
 set(NORMKIT_CONSUMER_DRIVER ${PROJECT_SOURCE_DIR}/tests/consumer/run.sh)
 set(_nk_py_dir "")
@@ -17,6 +18,7 @@ set(_nk_env
   NORMKIT_WORK_DIR=${PROJECT_BINARY_DIR}/consumer
   NORMKIT_VERSION=${PROJECT_VERSION}
   NORMKIT_PYTHON=${Python3_EXECUTABLE}
+  NORMKIT_HAS_SYNC=${NORMKIT_HAS_SYNC}
   CMAKE_COMMAND=${CMAKE_COMMAND}
   CMAKE_GENERATOR=${CMAKE_GENERATOR})
 

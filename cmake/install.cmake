@@ -1,6 +1,7 @@
 # install.cmake — what `cmake --install` puts under the prefix: headers, libnormkit.so and
 # libnormkit.a, the normkit::normkit package (config + version + targets), normkit.pc, the
-# `normkit` program and the Python module. Every path is relative, so the result relocates.
+# `normkit` program and the Python module; libnormkit_sync.a (normkit::sync, the package's
+# `sync` component) when MPI was found. Every path is relative, so the result relocates.
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
@@ -15,6 +16,15 @@ install(TARGETS normkit_shared normkit EXPORT normkitTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+# SyncBatchNorm over MPI, in the same export set; normkitConfig.cmake finds MPI for it.
+set(NORMKIT_HAS_SYNC OFF)
+if(TARGET normkit_sync)
+  set(NORMKIT_HAS_SYNC ON)
+  install(TARGETS normkit_sync EXPORT normkitTargets
+          ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+          LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+          INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+endif()
 install(EXPORT normkitTargets NAMESPACE normkit:: DESTINATION ${NORMKIT_CMAKE_DIR})
 
 configure_package_config_file(${CMAKE_CURRENT_LIST_DIR}/normkitConfig.cmake.in

@@ -109,8 +109,8 @@ std::vector<RunResult> run_dp_study(const StudyOptions& o, DataParallel dp) {
       md << table.str() << "\nTest error (%) on " << data.test.count << " Fashion-MNIST test images after "
          << o.epochs << " epochs on the first " << data.train.count << " training images, " << ranks
          << " ranks; lr = " << o.base_lr << " x global batch / " << o.base_batch << " (cosine decay), seed "
-         << o.seed << ".\nProduced by `" << o.command_line << "` on " << when << "; wall time "
-         << format_duration(total_s) << ".\n";
+         << o.seed << ".\nProduced by `" << o.command_line << "` (commit " << git_commit() << ") on "
+         << when << "; wall time " << format_duration(total_s) << ".\n";
       write_file(dir / (base + ".md"), md.str());
       std::cout << "wrote " << (dir / (base + ".csv")).string() << " and " << (dir / (base + ".md")).string()
                 << "\n";

@@ -33,7 +33,7 @@ StudyOptions quick_options(StudyOptions o) {
   o.epochs = 2;
   o.train_subset = 6000;
   o.test_subset = 2000;
-  if (o.max_error <= 0) o.max_error = 0.5;
+  if (o.max_error <= 0) o.max_error = 0.4;  // chance is 0.9; batch 32 reaches 0.20-0.32
   return o;
 }
 
@@ -70,12 +70,12 @@ void write_file(const std::filesystem::path& p, const std::string& text) {
 
 std::string results_csv(const std::vector<RunResult>& results, int train_images) {
   std::ostringstream s;
-  s << "norm,batch,epochs,train_images,lr,seed,train_loss,test_error,wall_s,images_per_s\n";
+  s << "norm,batch,epochs,train_images,lr,seed,train_loss,test_error,wall_s,images_per_s,commit\n";
   for (const RunResult& r : results)
     s << norm_name(r.config.norm) << ',' << r.config.batch << ',' << r.config.epochs << ','
       << train_images << ',' << fmt("%.6g", r.config.lr) << ',' << r.config.seed << ','
       << fmt("%.5f", r.train_loss) << ',' << fmt("%.4f", r.test_error) << ','
-      << fmt("%.1f", r.wall_s) << ',' << fmt("%.0f", r.images_per_s) << '\n';
+      << fmt("%.1f", r.wall_s) << ',' << fmt("%.0f", r.images_per_s) << ',' << git_commit() << '\n';
   return s.str();
 }
 
@@ -194,8 +194,8 @@ std::vector<RunResult> run_study(const StudyOptions& o) {
        << data.train.count << " training images; lr = " << o.base_lr << " x batch / "
        << o.base_batch << " (cosine decay), momentum " << o.momentum << ", weight decay "
        << o.weight_decay << ", GroupNorm " << o.groups << " groups, seed " << o.seed << ".\n"
-       << "Produced by `" << o.command_line << "` on " << today() << ", " << cpu_model()
-       << ", " << o.jobs << " runs at a time, one thread each; sweep wall time "
+       << "Produced by `" << o.command_line << "` (commit " << git_commit() << ") on " << today()
+       << ", " << cpu_model() << ", " << o.jobs << " runs at a time, one thread each; sweep wall time "
        << format_duration(total_s) << ".\n";
     write_file(dir / "results.md", md.str());
     std::cout << "wrote " << (dir / "results.csv").string() << " and " << (dir / "results.md").string() << "\n";

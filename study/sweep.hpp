@@ -35,8 +35,12 @@ struct StudyOptions {
   std::string command_line;      // recorded in results.md
 };
 
-// The --quick preset: a small subset, 2 epochs, batch 32 only, every norm, max_error 0.5.
+// The --quick preset: a small subset, 2 epochs, batch 32 only, every norm, max_error 0.4.
 StudyOptions quick_options(StudyOptions base);
+
+// The git commit this program was built from (short hash, "-dirty" if tracked files differed
+// from it at build time; "unknown" outside a git checkout), recorded in the results files.
+std::string git_commit();
 
 // Runs the sweep, prints the table on stdout, writes results.csv / results.md (and the
 // figure) under out_dir. Throws std::runtime_error if a run misses max_error.
@@ -44,6 +48,7 @@ std::vector<RunResult> run_study(const StudyOptions& opts);
 
 // The table of test errors, rows = norms, columns = batch sizes (markdown).
 std::string results_markdown(const std::vector<RunResult>& results, const StudyOptions& opts);
+// One row per run; the last column is git_commit().
 std::string results_csv(const std::vector<RunResult>& results, int train_images);
 
 // The options every sweep checks (norms, batches, epochs, lr, groups): normkit::Error, so

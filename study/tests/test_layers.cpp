@@ -1,8 +1,10 @@
 // study/tests/test_layers.cpp — the training stack's gradients against central finite
 // differences, in double: convolution (stride 1 and 2, odd sizes, with and without bias),
-// linear, ReLU, global average pooling, softmax cross-entropy; and one SGD step by hand.
+// linear, ReLU, global average pooling, softmax cross-entropy; one SGD step by hand; and He
+// initialization's statistics.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <vector>
@@ -161,4 +163,42 @@ TEST(Layers, SgdStepIsPyTorchsFormula) {
   const double v0 = 0.5 + 0.1 * 1.0, w0 = w[0];
   sgd.step(0.5);  // v = 0.9 v + g + wd*w
   EXPECT_DOUBLE_EQ(w[0], w0 - 0.5 * (0.9 * v0 + 0.5 + 0.1 * w0));
+}
+
+// He normal: mean 0, std sqrt(2 / fan_in), fan_in = cin*k*k (conv) or in (linear), biases 0.
+// N >= 73,728 weights, so the sample std is within 0.3% (one standard error) of the truth and
+// the mean within 0.004 std; about 68.3% of a normal lies within one std (a uniform: 57.7%).
+// The fan-ins (9, 576, 512) differ from the fan-outs (73,728, 1,152, 256).
+namespace {
+template <class T>
+void expect_he_normal(const std::vector<T>& w, int fan_in, const char* what) {
+  const double n = static_cast<double>(w.size()), want = std::sqrt(2.0 / fan_in);
+  double mean = 0, var = 0, within = 0;
+  for (T v : w) mean += v / n;
+  for (T v : w) var += (v - mean) * (v - mean) / (n - 1);
+  for (T v : w) within += std::abs(v) < want ? 1.0 / n : 0.0;
+  EXPECT_LT(std::abs(mean), 0.02 * want) << what << ": mean " << mean;
+  EXPECT_NEAR(std::sqrt(var) / want, 1.0, 0.03) << what << ": std " << std::sqrt(var) << ", want " << want;
+  EXPECT_NEAR(within, 0.6827, 0.01) << what << ": fraction within one std";
+}
+}  // namespace
+
+TEST(Layers, HeInitializationHasStdSqrt2OverFanIn) {
+  Rng rng(3);
+  Conv2d<float> first(1, 8192, 3, 1, 1, true);  // fan_in 9, as the network's first layer
+  std::fill(first.bias.begin(), first.bias.end(), 5.0f);
+  first.init(rng);
+  expect_he_normal(first.weight, 9, "conv 1->8192");
+  EXPECT_TRUE(std::all_of(first.bias.begin(), first.bias.end(), [](float b) { return b == 0; }));
+  Conv2d<float> conv(64, 128, 3, 2, 1, false);  // fan_in 576
+  conv.init(rng);
+  expect_he_normal(conv.weight, 64 * 9, "conv 64->128");
+  Linear<float> fc(512, 256);  // fan_in 512
+  std::fill(fc.bias.begin(), fc.bias.end(), 5.0f);
+  fc.init(rng);
+  expect_he_normal(fc.weight, 512, "linear 512->256");
+  EXPECT_TRUE(std::all_of(fc.bias.begin(), fc.bias.end(), [](float b) { return b == 0; }));
+  Linear<double> fc64(512, 256);  // the double instantiation the gradient checks use
+  fc64.init(rng);
+  expect_he_normal(fc64.weight, 512, "linear<double> 512->256");
 }

@@ -2,6 +2,7 @@
 # run.sh MODE — the consumer checks CTest runs (cmake/consumer_tests.cmake sets the NORMKIT_*
 # variables): install into a temp prefix, then consume it with find_package, pkg-config
 # (g++ and gcc lines), Python from a clean environment, and check the exported symbols.
+# With NORMKIT_HAS_SYNC=ON (normkit built with MPI), libnormkit_sync.a and normkit::sync too.
 set -euo pipefail
 mode=$1
 : "${NORMKIT_BUILD_DIR:?}" "${NORMKIT_PREFIX:?}" "${NORMKIT_LIBDIR:?}" "${NORMKIT_SOURCE_DIR:?}"
@@ -21,6 +22,9 @@ case $mode in
              "$NORMKIT_LIBDIR/cmake/normkit/normkitConfigVersion.cmake"; do
       [ -e "$NORMKIT_PREFIX/$f" ] || fail "missing $f"
     done
+    if [ "${NORMKIT_HAS_SYNC:-OFF}" = ON ]; then
+      [ -e "$libdir/libnormkit_sync.a" ] || fail "missing $NORMKIT_LIBDIR/libnormkit_sync.a"
+    fi
     echo "installed into $NORMKIT_PREFIX:"; (cd "$NORMKIT_PREFIX" && find . -type f | sort)
     ;;
   cmake)
@@ -32,6 +36,10 @@ case $mode in
     [[ $loads == *"$libdir/libnormkit.so"* ]] || fail "consumer_shared does not load $libdir/libnormkit.so"
     "$work/consumer_shared"
     "$work/consumer_static"
+    if [ "${NORMKIT_HAS_SYNC:-OFF}" = ON ]; then  # one MPI process (singleton), root allowed
+      [ -x "$work/consumer_sync" ] || fail "normkit was built with MPI but normkit::sync was not found"
+      OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 "$work/consumer_sync"
+    fi
     ;;
   pkgconfig)
     rm -rf "$work" && mkdir -p "$work"
@@ -39,6 +47,7 @@ case $mode in
     v=$(pkg-config --modversion normkit)
     [ "$v" = "$NORMKIT_VERSION" ] || fail "pkg-config says version $v, expected $NORMKIT_VERSION"
     set -x
+    # -std=c++20 is the user's to give: normkit.pc also serves C programs (the gcc line below).
     g++ -std=c++20 -O2 "$here/main.cpp" $(pkg-config --cflags --libs normkit) \
       -Wl,-rpath,"$libdir" -o "$work/consumer_cxx"
     gcc -std=c99 -O2 -Wall -Werror "$NORMKIT_SOURCE_DIR/tests/c/test_c_api.c" \
