@@ -22,6 +22,14 @@ constexpr int64_t kFuseMax = int64_t{1} << 18;      // a statistic this small st
 constexpr int64_t kFuseMinStats = 8;                // enough statistics to share out
 constexpr int64_t kColumnBlock = 4096;              // column mode: keys per task
 constexpr int64_t kMaxColumnSegs = 16;              // column mode: bounds the partials' memory
+constexpr int64_t kStreamBytes = int64_t{16} << 20;  // an output this large skips the cache
+
+// Whether an output of the plan's size is written with non-temporal stores: it would not stay
+// in the last-level cache next to its input anyway, and would be read into it first.
+template <class T>
+bool streams(const ReductionPlan& plan) {
+  return plan.numel() * int64_t(sizeof(T)) >= kStreamBytes;
+}
 
 struct Offsets {
   int64_t mem = 0, stat = 0, aff = 0;
@@ -155,18 +163,43 @@ Partial chan_merge(const Partial& x, const Partial& y) {
 
 // ---- statistics of one row-mode chunk ---------------------------------------------------
 
-// The moments (or sum of squares) of the elements of key group `group` in [d0, d1):
-// two passes over the cache-resident chunk, the second around the first's mean.
-// From sums(m, s1, s2) = the sums of d = x - m and d^2 over the n elements.
+// A variance's sums are taken in one pass around a shift: the mean of the chunk's first
+// kShiftElems elements (0 where that is not finite), close to the chunk's mean unless the
+// data is ordered.
+constexpr int64_t kShiftElems = 16;
+
+// The shift of a contiguous run's statistic: the mean of its first kShiftElems elements.
+template <class T>
+double shift_of(const T* x, int64_t len) {
+  const int64_t count = std::min(kShiftElems, len);
+  double sum = 0.0;
+  for (int64_t i = 0; i < count; ++i) sum += double(x[i]);
+  const double m = count > 0 ? sum / double(count) : 0.0;
+  return std::isfinite(m) ? m : 0.0;
+}
+
+// The moments (or sum of squares) of n cache-resident elements, from sums(m, s1, s2) = the
+// sums of d = x - m and d^2. Variance: mean = shift + s1/n, m2 = s2 - s1^2/n from one pass
+// around `shift`. While |mean - shift| <= 4 standard deviations that cancels at most a factor
+// 17 of s2's rounding (1 + (mean - shift)^2 / var; about 1.06 for a shift from 16 elements);
+// beyond, a second pass around that mean (the corrected two-pass); so too where an Inf or NaN
+// made them non-finite, which then turns the mean into NaN as PyTorch's does.
 template <class Sums>
-Partial moments_of(Sums&& sums, double n, Statistic statistic) {
+Partial moments_of(Sums&& sums, double n, Statistic statistic, double shift) {
   double s1, s2;
-  sums(0.0, s1, s2);
-  if (statistic != Statistic::Variance) return {n, 0.0, s2};
-  const double m = n > 0 ? s1 / n : 0.0;
-  sums(m, s1, s2);  // corrected two-pass: mean = m + sum(d)/n, m2 = sum(d^2) - sum(d)^2/n
-  const double m2 = s2 - s1 * s1 / n;
-  return {n, m + s1 / n, m2 < 0 ? 0.0 : m2};  // rounding may go below 0; NaN must stay NaN
+  if (statistic != Statistic::Variance) {
+    sums(0.0, s1, s2);
+    return {n, 0.0, s2};
+  }
+  sums(shift, s1, s2);
+  double md = s1 / n;
+  if (!(md * md * n <= 16.0 * (s2 - s1 * md))) {  // also where an Inf or NaN made the sums NaN
+    shift += md;
+    sums(shift, s1, s2);
+    md = s1 / n;
+  }
+  const double m2 = s2 - s1 * md;
+  return {n, shift + md, m2 < 0 ? 0.0 : m2};  // rounding may go below 0; NaN must stay NaN
 }
 
 template <class T, class ForRuns>
@@ -187,7 +220,14 @@ Partial chunk_stats_of(ForRuns&& for_runs, double n, int64_t ms, const T* x, Sta
       s1 += a, s2 += b;
     });
   };
-  return moments_of(sums, n, statistic);
+  double first = 0.0;  // the chunk's first kShiftElems elements, in visiting order
+  int64_t k = 0;
+  if (statistic == Statistic::Variance)
+    for_runs([&](Offsets o, int64_t len) {
+      for (int64_t i = 0; i < len && k < kShiftElems; ++i, ++k) first += double(x[o.mem + i * ms]);
+    });
+  const double shift = k > 0 ? first / double(k) : 0.0;
+  return moments_of(sums, n, statistic, std::isfinite(shift) ? shift : 0.0);
 }
 
 template <class T>
@@ -273,22 +313,88 @@ void for_each_group_block(const Geometry& g, int64_t work, int64_t block, Body&&
   }
 }
 
-// Column mode: per-key moments of the runs [q0, q1) of group `group` (plain double loops).
+// Column mode: visit(offs, count) for the runs of group `group` in [q0, q1) in blocks of at
+// most kColRows (memory offsets), cut at positions fixed by q0.
+// A block also ends where the statistic offset of its runs changes: visit(offs, count, stat).
+template <class Visit>
+void for_each_run_block(const Geometry& g, int64_t group, int64_t q0, int64_t q1, Visit&& visit) {
+  int64_t offs[rows::kColRows];
+  int64_t k = 0, stat = 0;
+  for_each_run(g, group, q0, q1, [&](Offsets o, int64_t) {
+    if (k > 0 && o.stat != stat) visit(offs, k, stat), k = 0;
+    if (k == 0) stat = o.stat;
+    offs[k++] = o.mem;
+    if (k == rows::kColRows) visit(offs, k, stat), k = 0;
+  });
+  if (k > 0) visit(offs, k, stat);
+}
+
+// Column mode: per-key moments of the runs [q0, q1) of group `group`. Contiguous runs, with
+// a variance: one pass of shifted sums (col_dev_sums) around the mean of the first few runs, which lies
+// within a fraction of a standard deviation of the mean unless the data is ordered; a
+// column whose shift turns out farther than 4 standard deviations from its mean (the sum of
+// squares would cancel) has the whole block summed again around the first pass's means.
 template <class T>
 void column_stats(const Geometry& g, int64_t group, int64_t q0, int64_t q1, const T* x,
                   Statistic statistic, Partial* out) {
+  using C = compute_t<T>;
   const int64_t L = group_at(g, group).len, ms = g.run.stride;
-  std::vector<double> m(size_t(L), 0.0), s2(size_t(L), 0.0);
   const double n = double(q1 - q0);
-  if (statistic == Statistic::Variance) {
+  const bool variance = statistic == Statistic::Variance;
+  if (ms == 1 && variance) {
+    std::vector<C> shift(size_t(L), C(0));
+    std::vector<double> s1(size_t(L), 0.0), s2(size_t(L), 0.0);
+    if (variance) {
+      constexpr int64_t kShiftRuns = 8;
+      const int64_t k = std::min(kShiftRuns, q1 - q0);
+      for_each_run_block(g, group, q0, q0 + k, [&](const int64_t* offs, int64_t count, int64_t) {
+        rows::col_dev_sums(x, offs, count, L, shift.data(), s1.data(), s2.data());
+      });
+      std::fill(s2.begin(), s2.end(), 0.0);
+      for (int64_t i = 0; i < L; ++i) {  // a NaN or Inf shift would turn an infinite mean into NaN
+        const C v = C(k > 0 ? s1[size_t(i)] / double(k) : 0.0);
+        shift[size_t(i)] = std::isfinite(float(v)) ? v : C(0), s1[size_t(i)] = 0;
+      }
+    }
+    auto sums = [&] {
+      for_each_run_block(g, group, q0, q1, [&](const int64_t* offs, int64_t count, int64_t) {
+        rows::col_dev_sums(x, offs, count, L, shift.data(), s1.data(), s2.data());
+      });
+    };
+    sums();
+    if (variance) {
+      bool again = false;
+      for (int64_t i = 0; i < L && n > 0; ++i) {
+        const double md = s1[size_t(i)] / n, m2 = s2[size_t(i)] - s1[size_t(i)] * md;
+        again = again || !(md * md * n <= 16.0 * m2);  // |mean - shift| > 4 std, or Inf / NaN
+      }
+      if (again) {
+        for (int64_t i = 0; i < L; ++i)
+          shift[size_t(i)] = C(double(shift[size_t(i)]) + s1[size_t(i)] / n), s1[size_t(i)] = s2[size_t(i)] = 0;
+        sums();
+      }
+    }
+    for (int64_t i = 0; i < L; ++i) {
+      const double md = n > 0 ? s1[size_t(i)] / n : 0.0, m2 = s2[size_t(i)] - s1[size_t(i)] * md;
+      out[i] = Partial{n, double(shift[size_t(i)]) + md, m2 < 0 ? 0.0 : m2};  // NaN stays NaN
+    }
+    return;
+  }
+  // Sums of squares (RMSNorm, L2) in double lanes: with a statistic of one or two elements
+  // (a trailing dim of size 1), the backward's cancellation needs them exact.
+  std::vector<double> m(size_t(L), 0.0), s2(size_t(L), 0.0);
+  if (ms == 1) {
+    for_each_run(g, group, q0, q1, [&](Offsets o, int64_t) { rows::col_add_sq_dev(s2.data(), x + o.mem, L, m.data()); });
+    for (int64_t i = 0; i < L; ++i) out[i] = Partial{n, 0.0, s2[size_t(i)]};
+    return;
+  }
+  if (variance) {
     for_each_run(g, group, q0, q1, [&](Offsets o, int64_t) {
-      if (ms == 1) return rows::col_add(m.data(), x + o.mem, L);
       for (int64_t i = 0; i < L; ++i) m[size_t(i)] += double(x[o.mem + i * ms]);
     });
     for (auto& v : m) v = n > 0 ? v / n : 0.0;
   }
   for_each_run(g, group, q0, q1, [&](Offsets o, int64_t) {
-    if (ms == 1) return rows::col_add_sq_dev(s2.data(), x + o.mem, L, m.data());
     for (int64_t i = 0; i < L; ++i) {
       const double d = double(x[o.mem + i * ms]) - m[size_t(i)];
       s2[size_t(i)] += d * d;
@@ -309,7 +415,7 @@ Partial listed_stats(const Geometry& g, const RunList& runs, Offsets base, const
           rows::dev_sums_list(x + base.mem, runs.mem.data(), int64_t(runs.mem.size()), runs.len,
                               rows::SplitMean<compute_t<T>>(m), &s1, &s2);
         },
-        double(g.key_len), statistic);
+        double(g.key_len), statistic, shift_of(x + base.mem + runs.mem[0], runs.len));
   Partial acc;
   for (int64_t seg = 0; seg < g.num_segs; ++seg) {
     const int64_t d0 = seg * g.seg_len, d1 = std::min(g.key_len, d0 + g.seg_len);
@@ -331,18 +437,18 @@ void finish_stats(Statistic statistic, const Partial& p, double* mean, double* s
 // y = xhat * w + b on one run.
 template <class T, class C = compute_t<T>>
 void normalize_run(const PlanDim& run, Offsets o, int64_t len, const T* x, T* y, const double* mean,
-                   const double* rstd, const C* w, const C* b, bool round_xhat) {
+                   const double* rstd, const C* w, const C* b, bool round_xhat, bool stream) {
   const int64_t ms = run.stride, ss = run.stat_stride, as = run.affine_stride;
   if (ms == 1 && ss == 0) {
     const rows::SplitMean<C> m(mean[o.stat]);
     const double r = rstd[o.stat];
     if (as == 0 && !round_xhat) {
       const double wv = w ? double(w[o.aff]) : 1.0, bv = b ? double(b[o.aff]) : 0.0;
-      return rows::scale_shift(x + o.mem, y + o.mem, len, m, C(r * wv), C(bv));
+      return rows::scale_shift(x + o.mem, y + o.mem, len, m, C(r * wv), C(bv), stream);
     }
     if (as == 1)
       return rows::scale_shift_rows(x + o.mem, y + o.mem, len, m, C(r), w ? w + o.aff : nullptr,
-                                    b ? b + o.aff : nullptr, round_xhat);
+                                    b ? b + o.aff : nullptr, round_xhat, stream);
   }
   for (int64_t i = 0; i < len; ++i) {
     const int64_t s = o.stat + i * ss, a = o.aff + i * as;
@@ -355,14 +461,15 @@ void normalize_run(const PlanDim& run, Offsets o, int64_t len, const T* x, T* y,
 // dx = P * dy * w + Q * (x - mean) + R on one run (the backward twin of normalize_run).
 template <class T, class C = compute_t<T>>
 void grad_input_run(const PlanDim& run, Offsets o, int64_t len, const T* dy, const T* x, T* dx,
-                    const double* mean, const double* P, const double* Q, const double* R, const C* w) {
+                    const double* mean, const double* P, const double* Q, const double* R, const C* w,
+                    bool stream) {
   const int64_t ms = run.stride, ss = run.stat_stride, as = run.affine_stride;
   if (ms == 1 && ss == 0 && (as <= 1 || !w)) {
     const int64_t s = o.stat;
     const bool wvec = w && as == 1;
     const double wv = w && !wvec ? double(w[o.aff]) : 1.0;
     return rows::grad_input(dy + o.mem, x + o.mem, dx + o.mem, len, rows::SplitMean<C>(mean[s]),
-                            wvec ? w + o.aff : static_cast<const C*>(nullptr), C(P[s] * wv), C(Q[s]), C(R[s]));
+                            wvec ? w + o.aff : static_cast<const C*>(nullptr), C(P[s] * wv), C(Q[s]), C(R[s]), stream);
   }
   for (int64_t i = 0; i < len; ++i) {
     const int64_t s = o.stat + i * ss;
@@ -387,6 +494,43 @@ void for_all_runs(const ReductionPlan& plan, Body&& body) {
       Cursor c(outer, q0);
       for (int64_t q = q0; q < q1; ++q, c.next()) body(*c, L);
     }
+  }
+}
+
+// Calls body(offs, count, stat) for every run of the tensor, in blocks of up to kColRows
+// runs of the same statistic offset (memory offsets in offs); threads take contiguous blocks.
+template <class Body>
+void for_all_run_blocks(const ReductionPlan& plan, Body&& body) {
+  const size_t r = plan.run_dim();
+  Radix outer;
+  for (size_t i = 0; i < plan.dims().size(); ++i)
+    if (i != r) outer.add(plan.dims()[i]);
+  const int64_t total = outer.count;
+#pragma omp parallel if (plan.numel() >= kParallelMin && total > 1)
+  {
+    const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
+    const int64_t q0 = total * t / nt, q1 = total * (t + 1) / nt;
+    int64_t offs[rows::kColRows];
+    int64_t k = 0, stat = 0;
+    if (q0 < q1) {
+      Cursor c(outer, q0);
+      for (int64_t q = q0; q < q1; ++q, c.next()) {
+        if (k > 0 && ((*c).stat != stat || k == rows::kColRows)) body(offs, k, stat), k = 0;
+        if (k == 0) stat = (*c).stat;
+        offs[k++] = (*c).mem;
+      }
+      if (k > 0) body(offs, k, stat);
+    }
+  }
+}
+
+// Per statistic s: the mean split into C values (hi, lo) for the column primitives.
+template <class C>
+void split_means(const double* mean, int64_t count, std::vector<C>& hi, std::vector<C>& lo) {
+  hi.resize(size_t(count)), lo.resize(size_t(count));
+  for (int64_t s = 0; s < count; ++s) {
+    const rows::SplitMean<C> m(mean[s]);
+    hi[size_t(s)] = m.hi, lo[size_t(s)] = m.lo;
   }
 }
 
@@ -456,13 +600,18 @@ void apply_forward(const ReductionPlan& plan, const T* x, T* y, const double* me
                    const double* rstd, const compute_t<T>* w, const compute_t<T>* b, bool round_xhat) {
   const PlanDim& run = plan.dims()[plan.run_dim()];
   if (column_fast_path(plan) && !round_xhat) {
-    std::vector<double> alpha = per_stat(plan, w, 1.0), beta = per_stat(plan, b, 0.0);
-    for (size_t s = 0; s < alpha.size(); ++s) alpha[s] *= rstd[s];
-    return for_all_runs(plan, [&](Offsets o, int64_t len) {
-      rows::col_scale_shift(x + o.mem, y + o.mem, len, mean + o.stat, alpha.data() + o.stat, beta.data() + o.stat);
+    using C = compute_t<T>;
+    const std::vector<double> wv = per_stat(plan, w, 1.0), bv = per_stat(plan, b, 0.0);
+    std::vector<C> hi, lo, alpha(wv.size()), beta(wv.size());
+    split_means(mean, plan.num_stats(), hi, lo);
+    for (size_t s = 0; s < wv.size(); ++s) alpha[s] = C(rstd[s] * wv[s]), beta[s] = C(bv[s]);
+    return for_all_run_blocks(plan, [&](const int64_t* offs, int64_t count, int64_t st) {
+      rows::col_scale_shift_block(x, y, offs, count, run.size, hi.data() + st, lo.data() + st, alpha.data() + st,
+                                  beta.data() + st, streams<T>(plan));
     });
   }
-  for_all_runs(plan, [&](Offsets o, int64_t len) { normalize_run(run, o, len, x, y, mean, rstd, w, b, round_xhat); });
+  const bool stream = streams<T>(plan);
+  for_all_runs(plan, [&](Offsets o, int64_t len) { normalize_run(run, o, len, x, y, mean, rstd, w, b, round_xhat, stream); });
 }
 
 namespace {
@@ -474,20 +623,24 @@ void forward_rows(const Geometry& g, int64_t len, Statistic statistic, double ep
                   const compute_t<T>* w, const compute_t<T>* b, double* mean, double* second, double* rstd) {
   constexpr int64_t kBlock = 64;
   const double n = double(len);
+  const bool stream = g.owners.count * len * int64_t(sizeof(T)) >= kStreamBytes;
   for_each_group_block(g, g.owners.count * len, kBlock, [&](const Offsets* bases, int64_t count) {
     int64_t offs[kBlock];
     double m[kBlock], s1[kBlock], s2[kBlock], alpha[kBlock], beta[kBlock];
-    for (int64_t k = 0; k < count; ++k) offs[k] = bases[k].mem;
-    rows::dev_sums_rows(x, offs, count, len, nullptr, s1, s2);
-    if (statistic == Statistic::Variance) {
-      for (int64_t k = 0; k < count; ++k) m[k] = n > 0 ? s1[k] / n : 0.0;
-      rows::dev_sums_rows(x, offs, count, len, m, s1, s2);
-    }
+    const bool variance = statistic == Statistic::Variance;
+    for (int64_t k = 0; k < count; ++k) offs[k] = bases[k].mem, m[k] = variance ? shift_of(x + offs[k], len) : 0.0;
+    rows::dev_sums_rows(x, offs, count, len, variance ? m : nullptr, s1, s2);
     for (int64_t k = 0; k < count; ++k) {
       Partial p{n, 0.0, s2[k]};
-      if (statistic == Statistic::Variance) {
-        const double m2 = s2[k] - s1[k] * s1[k] / n;
-        p = {n, m[k] + s1[k] / n, m2 < 0 ? 0.0 : m2};  // as moments_of
+      if (variance) {  // as moments_of
+        double md = s1[k] / n;
+        if (!(md * md * n <= 16.0 * (s2[k] - s1[k] * md))) {
+          m[k] += md;
+          rows::dev_sums_rows(x, offs + k, 1, len, m + k, s1 + k, s2 + k);
+          md = s1[k] / n;
+        }
+        const double m2 = s2[k] - s1[k] * md;
+        p = {n, m[k] + md, m2 < 0 ? 0.0 : m2};
       }
       const int64_t s = bases[k].stat;
       finish_stats(statistic, p, mean + s, second + s);
@@ -496,8 +649,48 @@ void forward_rows(const Geometry& g, int64_t len, Statistic statistic, double ep
       alpha[k] = rstd[s] * wv, beta[k] = b ? double(b[bases[k].aff]) : 0.0;
       m[k] = mean[s];
     }
-    rows::scale_shift_rows_list(x, y, offs, count, len, m, alpha, beta);
+    rows::scale_shift_rows_list(x, y, offs, count, len, m, alpha, beta, stream);
   });
+}
+}  // namespace
+
+namespace {
+// The fused forward in column mode when a group of statistics fits in cache (InstanceNorm on
+// NHWC: per image, H*W runs of C): its statistics, chunk by chunk as reduce_stats takes them,
+// then its runs normalized while cached.
+template <class T>
+void forward_columns(const ReductionPlan& plan, const Geometry& g, Statistic statistic, double eps, const T* x, T* y,
+                     const compute_t<T>* w, const compute_t<T>* b, double* mean, double* second, double* rstd) {
+  using C = compute_t<T>;
+  const int64_t groups = g.num_groups();
+  const bool stream = streams<T>(plan);
+#pragma omp parallel if (plan.numel() >= kParallelMin && groups > 1)
+  {
+    const size_t B = size_t(g.col_block);
+    std::vector<Partial> acc(B), part(B);
+    std::vector<C> hi(B), lo(B), alpha(B), beta(B);
+#pragma omp for schedule(static)
+    for (int64_t q = 0; q < groups; ++q) {
+      const Group grp = group_at(g, q);
+      for (int64_t seg = 0; seg < g.num_segs; ++seg) {
+        const int64_t d0 = seg * g.seg_len, d1 = std::min(g.key_len, d0 + g.seg_len);
+        column_stats(g, q, d0, d1, x, statistic, seg == 0 ? acc.data() : part.data());
+        if (seg > 0)
+          for (int64_t i = 0; i < grp.len; ++i) acc[size_t(i)] = merge_stats(statistic, acc[size_t(i)], part[size_t(i)]);
+      }
+      for (int64_t i = 0; i < grp.len; ++i) {
+        const int64_t s = grp.o.stat + i * g.run.stat_stride, a = grp.o.aff + i * g.run.affine_stride;
+        finish_stats(statistic, acc[size_t(i)], mean + s, second + s);
+        rstd[s] = rstd_of(statistic, second[s], eps);
+        const rows::SplitMean<C> m(mean[s]);
+        hi[size_t(i)] = m.hi, lo[size_t(i)] = m.lo;
+        alpha[size_t(i)] = C(rstd[s] * (w ? double(w[a]) : 1.0)), beta[size_t(i)] = C(b ? double(b[a]) : 0.0);
+      }
+      for_each_run_block(g, q, 0, g.key_len, [&](const int64_t* offs, int64_t count, int64_t) {
+        rows::col_scale_shift_block(x, y, offs, count, grp.len, hi.data(), lo.data(), alpha.data(), beta.data(), stream);
+      });
+    }
+  }
 }
 }  // namespace
 
@@ -506,6 +699,9 @@ void forward(const ReductionPlan& plan, Statistic statistic, double eps, const T
              const compute_t<T>* w, const compute_t<T>* b, double* mean, double* second,
              double* rstd, bool round_xhat) {
   const Geometry g = make_geometry(plan, GroupBy::Statistic);
+  if (g.column && column_fast_path(plan) && !round_xhat && g.num_groups() > 1 &&
+      g.key_len * g.col_block <= kFuseMax)
+    return forward_columns(plan, g, statistic, eps, x, y, w, b, mean, second, rstd);
   const bool fuse = !g.column && g.key_len <= kFuseMax && plan.num_stats() >= kFuseMinStats;
   if (!fuse) {
     reduce_stats(plan, x, statistic, mean, second);
@@ -514,6 +710,7 @@ void forward(const ReductionPlan& plan, Statistic statistic, double eps, const T
   }
   // One statistic per task: its chunks in order (the same partials as reduce_stats), then
   // normalize its elements while they are still in cache.
+  const bool stream = streams<T>(plan);
   const RunList runs = make_run_list(g, affine_within_kept(plan));
   if (runs.whole && runs.mem.size() == 1 && !round_xhat)
     return forward_rows(g, runs.len, statistic, eps, x, y, w, b, mean, second, rstd);
@@ -525,10 +722,10 @@ void forward(const ReductionPlan& plan, Statistic statistic, double eps, const T
       using C = compute_t<T>;
       const double wv = w ? double(w[base.aff]) : 1.0, bv = b ? double(b[base.aff]) : 0.0;
       return rows::scale_shift_list(x + base.mem, y + base.mem, runs.mem.data(), int64_t(runs.mem.size()), runs.len,
-                                    rows::SplitMean<C>(mean[s]), C(rstd[s] * wv), C(bv));
+                                    rows::SplitMean<C>(mean[s]), C(rstd[s] * wv), C(bv), stream);
     }
     for_each_listed_run(runs, g.run, base, 0, g.key_len,
-                        [&](Offsets o, int64_t len) { normalize_run(g.run, o, len, x, y, mean, rstd, w, b, round_xhat); });
+                        [&](Offsets o, int64_t len) { normalize_run(g.run, o, len, x, y, mean, rstd, w, b, round_xhat, stream); });
   });
 }
 
@@ -543,6 +740,8 @@ void reduce_grads(const ReductionPlan& plan, GroupBy by, const T* dy, const T* x
   const int64_t keys = by == GroupBy::Statistic ? plan.num_stats() : plan.num_affine();
   const int64_t segs = g.num_segs, tasks = g.num_tasks();
   std::vector<Partial> partials(size_t(keys * segs));
+  bool stat_fixed = true;  // column blocks: the statistics do not change along the domain
+  for (const PlanDim& d : g.domain.dims) stat_fixed = stat_fixed && d.stat_stride == 0;
 #pragma omp parallel for schedule(static) if (plan.numel() >= kParallelMin && tasks > 1)
   for (int64_t t = 0; t < tasks; ++t) {
     const int64_t group = t / segs, seg = t % segs;
@@ -573,9 +772,22 @@ void reduce_grads(const ReductionPlan& plan, GroupBy by, const T* dy, const T* x
     }
     // Column mode: one accumulator pair per element of the run.
     std::vector<double> s1(size_t(L), 0.0), s2(size_t(L), 0.0);
+    if (ms == 1 && ss == 1 && !wt) {  // the statistic steps along the run: blocks of runs
+      std::vector<double> b1(static_cast<size_t>(L)), b2(static_cast<size_t>(L));
+      for_each_run_block(g, group, d0, d1, [&](const int64_t* offs, int64_t count, int64_t st) {
+        if (stat_fixed) {  // every block has the group's statistics: scale by rstd once, below
+          return rows::col_grad_sums_block(dy, x, offs, count, L, mean + st, s1.data(), s2.data());
+        }
+        std::fill(b1.begin(), b1.end(), 0.0), std::fill(b2.begin(), b2.end(), 0.0);
+        rows::col_grad_sums_block(dy, x, offs, count, L, mean + st, b1.data(), b2.data());
+        for (int64_t i = 0; i < L; ++i) s1[size_t(i)] += b1[size_t(i)], s2[size_t(i)] += b2[size_t(i)] * rstd[st + i];
+      });
+      if (stat_fixed)
+        for (int64_t i = 0; i < L; ++i) s2[size_t(i)] *= rstd[grp.o.stat + i];
+      for (int64_t i = 0; i < L; ++i) partials[size_t((k0 + i * kstep) * segs + seg)] = Partial{0, s1[size_t(i)], s2[size_t(i)]};
+      continue;
+    }
     for_each_run(g, group, d0, d1, [&](Offsets o, int64_t) {
-      if (ms == 1 && ss == 1 && !wt)
-        return rows::col_grad_sums(s1.data(), s2.data(), dy + o.mem, x + o.mem, L, mean + o.stat, rstd + o.stat);
       if (ss == 0 && !wt && ms == 1)
         return rows::col_grad_sums_one(s1.data(), s2.data(), dy + o.mem, x + o.mem, L, mean[o.stat], rstd[o.stat]);
       if (ss == 0 && !wt) {
@@ -611,11 +823,12 @@ void apply_backward(const ReductionPlan& plan, const T* dy, const T* x, T* dx, c
   if (column_fast_path(plan)) {
     std::vector<double> Pw = per_stat(plan, w, 1.0);
     for (size_t s = 0; s < Pw.size(); ++s) Pw[s] *= P[s];
-    return for_all_runs(plan, [&](Offsets o, int64_t len) {
-      rows::col_grad_input(dy + o.mem, x + o.mem, dx + o.mem, len, mean + o.stat, Pw.data() + o.stat, Q + o.stat, R + o.stat);
+    return for_all_run_blocks(plan, [&](const int64_t* offs, int64_t count, int64_t st) {
+      rows::col_grad_input_block(dy, x, dx, offs, count, run.size, mean + st, Pw.data() + st, Q + st, R + st);
     });
   }
-  for_all_runs(plan, [&](Offsets o, int64_t len) { grad_input_run(run, o, len, dy, x, dx, mean, P, Q, R, w); });
+  const bool stream = streams<T>(plan);
+  for_all_runs(plan, [&](Offsets o, int64_t len) { grad_input_run(run, o, len, dy, x, dx, mean, P, Q, R, w, stream); });
 }
 
 void dx_coefficients(Statistic statistic, double M, double rstd, double second, double eps, double sg,
@@ -675,6 +888,7 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
   }
   // One statistic per task: its statistics, its sums, then dx, all while it is in cache.
   const int64_t as = g.run.affine_stride;
+  const bool stream = streams<T>(plan);
   const RunList runs = make_run_list(g, affine_within_kept(plan));
   std::vector<double> Q(static_cast<size_t>(S)), R(static_cast<size_t>(S));  // dx coefficients
   for_each_group(g, plan.numel(), [&](int64_t, Offsets base) {
@@ -715,10 +929,10 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
     if (runs.whole) {
       const double wv = w ? double(w[base.aff]) : 1.0;
       return rows::grad_input_list(dy + base.mem, x + base.mem, dx + base.mem, runs.mem.data(), count, runs.len, m,
-                                   C(r * wv), C(Q[s]), C(R[s]));
+                                   C(r * wv), C(Q[s]), C(R[s]), stream);
     }
     for_each_listed_run(runs, g.run, base, 0, g.key_len, [&](Offsets o, int64_t len) {
-      grad_input_run(g.run, o, len, dy, x, dx, mean, rstd, Q.data(), R.data(), w);
+      grad_input_run(g.run, o, len, dy, x, dx, mean, rstd, Q.data(), R.data(), w, stream);
     });
   });
   return per_stat_w;

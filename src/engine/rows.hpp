@@ -28,6 +28,9 @@ struct SplitMean {
   explicit SplitMean(double m) : hi(T(m)), lo(T(m - double(T(m)))) {}
 };
 
+// The primitives that write an output take `stream`: non-temporal stores for outputs too big
+// for the cache (the driver decides; the values are the same).
+//
 // Each primitive is defined for storage S = float, double, bfloat16 and float16 (explicit
 // instantiations in rows_simd.cpp). Lanes compute in C = compute_t<S>: half elements are
 // widened on load and rounded to nearest even on store, one vector at a time (never a
@@ -40,13 +43,13 @@ NORMKIT_ROWS_INTERNAL void dev_sums(const S* x, int64_t len, SplitMean<compute_t
 // y = d * alpha + beta
 template <class S>
 NORMKIT_ROWS_INTERNAL void scale_shift(const S* x, S* y, int64_t len, SplitMean<compute_t<S>> m, compute_t<S> alpha,
-                 compute_t<S> beta);
+                 compute_t<S> beta, bool stream = false);
 
 // y = d * rstd * w[i] + b[i]   (w or b may be null: 1 or 0). round_xhat: d * rstd is
 // rounded to S before the multiply (LLaMA's RMSNorm order; b must be null then).
 template <class S>
 NORMKIT_ROWS_INTERNAL void scale_shift_rows(const S* x, S* y, int64_t len, SplitMean<compute_t<S>> m, compute_t<S> rstd,
-                      const compute_t<S>* w, const compute_t<S>* b, bool round_xhat = false);
+                      const compute_t<S>* w, const compute_t<S>* b, bool round_xhat = false, bool stream = false);
 
 // With g = dy * w[i] (w null: dy): s1 = sum g, s2 = sum g * d
 template <class S>
@@ -56,7 +59,7 @@ NORMKIT_ROWS_INTERNAL void grad_sums(const S* dy, const S* x, int64_t len, Split
 // dx = P * g + Q * d + R,  g = dy * w[i] (w null: dy)
 template <class S>
 NORMKIT_ROWS_INTERNAL void grad_input(const S* dy, const S* x, S* dx, int64_t len, SplitMean<compute_t<S>> m,
-                const compute_t<S>* w, compute_t<S> P, compute_t<S> Q, compute_t<S> R);
+                const compute_t<S>* w, compute_t<S> P, compute_t<S> Q, compute_t<S> R, bool stream = false);
 
 // ---- lists of runs: the same four primitives over `count` runs of `len` elements at
 // x + offs[r] (a statistic's runs, e.g. BatchNorm's N runs of H*W per channel), in one
@@ -66,13 +69,13 @@ NORMKIT_ROWS_INTERNAL void dev_sums_list(const S* x, const int64_t* offs, int64_
                    double* s1, double* s2);
 template <class S>
 NORMKIT_ROWS_INTERNAL void scale_shift_list(const S* x, S* y, const int64_t* offs, int64_t count, int64_t len,
-                      SplitMean<compute_t<S>> m, compute_t<S> alpha, compute_t<S> beta);
+                      SplitMean<compute_t<S>> m, compute_t<S> alpha, compute_t<S> beta, bool stream = false);
 template <class S>
 NORMKIT_ROWS_INTERNAL void grad_sums_list(const S* dy, const S* x, const int64_t* offs, int64_t count, int64_t len,
                     SplitMean<compute_t<S>> m, double* s1, double* s2);
 template <class S>
 NORMKIT_ROWS_INTERNAL void grad_input_list(const S* dy, const S* x, S* dx, const int64_t* offs, int64_t count, int64_t len,
-                     SplitMean<compute_t<S>> m, compute_t<S> P, compute_t<S> Q, compute_t<S> R);
+                     SplitMean<compute_t<S>> m, compute_t<S> P, compute_t<S> Q, compute_t<S> R, bool stream = false);
 
 // ---- blocks of statistics that are one run each (InstanceNorm on NCHW: H*W per (n, c)),
 // `count` of them at x + offs[k], in one dispatched call:
@@ -83,42 +86,54 @@ NORMKIT_ROWS_INTERNAL void dev_sums_rows(const S* x, const int64_t* offs, int64_
 // y = (x - mean[k]) * alpha[k] + beta[k], as scale_shift per row.
 template <class S>
 NORMKIT_ROWS_INTERNAL void scale_shift_rows_list(const S* x, S* y, const int64_t* offs, int64_t count, int64_t len, const double* mean,
-                           const double* alpha, const double* beta);
+                           const double* alpha, const double* beta, bool stream = false);
 
 // ---- column mode: the statistic changes along the run (channels-last BatchNorm and
-// InstanceNorm), one double accumulator or coefficient per element; and the column sums of
-// one run whose elements share a statistic (LayerNorm's and RMSNorm's dweight / dbias). SIMD
-// in double (halves and floats widened on load, results rounded once on store); the order of
-// additions per element is fixed.
-
-// acc[i] += x[i]
-template <class S>
-NORMKIT_ROWS_INTERNAL void col_add(double* acc, const S* x, int64_t len);
-
-// acc[i] += (x[i] - mean[i])^2
+// InstanceNorm, a trailing reduced dim of size 1), or the column sums of one run whose
+// elements share a statistic (LayerNorm's and RMSNorm's dweight / dbias).
+//
+// Per run, in double lanes (halves and floats widened on load), the order of additions per
+// element fixed:
+// acc[i] += (x[i] - mean[i])^2   (sums of squares, where small statistics need them exact)
 template <class S>
 NORMKIT_ROWS_INTERNAL void col_add_sq_dev(double* acc, const S* x, int64_t len, const double* mean);
 
-// s1[i] += dy[i],  s2[i] += dy[i] * ((x[i] - mean[i]) * rstd[i])
-template <class S>
-NORMKIT_ROWS_INTERNAL void col_grad_sums(double* s1, double* s2, const S* dy, const S* x, int64_t len,
-                                         const double* mean, const double* rstd);
-
-// The same with one statistic (m, r) for the whole run.
+// s1[i] += dy[i],  s2[i] += dy[i] * ((x[i] - m) * r)   (one statistic (m, r) for the run)
 template <class S>
 NORMKIT_ROWS_INTERNAL void col_grad_sums_one(double* s1, double* s2, const S* dy, const S* x, int64_t len,
                                              double m, double r);
 
-// y[i] = (x[i] - mean[i]) * alpha[i] + beta[i]
-template <class S>
-NORMKIT_ROWS_INTERNAL void col_scale_shift(const S* x, S* y, int64_t len, const double* mean,
-                                           const double* alpha, const double* beta);
+// In blocks: `rows` runs of `len` elements at x + offs[r], element i of every run in column
+// i, one dispatched call per block. The forward's blocks compute in compute_t<S> with
+// several column vectors in registers across the block's runs, so a block costs about what
+// the same elements cost in row mode. The drivers cut a reduction into blocks of at most
+// kColRows runs at positions fixed by the shape; each block's lane sums are added to the
+// double accumulators, an order fixed per column.
+inline constexpr int64_t kColRows = 32;
 
-// dx[i] = P[i] * dy[i] + Q[i] * (x[i] - mean[i]) + R[i]
+// s1[i] += sum d, s2[i] += sum d^2, d = x - shift[i]
 template <class S>
-NORMKIT_ROWS_INTERNAL void col_grad_input(const S* dy, const S* x, S* dx, int64_t len, const double* mean,
-                                          const double* P, const double* Q, const double* R);
+NORMKIT_ROWS_INTERNAL void col_dev_sums(const S* x, const int64_t* offs, int64_t rows, int64_t len,
+                                        const compute_t<S>* shift, double* s1, double* s2);
 
+// y = (x - hi[i] - lo[i]) * alpha[i] + beta[i]
+template <class S>
+NORMKIT_ROWS_INTERNAL void col_scale_shift_block(const S* x, S* y, const int64_t* offs, int64_t rows, int64_t len,
+                                                 const compute_t<S>* hi, const compute_t<S>* lo,
+                                                 const compute_t<S>* alpha, const compute_t<S>* beta,
+                                                 bool stream = false);
+
+// The backward's blocks keep double lanes (dx of a statistic of one or two elements is a
+// difference of nearly equal terms): s1[i] += sum dy, s2[i] += sum dy * (x - mean[i])
+template <class S>
+NORMKIT_ROWS_INTERNAL void col_grad_sums_block(const S* dy, const S* x, const int64_t* offs, int64_t rows,
+                                               int64_t len, const double* mean, double* s1, double* s2);
+
+// dx = P[i] * dy + Q[i] * (x - mean[i]) + R[i]
+template <class S>
+NORMKIT_ROWS_INTERNAL void col_grad_input_block(const S* dy, const S* x, S* dx, const int64_t* offs, int64_t rows,
+                                                int64_t len, const double* mean, const double* P, const double* Q,
+                                                const double* R);
 
 #undef NORMKIT_ROWS_INTERNAL
 

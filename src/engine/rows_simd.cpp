@@ -8,6 +8,7 @@
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "engine/rows_simd.cpp"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/cache_control.h"
 #include "hwy/highway.h"
 
 #include <algorithm>
@@ -140,6 +141,37 @@ HWY_INLINE void StoreFull(D d, hn::Vec<D> v, S* HWY_RESTRICT p) {
   }
 }
 
+// StoreFull, or with stream: a non-temporal store (outputs larger than the cache, which
+// would otherwise be read into it first), where p is aligned to a whole vector of S of at
+// least 16 bytes (Highway rounds a smaller stream up to 16 bytes).
+template <class D, class S>
+HWY_INLINE void StoreOut(D d, hn::Vec<D> v, S* HWY_RESTRICT p, bool stream) {
+  constexpr size_t kBytes = hn::MaxLanes(D()) * sizeof(S);
+  if constexpr (kBytes >= 16) {
+    if (stream && hn::Lanes(d) == hn::MaxLanes(d) && reinterpret_cast<uintptr_t>(p) % kBytes == 0) {
+      if constexpr (std::is_same_v<S, hn::TFromD<D>>) {
+        return hn::Stream(v, d, p);
+#if NORMKIT_HW_F16
+      } else if constexpr (std::is_same_v<S, float16>) {
+        const hn::Rebind<hwy::float16_t, D> dh;
+        const hn::Rebind<uint16_t, D> d16;
+        return hn::Stream(hn::BitCast(d16, hn::DemoteTo(dh, v)), d16, reinterpret_cast<uint16_t*>(p));
+#endif
+      } else {
+        const hn::RebindToSigned<D> di;
+        const hn::Rebind<uint16_t, D> d16;
+        return hn::Stream(hn::DemoteTo(d16, hn::BitCast(di, ToBits<S>(d, v))), d16, reinterpret_cast<uint16_t*>(p));
+      }
+    }
+  }
+  StoreFull(d, v, p);
+}
+
+// After a primitive's non-temporal stores: they are ordered before what follows.
+HWY_INLINE void EndStream(bool stream) {
+  if (stream) hwy::FlushStream();
+}
+
 // Writes the first n < Lanes(d) lanes of v to p.
 template <class D, class S>
 HWY_INLINE void StorePartial(D d, hn::Vec<D> v, S* HWY_RESTRICT p, size_t n) {
@@ -212,18 +244,24 @@ void DevSums(const S* HWY_RESTRICT x, int64_t len, C m_hi, C m_lo, double* s1, d
 }
 
 template <class S, class C = compute_t<S>>
-void ScaleShift(const S* HWY_RESTRICT x, S* y, int64_t len, C m_hi, C m_lo, C alpha, C beta) {
+void ScaleShift(const S* HWY_RESTRICT x, S* y, int64_t len, C m_hi, C m_lo, C alpha, C beta, bool stream,
+                const S* next = nullptr) {  // next: the row to fetch meanwhile, if any
   const hn::ScalableTag<C> d;
   const size_t N = hn::Lanes(d), n = static_cast<size_t>(len);
   const auto hi = hn::Set(d, m_hi), lo = hn::Set(d, m_lo), a = hn::Set(d, alpha), b = hn::Set(d, beta);
   size_t i = 0;
-  for (; i + N <= n; i += N) StoreFull(d, hn::MulAdd(hn::Sub(hn::Sub(LoadFull(d, x + i), hi), lo), a, b), y + i);
+  if (next)
+    for (; i + N <= n; i += N) {
+      hwy::Prefetch(next + i);
+      StoreOut(d, hn::MulAdd(hn::Sub(hn::Sub(LoadFull(d, x + i), hi), lo), a, b), y + i, stream);
+    }
+  for (; i + N <= n; i += N) StoreOut(d, hn::MulAdd(hn::Sub(hn::Sub(LoadFull(d, x + i), hi), lo), a, b), y + i, stream);
   if (i < n) StorePartial(d, hn::MulAdd(hn::Sub(hn::Sub(LoadPartial(d, x + i, n - i), hi), lo), a, b), y + i, n - i);
 }
 
 template <class S, class C = compute_t<S>>
 void ScaleShiftRows(const S* HWY_RESTRICT x, S* y, int64_t len, C m_hi, C m_lo, C rstd,
-                    const C* HWY_RESTRICT w, const C* HWY_RESTRICT b, bool round_xhat) {
+                    const C* HWY_RESTRICT w, const C* HWY_RESTRICT b, bool round_xhat, bool stream) {
   const hn::ScalableTag<C> d;
   const size_t N = hn::Lanes(d), n = static_cast<size_t>(len);
   const auto hi = hn::Set(d, m_hi), lo = hn::Set(d, m_lo), r = hn::Set(d, rstd);
@@ -237,7 +275,13 @@ void ScaleShiftRows(const S* HWY_RESTRICT x, S* y, int64_t len, C m_hi, C m_lo, 
     return hn::MulAdd(xh, wv, bv);
   };
   size_t i = 0;
-  for (; i + N <= n; i += N) StoreFull(d, step(i, N), y + i);
+  if (stream) {  // out of cache: fetch the next row (rows usually follow each other) meanwhile
+    for (; i + N <= n; i += N) {
+      hwy::Prefetch(x + i + n);
+      StoreOut(d, step(i, N), y + i, true);
+    }
+  }
+  for (; i + N <= n; i += N) StoreOut(d, step(i, N), y + i, stream);
   if (i < n) StorePartial(d, step(i, n - i), y + i, n - i);
 }
 
@@ -264,7 +308,7 @@ void GradSums(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, int64_t len, C 
 
 template <class S, class C = compute_t<S>>
 void GradInput(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* dx, int64_t len, C m_hi, C m_lo,
-               const C* HWY_RESTRICT w, C P, C Q, C R) {
+               const C* HWY_RESTRICT w, C P, C Q, C R, bool stream) {
   const hn::ScalableTag<C> d;
   const size_t N = hn::Lanes(d), n = static_cast<size_t>(len);
   const auto hi = hn::Set(d, m_hi), lo = hn::Set(d, m_lo);
@@ -276,7 +320,7 @@ void GradInput(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* dx, int64_t
     return hn::MulAdd(g, p, hn::MulAdd(dv, q, r));
   };
   size_t i = 0;
-  for (; i + N <= n; i += N) StoreFull(d, step(i, N), dx + i);
+  for (; i + N <= n; i += N) StoreOut(d, step(i, N), dx + i, stream);
   if (i < n) StorePartial(d, step(i, n - i), dx + i, n - i);
 }
 
@@ -294,8 +338,9 @@ void DevSumsList(const S* x, const int64_t* offs, int64_t count, int64_t len, C 
 }
 
 template <class S, class C = compute_t<S>>
-void ScaleShiftList(const S* x, S* y, const int64_t* offs, int64_t count, int64_t len, C hi, C lo, C alpha, C beta) {
-  for (int64_t r = 0; r < count; ++r) ScaleShift(x + offs[r], y + offs[r], len, hi, lo, alpha, beta);
+void ScaleShiftList(const S* x, S* y, const int64_t* offs, int64_t count, int64_t len, C hi, C lo, C alpha, C beta,
+                    bool stream) {
+  for (int64_t r = 0; r < count; ++r) ScaleShift(x + offs[r], y + offs[r], len, hi, lo, alpha, beta, stream);
 }
 
 template <class S, class C = compute_t<S>>
@@ -312,9 +357,9 @@ void GradSumsList(const S* dy, const S* x, const int64_t* offs, int64_t count, i
 
 template <class S, class C = compute_t<S>>
 void GradInputList(const S* dy, const S* x, S* dx, const int64_t* offs, int64_t count, int64_t len, C hi, C lo, C P,
-                   C Q, C R) {
+                   C Q, C R, bool stream) {
   for (int64_t r = 0; r < count; ++r)
-    GradInput(dy + offs[r], x + offs[r], dx + offs[r], len, hi, lo, static_cast<const C*>(nullptr), P, Q, R);
+    GradInput(dy + offs[r], x + offs[r], dx + offs[r], len, hi, lo, static_cast<const C*>(nullptr), P, Q, R, stream);
 }
 
 template <class S, class C = compute_t<S>>
@@ -328,10 +373,11 @@ void DevSumsRows(const S* x, const int64_t* offs, int64_t count, int64_t len, co
 
 template <class S, class C = compute_t<S>>
 void ScaleShiftRowsList(const S* x, S* y, const int64_t* offs, int64_t count, int64_t len, const double* mean,
-                        const double* alpha, const double* beta) {
+                        const double* alpha, const double* beta, bool stream) {
   for (int64_t k = 0; k < count; ++k) {
     const SplitMean<C> split(mean[k]);
-    ScaleShift(x + offs[k], y + offs[k], len, split.hi, split.lo, C(alpha[k]), C(beta[k]));
+    const S* next = stream && k + 1 < count ? x + offs[k + 1] : nullptr;  // out of cache: fetch the next row
+    ScaleShift(x + offs[k], y + offs[k], len, split.hi, split.lo, C(alpha[k]), C(beta[k]), stream, next);
   }
 }
 
@@ -380,32 +426,11 @@ HWY_INLINE void ForLanes(DD dd, int64_t len, Step&& step) {
 }
 
 template <class S>
-void ColAdd(double* HWY_RESTRICT acc, const S* HWY_RESTRICT x, int64_t len) {
-  const hn::ScalableTag<double> dd;
-  ForLanes(dd, len, [&](size_t i, size_t k) {
-    StoreAcc(dd, hn::Add(LoadAcc(dd, acc + i, k), LoadWide(dd, x + i, k)), acc + i, k);
-  });
-}
-
-template <class S>
 void ColAddSqDev(double* HWY_RESTRICT acc, const S* HWY_RESTRICT x, int64_t len, const double* HWY_RESTRICT mean) {
   const hn::ScalableTag<double> dd;
   ForLanes(dd, len, [&](size_t i, size_t k) {
     const auto d = hn::Sub(LoadWide(dd, x + i, k), LoadAcc(dd, mean + i, k));
     StoreAcc(dd, hn::MulAdd(d, d, LoadAcc(dd, acc + i, k)), acc + i, k);
-  });
-}
-
-template <class S>
-void ColGradSums(double* HWY_RESTRICT s1, double* HWY_RESTRICT s2, const S* HWY_RESTRICT dy,
-                 const S* HWY_RESTRICT x, int64_t len, const double* HWY_RESTRICT mean,
-                 const double* HWY_RESTRICT rstd) {
-  const hn::ScalableTag<double> dd;
-  ForLanes(dd, len, [&](size_t i, size_t k) {
-    const auto g = LoadWide(dd, dy + i, k);
-    const auto d = hn::Mul(hn::Sub(LoadWide(dd, x + i, k), LoadAcc(dd, mean + i, k)), LoadAcc(dd, rstd + i, k));
-    StoreAcc(dd, hn::Add(LoadAcc(dd, s1 + i, k), g), s1 + i, k);
-    StoreAcc(dd, hn::MulAdd(g, d, LoadAcc(dd, s2 + i, k)), s2 + i, k);
   });
 }
 
@@ -421,16 +446,7 @@ void ColGradSumsOne(double* HWY_RESTRICT s1, double* HWY_RESTRICT s2, const S* H
   });
 }
 
-template <class S>
-void ColScaleShift(const S* HWY_RESTRICT x, S* HWY_RESTRICT y, int64_t len, const double* HWY_RESTRICT mean,
-                   const double* HWY_RESTRICT alpha, const double* HWY_RESTRICT beta) {
-  const hn::ScalableTag<double> dd;
-  ForLanes(dd, len, [&](size_t i, size_t k) {
-    const auto d = hn::Sub(LoadWide(dd, x + i, k), LoadAcc(dd, mean + i, k));
-    StoreNarrow(dd, hn::MulAdd(d, LoadAcc(dd, alpha + i, k), LoadAcc(dd, beta + i, k)), y + i, k);
-  });
-}
-
+// dx = P[i] * dy + Q[i] * (x - mean[i]) + R[i] on one run.
 template <class S>
 void ColGradInput(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* HWY_RESTRICT dx, int64_t len,
                   const double* HWY_RESTRICT mean, const double* HWY_RESTRICT P, const double* HWY_RESTRICT Q,
@@ -444,67 +460,198 @@ void ColGradInput(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* HWY_REST
   });
 }
 
+// ---- column blocks: `rows` runs of `len` elements at x + offs[r]; element i of every run
+// is column i.
+
+// p[0, k) += v's first k lanes, widened to double.
+template <class D>
+HWY_INLINE void AddWide(D d, hn::Vec<D> v, double* HWY_RESTRICT p, size_t k) {
+  using C = hn::TFromD<D>;
+  if constexpr (std::is_same_v<C, double>) {
+    const auto sum = hn::Add(LoadAcc(d, p, k), v);
+    return StoreAcc(d, sum, p, k);
+  } else {
+    C tmp[kMaxLanes];
+    hn::StoreU(v, d, tmp);
+    const hn::ScalableTag<double> dd;
+    ForLanes(dd, int64_t(k), [&](size_t j, size_t kk) {
+      StoreAcc(dd, hn::Add(LoadAcc(dd, p + j, kk), LoadWide(dd, tmp + j, kk)), p + j, kk);
+    });
+  }
+}
+
+// Lanes [i, i + k) of a column vector of S (k <= Lanes(d); fewer: the rest 0).
+template <class D, class S>
+HWY_INLINE hn::Vec<D> LoadCols(D d, const S* HWY_RESTRICT p, size_t k) {
+  return k == hn::Lanes(d) ? LoadFull(d, p) : LoadPartial(d, p, k);
+}
+
+// s1[i] += sum over the runs of d, s2[i] += sum of d^2, d = x - shift[i]. Four column vectors
+// at a time stay in registers over all the runs (at most kColRows), then go to double.
+template <class S, class C = compute_t<S>>
+void ColDevSums(const S* HWY_RESTRICT x, const int64_t* HWY_RESTRICT offs, int64_t rows, int64_t len,
+                const C* HWY_RESTRICT shift, double* HWY_RESTRICT s1, double* HWY_RESTRICT s2) {
+  const hn::ScalableTag<C> d;
+  const size_t N = hn::Lanes(d), n = static_cast<size_t>(len);
+  size_t i = 0;
+  for (; i + 4 * N <= n; i += 4 * N) {
+    const auto k0 = hn::LoadU(d, shift + i), k1 = hn::LoadU(d, shift + i + N);
+    const auto k2 = hn::LoadU(d, shift + i + 2 * N), k3 = hn::LoadU(d, shift + i + 3 * N);
+    auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
+    auto q0 = hn::Zero(d), q1 = hn::Zero(d), q2 = hn::Zero(d), q3 = hn::Zero(d);
+    for (int64_t r = 0; r < rows; ++r) {
+      const S* p = x + offs[r] + i;
+      const auto d0 = hn::Sub(LoadFull(d, p), k0), d1 = hn::Sub(LoadFull(d, p + N), k1);
+      const auto d2 = hn::Sub(LoadFull(d, p + 2 * N), k2), d3 = hn::Sub(LoadFull(d, p + 3 * N), k3);
+      a0 = hn::Add(a0, d0), a1 = hn::Add(a1, d1), a2 = hn::Add(a2, d2), a3 = hn::Add(a3, d3);
+      q0 = hn::MulAdd(d0, d0, q0), q1 = hn::MulAdd(d1, d1, q1), q2 = hn::MulAdd(d2, d2, q2), q3 = hn::MulAdd(d3, d3, q3);
+    }
+    AddWide(d, a0, s1 + i, N), AddWide(d, a1, s1 + i + N, N), AddWide(d, a2, s1 + i + 2 * N, N), AddWide(d, a3, s1 + i + 3 * N, N);
+    AddWide(d, q0, s2 + i, N), AddWide(d, q1, s2 + i + N, N), AddWide(d, q2, s2 + i + 2 * N, N), AddWide(d, q3, s2 + i + 3 * N, N);
+  }
+  for (; i < n; i += N) {
+    const size_t k = std::min(N, n - i);
+    const auto kv = LoadCols(d, shift + i, k);
+    auto a = hn::Zero(d), q = hn::Zero(d);
+    for (int64_t r = 0; r < rows; ++r) {
+      const auto dv = hn::IfThenElseZero(hn::FirstN(d, k), hn::Sub(LoadCols(d, x + offs[r] + i, k), kv));
+      a = hn::Add(a, dv), q = hn::MulAdd(dv, dv, q);
+    }
+    AddWide(d, a, s1 + i, k), AddWide(d, q, s2 + i, k);
+  }
+}
+
+// The backward's column blocks keep double lanes: a statistic of a few elements (RMSNorm or
+// WeightNorm over a trailing dim of 1 or 2) makes dx a difference of nearly equal terms.
+// With g = dy: s1[i] += sum g, s2[i] += sum g * (x - mean[i]).
+template <class S>
+void ColGradSumsBlock(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, const int64_t* HWY_RESTRICT offs,
+                      int64_t rows, int64_t len, const double* HWY_RESTRICT mean, double* HWY_RESTRICT s1,
+                      double* HWY_RESTRICT s2) {
+  const hn::ScalableTag<double> dd;
+  const size_t N = hn::Lanes(dd), n = static_cast<size_t>(len);
+  size_t i = 0;
+  for (; i + 2 * N <= n; i += 2 * N) {
+    const auto m0 = hn::LoadU(dd, mean + i), m1 = hn::LoadU(dd, mean + i + N);
+    auto a0 = hn::Zero(dd), a1 = hn::Zero(dd), q0 = hn::Zero(dd), q1 = hn::Zero(dd);
+    for (int64_t r = 0; r < rows; ++r) {
+      const S* px = x + offs[r] + i;
+      const S* pg = dy + offs[r] + i;
+      const auto g0 = LoadWide(dd, pg, N), g1 = LoadWide(dd, pg + N, N);
+      a0 = hn::Add(a0, g0), a1 = hn::Add(a1, g1);
+      q0 = hn::MulAdd(g0, hn::Sub(LoadWide(dd, px, N), m0), q0);
+      q1 = hn::MulAdd(g1, hn::Sub(LoadWide(dd, px + N, N), m1), q1);
+    }
+    AddWide(dd, a0, s1 + i, N), AddWide(dd, a1, s1 + i + N, N), AddWide(dd, q0, s2 + i, N), AddWide(dd, q1, s2 + i + N, N);
+  }
+  for (; i < n; i += N) {
+    const size_t k = std::min(N, n - i);
+    const auto m = LoadAcc(dd, mean + i, k);
+    auto a = hn::Zero(dd), q = hn::Zero(dd);
+    for (int64_t r = 0; r < rows; ++r) {
+      const auto g = LoadWide(dd, dy + offs[r] + i, k);
+      a = hn::Add(a, g), q = hn::MulAdd(g, hn::Sub(LoadWide(dd, x + offs[r] + i, k), m), q);
+    }
+    AddWide(dd, a, s1 + i, k), AddWide(dd, q, s2 + i, k);
+  }
+}
+
+// y = (x - hi[i] - lo[i]) * alpha[i] + beta[i] on every run of the block.
+template <class S, class C = compute_t<S>>
+void ColScaleShiftBlock(const S* HWY_RESTRICT x, S* HWY_RESTRICT y, const int64_t* HWY_RESTRICT offs, int64_t rows,
+                        int64_t len, const C* HWY_RESTRICT hi, const C* HWY_RESTRICT lo,
+                        const C* HWY_RESTRICT alpha, const C* HWY_RESTRICT beta, bool stream) {
+  const hn::ScalableTag<C> d;
+  const size_t N = hn::Lanes(d), n = static_cast<size_t>(len);
+  for (int64_t r = 0; r < rows; ++r) {
+    const S* px = x + offs[r];
+    S* py = y + offs[r];
+    size_t i = 0;
+    for (; i + N <= n; i += N) {
+      const auto dv = hn::Sub(hn::Sub(LoadFull(d, px + i), hn::LoadU(d, hi + i)), hn::LoadU(d, lo + i));
+      StoreOut(d, hn::MulAdd(dv, hn::LoadU(d, alpha + i), hn::LoadU(d, beta + i)), py + i, stream);
+    }
+    if (i < n) {
+      const size_t k = n - i;
+      const auto dv = hn::Sub(hn::Sub(LoadPartial(d, px + i, k), LoadPartial(d, hi + i, k)), LoadPartial(d, lo + i, k));
+      StorePartial(d, hn::MulAdd(dv, LoadPartial(d, alpha + i, k), LoadPartial(d, beta + i, k)), py + i, k);
+    }
+  }
+}
+
+// dx = P[i] * dy + Q[i] * (x - mean[i]) + R[i] on every run of the block (double lanes).
+template <class S>
+void ColGradInputBlock(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* HWY_RESTRICT dx,
+                       const int64_t* HWY_RESTRICT offs, int64_t rows, int64_t len, const double* HWY_RESTRICT mean,
+                       const double* HWY_RESTRICT P, const double* HWY_RESTRICT Q, const double* HWY_RESTRICT R) {
+  for (int64_t r = 0; r < rows; ++r) ColGradInput(dy + offs[r], x + offs[r], dx + offs[r], len, mean, P, Q, R);
+}
+
 // Monomorphic entry points for HWY_EXPORT, one set per storage type.
 #define NORMKIT_ROWS_ENTRIES(S, SUF)                                                                      \
   using C##SUF = compute_t<S>;                                                                            \
   void DevSums##SUF(const S* x, int64_t n, C##SUF h, C##SUF l, double* a, double* b) {                    \
     DevSums(x, n, h, l, a, b);                                                                            \
   }                                                                                                       \
-  void ScaleShift##SUF(const S* x, S* y, int64_t n, C##SUF h, C##SUF l, C##SUF a, C##SUF b) {             \
-    ScaleShift(x, y, n, h, l, a, b);                                                                      \
+  void ScaleShift##SUF(const S* x, S* y, int64_t n, C##SUF h, C##SUF l, C##SUF a, C##SUF b, bool st) {    \
+    ScaleShift(x, y, n, h, l, a, b, st), EndStream(st);                                                   \
   }                                                                                                       \
   void ScaleShiftRows##SUF(const S* x, S* y, int64_t n, C##SUF h, C##SUF l, C##SUF r, const C##SUF* w,    \
-                           const C##SUF* b, bool rx) {                                                    \
-    ScaleShiftRows(x, y, n, h, l, r, w, b, rx);                                                           \
+                           const C##SUF* b, bool rx, bool st) {                                           \
+    ScaleShiftRows(x, y, n, h, l, r, w, b, rx, st), EndStream(st);                                        \
   }                                                                                                       \
   void GradSums##SUF(const S* dy, const S* x, int64_t n, C##SUF h, C##SUF l, const C##SUF* w, double* a,  \
                      double* b) {                                                                         \
     GradSums(dy, x, n, h, l, w, a, b);                                                                    \
   }                                                                                                       \
   void GradInput##SUF(const S* dy, const S* x, S* dx, int64_t n, C##SUF h, C##SUF l, const C##SUF* w,     \
-                      C##SUF P, C##SUF Q, C##SUF R) {                                                     \
-    GradInput(dy, x, dx, n, h, l, w, P, Q, R);                                                            \
+                      C##SUF P, C##SUF Q, C##SUF R, bool st) {                                            \
+    GradInput(dy, x, dx, n, h, l, w, P, Q, R, st), EndStream(st);                                         \
   }                                                                                                       \
   void DevSumsList##SUF(const S* x, const int64_t* o, int64_t c, int64_t n, C##SUF h, C##SUF l, double* a, \
                         double* b) {                                                                      \
     DevSumsList(x, o, c, n, h, l, a, b);                                                                  \
   }                                                                                                       \
   void ScaleShiftList##SUF(const S* x, S* y, const int64_t* o, int64_t c, int64_t n, C##SUF h, C##SUF l,   \
-                           C##SUF a, C##SUF b) {                                                          \
-    ScaleShiftList(x, y, o, c, n, h, l, a, b);                                                            \
+                           C##SUF a, C##SUF b, bool st) {                                                 \
+    ScaleShiftList(x, y, o, c, n, h, l, a, b, st), EndStream(st);                                         \
   }                                                                                                       \
   void GradSumsList##SUF(const S* dy, const S* x, const int64_t* o, int64_t c, int64_t n, C##SUF h,       \
                          C##SUF l, double* a, double* b) {                                                \
     GradSumsList(dy, x, o, c, n, h, l, a, b);                                                             \
   }                                                                                                       \
   void GradInputList##SUF(const S* dy, const S* x, S* dx, const int64_t* o, int64_t c, int64_t n, C##SUF h, \
-                          C##SUF l, C##SUF P, C##SUF Q, C##SUF R) {                                       \
-    GradInputList(dy, x, dx, o, c, n, h, l, P, Q, R);                                                     \
+                          C##SUF l, C##SUF P, C##SUF Q, C##SUF R, bool st) {                              \
+    GradInputList(dy, x, dx, o, c, n, h, l, P, Q, R, st), EndStream(st);                                  \
   }                                                                                                       \
   void DevSumsRows##SUF(const S* x, const int64_t* o, int64_t c, int64_t n, const double* m, double* a,   \
                         double* b) {                                                                      \
     DevSumsRows(x, o, c, n, m, a, b);                                                                     \
   }                                                                                                       \
   void ScaleShiftRowsList##SUF(const S* x, S* y, const int64_t* o, int64_t c, int64_t n, const double* m, \
-                               const double* a, const double* b) {                                        \
-    ScaleShiftRowsList(x, y, o, c, n, m, a, b);                                                           \
+                               const double* a, const double* b, bool st) {                               \
+    ScaleShiftRowsList(x, y, o, c, n, m, a, b, st), EndStream(st);                                        \
   }                                                                                                       \
-  void ColAdd##SUF(double* a, const S* x, int64_t n) { ColAdd(a, x, n); }                                \
   void ColAddSqDev##SUF(double* a, const S* x, int64_t n, const double* m) { ColAddSqDev(a, x, n, m); }  \
-  void ColGradSums##SUF(double* s1, double* s2, const S* dy, const S* x, int64_t n, const double* m,     \
-                        const double* r) {                                                                \
-    ColGradSums(s1, s2, dy, x, n, m, r);                                                                  \
-  }                                                                                                       \
   void ColGradSumsOne##SUF(double* s1, double* s2, const S* dy, const S* x, int64_t n, double m,         \
                            double r) {                                                                    \
     ColGradSumsOne(s1, s2, dy, x, n, m, r);                                                               \
   }                                                                                                       \
-  void ColScaleShift##SUF(const S* x, S* y, int64_t n, const double* m, const double* a, const double* b) { \
-    ColScaleShift(x, y, n, m, a, b);                                                                      \
+  void ColDevSums##SUF(const S* x, const int64_t* o, int64_t r, int64_t n, const C##SUF* k, double* a,   \
+                       double* b) {                                                                       \
+    ColDevSums(x, o, r, n, k, a, b);                                                                      \
   }                                                                                                       \
-  void ColGradInput##SUF(const S* dy, const S* x, S* dx, int64_t n, const double* m, const double* P,    \
-                         const double* Q, const double* R) {                                              \
-    ColGradInput(dy, x, dx, n, m, P, Q, R);                                                               \
+  void ColGradSumsBlock##SUF(const S* dy, const S* x, const int64_t* o, int64_t r, int64_t n,            \
+                             const double* m, double* a, double* b) {                                    \
+    ColGradSumsBlock(dy, x, o, r, n, m, a, b);                                                            \
+  }                                                                                                       \
+  void ColScaleShiftBlock##SUF(const S* x, S* y, const int64_t* o, int64_t r, int64_t n, const C##SUF* h, \
+                               const C##SUF* l, const C##SUF* a, const C##SUF* b, bool st) {             \
+    ColScaleShiftBlock(x, y, o, r, n, h, l, a, b, st), EndStream(st);                                     \
+  }                                                                                                       \
+  void ColGradInputBlock##SUF(const S* dy, const S* x, S* dx, const int64_t* o, int64_t r, int64_t n,    \
+                              const double* m, const double* P, const double* Q, const double* R) {      \
+    ColGradInputBlock(dy, x, dx, o, r, n, m, P, Q, R);                                                    \
   }
 NORMKIT_ROWS_ENTRIES(float, F)
 NORMKIT_ROWS_ENTRIES(double, D)
@@ -535,8 +682,8 @@ namespace normkit::engine::rows {
   }                                                                                                       \
   template <>                                                                                             \
   void scale_shift_list<S>(const S* x, S* y, const int64_t* offs, int64_t count, int64_t len,             \
-                           SplitMean<compute_t<S>> m, compute_t<S> alpha, compute_t<S> beta) {            \
-    HWY_DYNAMIC_DISPATCH(ScaleShiftList##SUF)(x, y, offs, count, len, m.hi, m.lo, alpha, beta);           \
+                           SplitMean<compute_t<S>> m, compute_t<S> alpha, compute_t<S> beta, bool stream) { \
+    HWY_DYNAMIC_DISPATCH(ScaleShiftList##SUF)(x, y, offs, count, len, m.hi, m.lo, alpha, beta, stream);   \
   }                                                                                                       \
   template <>                                                                                             \
   void grad_sums_list<S>(const S* dy, const S* x, const int64_t* offs, int64_t count, int64_t len,        \
@@ -545,8 +692,9 @@ namespace normkit::engine::rows {
   }                                                                                                       \
   template <>                                                                                             \
   void grad_input_list<S>(const S* dy, const S* x, S* dx, const int64_t* offs, int64_t count, int64_t len, \
-                          SplitMean<compute_t<S>> m, compute_t<S> P, compute_t<S> Q, compute_t<S> R) {    \
-    HWY_DYNAMIC_DISPATCH(GradInputList##SUF)(dy, x, dx, offs, count, len, m.hi, m.lo, P, Q, R);           \
+                          SplitMean<compute_t<S>> m, compute_t<S> P, compute_t<S> Q, compute_t<S> R,      \
+                          bool stream) {                                                                  \
+    HWY_DYNAMIC_DISPATCH(GradInputList##SUF)(dy, x, dx, offs, count, len, m.hi, m.lo, P, Q, R, stream);   \
   }                                                                                                       \
   HWY_EXPORT(DevSumsRows##SUF);                                                                           \
   HWY_EXPORT(ScaleShiftRowsList##SUF);                                                                    \
@@ -557,27 +705,40 @@ namespace normkit::engine::rows {
   }                                                                                                       \
   template <>                                                                                             \
   void scale_shift_rows_list<S>(const S* x, S* y, const int64_t* offs, int64_t count, int64_t len,        \
-                                const double* mean, const double* alpha, const double* beta) {            \
-    HWY_DYNAMIC_DISPATCH(ScaleShiftRowsList##SUF)(x, y, offs, count, len, mean, alpha, beta);             \
+                                const double* mean, const double* alpha, const double* beta, bool stream) { \
+    HWY_DYNAMIC_DISPATCH(ScaleShiftRowsList##SUF)(x, y, offs, count, len, mean, alpha, beta, stream);     \
   }                                                                                                       \
-  HWY_EXPORT(ColAdd##SUF);                                                                                \
   HWY_EXPORT(ColAddSqDev##SUF);                                                                           \
-  HWY_EXPORT(ColGradSums##SUF);                                                                           \
   HWY_EXPORT(ColGradSumsOne##SUF);                                                                        \
-  HWY_EXPORT(ColScaleShift##SUF);                                                                         \
-  HWY_EXPORT(ColGradInput##SUF);                                                                          \
+  HWY_EXPORT(ColDevSums##SUF);                                                                            \
+  HWY_EXPORT(ColGradSumsBlock##SUF);                                                                      \
+  HWY_EXPORT(ColScaleShiftBlock##SUF);                                                                    \
+  HWY_EXPORT(ColGradInputBlock##SUF);                                                                     \
   template <>                                                                                             \
-  void col_add<S>(double* acc, const S* x, int64_t len) {                                                 \
-    HWY_DYNAMIC_DISPATCH(ColAdd##SUF)(acc, x, len);                                                       \
+  void col_dev_sums<S>(const S* x, const int64_t* offs, int64_t rows, int64_t len,                        \
+                       const compute_t<S>* shift, double* s1, double* s2) {                               \
+    HWY_DYNAMIC_DISPATCH(ColDevSums##SUF)(x, offs, rows, len, shift, s1, s2);                             \
+  }                                                                                                       \
+  template <>                                                                                             \
+  void col_grad_sums_block<S>(const S* dy, const S* x, const int64_t* offs, int64_t rows, int64_t len,    \
+                              const double* mean, double* s1, double* s2) {                               \
+    HWY_DYNAMIC_DISPATCH(ColGradSumsBlock##SUF)(dy, x, offs, rows, len, mean, s1, s2);                    \
+  }                                                                                                       \
+  template <>                                                                                             \
+  void col_scale_shift_block<S>(const S* x, S* y, const int64_t* offs, int64_t rows, int64_t len,         \
+                                const compute_t<S>* hi, const compute_t<S>* lo, const compute_t<S>* alpha, \
+                                const compute_t<S>* beta, bool stream) {                                  \
+    HWY_DYNAMIC_DISPATCH(ColScaleShiftBlock##SUF)(x, y, offs, rows, len, hi, lo, alpha, beta, stream);    \
+  }                                                                                                       \
+  template <>                                                                                             \
+  void col_grad_input_block<S>(const S* dy, const S* x, S* dx, const int64_t* offs, int64_t rows,         \
+                               int64_t len, const double* mean, const double* P, const double* Q,         \
+                               const double* R) {                                                         \
+    HWY_DYNAMIC_DISPATCH(ColGradInputBlock##SUF)(dy, x, dx, offs, rows, len, mean, P, Q, R);              \
   }                                                                                                       \
   template <>                                                                                             \
   void col_add_sq_dev<S>(double* acc, const S* x, int64_t len, const double* mean) {                      \
     HWY_DYNAMIC_DISPATCH(ColAddSqDev##SUF)(acc, x, len, mean);                                            \
-  }                                                                                                       \
-  template <>                                                                                             \
-  void col_grad_sums<S>(double* s1, double* s2, const S* dy, const S* x, int64_t len, const double* mean, \
-                        const double* rstd) {                                                             \
-    HWY_DYNAMIC_DISPATCH(ColGradSums##SUF)(s1, s2, dy, x, len, mean, rstd);                               \
   }                                                                                                       \
   template <>                                                                                             \
   void col_grad_sums_one<S>(double* s1, double* s2, const S* dy, const S* x, int64_t len, double m,       \
@@ -585,28 +746,18 @@ namespace normkit::engine::rows {
     HWY_DYNAMIC_DISPATCH(ColGradSumsOne##SUF)(s1, s2, dy, x, len, m, r);                                  \
   }                                                                                                       \
   template <>                                                                                             \
-  void col_scale_shift<S>(const S* x, S* y, int64_t len, const double* mean, const double* alpha,         \
-                          const double* beta) {                                                           \
-    HWY_DYNAMIC_DISPATCH(ColScaleShift##SUF)(x, y, len, mean, alpha, beta);                               \
-  }                                                                                                       \
-  template <>                                                                                             \
-  void col_grad_input<S>(const S* dy, const S* x, S* dx, int64_t len, const double* mean, const double* P, \
-                         const double* Q, const double* R) {                                              \
-    HWY_DYNAMIC_DISPATCH(ColGradInput##SUF)(dy, x, dx, len, mean, P, Q, R);                               \
-  }                                                                                                       \
-  template <>                                                                                             \
   void dev_sums<S>(const S* x, int64_t len, SplitMean<compute_t<S>> m, double* s1, double* s2) {          \
     HWY_DYNAMIC_DISPATCH(DevSums##SUF)(x, len, m.hi, m.lo, s1, s2);                                       \
   }                                                                                                       \
   template <>                                                                                             \
   void scale_shift<S>(const S* x, S* y, int64_t len, SplitMean<compute_t<S>> m, compute_t<S> alpha,       \
-                      compute_t<S> beta) {                                                                \
-    HWY_DYNAMIC_DISPATCH(ScaleShift##SUF)(x, y, len, m.hi, m.lo, alpha, beta);                            \
+                      compute_t<S> beta, bool stream) {                                                   \
+    HWY_DYNAMIC_DISPATCH(ScaleShift##SUF)(x, y, len, m.hi, m.lo, alpha, beta, stream);                    \
   }                                                                                                       \
   template <>                                                                                             \
   void scale_shift_rows<S>(const S* x, S* y, int64_t len, SplitMean<compute_t<S>> m, compute_t<S> rstd,   \
-                           const compute_t<S>* w, const compute_t<S>* b, bool round_xhat) {               \
-    HWY_DYNAMIC_DISPATCH(ScaleShiftRows##SUF)(x, y, len, m.hi, m.lo, rstd, w, b, round_xhat);             \
+                           const compute_t<S>* w, const compute_t<S>* b, bool round_xhat, bool stream) {  \
+    HWY_DYNAMIC_DISPATCH(ScaleShiftRows##SUF)(x, y, len, m.hi, m.lo, rstd, w, b, round_xhat, stream);     \
   }                                                                                                       \
   template <>                                                                                             \
   void grad_sums<S>(const S* dy, const S* x, int64_t len, SplitMean<compute_t<S>> m,                      \
@@ -615,8 +766,8 @@ namespace normkit::engine::rows {
   }                                                                                                       \
   template <>                                                                                             \
   void grad_input<S>(const S* dy, const S* x, S* dx, int64_t len, SplitMean<compute_t<S>> m,              \
-                     const compute_t<S>* w, compute_t<S> P, compute_t<S> Q, compute_t<S> R) {             \
-    HWY_DYNAMIC_DISPATCH(GradInput##SUF)(dy, x, dx, len, m.hi, m.lo, w, P, Q, R);                         \
+                     const compute_t<S>* w, compute_t<S> P, compute_t<S> Q, compute_t<S> R, bool stream) { \
+    HWY_DYNAMIC_DISPATCH(GradInput##SUF)(dy, x, dx, len, m.hi, m.lo, w, P, Q, R, stream);                 \
   }
 NORMKIT_ROWS_DISPATCH(float, F)
 NORMKIT_ROWS_DISPATCH(double, D)
