@@ -4,11 +4,15 @@
 #include "machine.hpp"
 
 #include <omp.h>
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -108,6 +112,24 @@ void copy_memcpy(const float* src, float* dst, size_t n, int threads) {
     const size_t b = std::min(n, t * chunk), e = std::min(n, b + chunk);
     if (e > b) std::memcpy(dst + b, src + b, (e - b) * sizeof(float));
   }
+}
+
+void copy_stream(const float* src, float* dst, size_t n, int threads) {
+#if defined(__SSE2__)
+#pragma omp parallel num_threads(threads)
+  {
+    const size_t nt = static_cast<size_t>(omp_get_num_threads()), t = static_cast<size_t>(omp_get_thread_num());
+    const size_t chunk = ((n + nt - 1) / nt + 15) / 16 * 16;  // 64-byte boundaries
+    const size_t b = std::min(n, t * chunk), e = std::min(n, b + chunk);
+    size_t i = b;
+    for (; i < e && reinterpret_cast<uintptr_t>(dst + i) % 16 != 0; ++i) dst[i] = src[i];
+    for (; i + 4 <= e; i += 4) _mm_stream_ps(dst + i, _mm_loadu_ps(src + i));
+    for (; i < e; ++i) dst[i] = src[i];
+    _mm_sfence();
+  }
+#else
+  copy_memcpy(src, dst, n, threads);
+#endif
 }
 
 void copy_loop(const float* src, float* dst, size_t n, int threads) {

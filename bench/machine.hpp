@@ -26,6 +26,8 @@ Machine probe_machine(int64_t llc_override_bytes);
 // each chunk, or a plain element loop. The faster of the two defines the floor.
 void copy_memcpy(const float* src, float* dst, size_t n, int threads);
 void copy_loop(const float* src, float* dst, size_t n, int threads);
+// Non-temporal stores (no read of dst into the cache first): the copy that wins out of cache.
+void copy_stream(const float* src, float* dst, size_t n, int threads);
 
 double now_seconds();
 
