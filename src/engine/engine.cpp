@@ -178,12 +178,24 @@ double shift_of(const T* x, int64_t len) {
   return std::isfinite(m) ? m : 0.0;
 }
 
-// The moments (or sum of squares) of n cache-resident elements, from sums(m, s1, s2) = the
-// sums of d = x - m and d^2. Variance: mean = shift + s1/n, m2 = s2 - s1^2/n from one pass
-// around `shift`. While |mean - shift| <= 4 standard deviations that cancels at most a factor
-// 17 of s2's rounding (1 + (mean - shift)^2 / var; about 1.06 for a shift from 16 elements);
-// beyond, a second pass around that mean (the corrected two-pass); so too where an Inf or NaN
-// made them non-finite, which then turns the mean into NaN as PyTorch's does.
+// A variance from the sums s1, s2 of n deviations d = x - shift and d^2: mean = shift + s1/n,
+// m2 = s2 - s1^2/n. While |mean - shift| <= 4 standard deviations that cancels at most a
+// factor 17 of s2's rounding (1 + (mean - shift)^2 / var; about 1.06 for a shift from 16
+// elements); beyond (shift_too_far), the sums are taken again around that mean (the
+// corrected two-pass); so too where an Inf or NaN made them non-finite, which then turns the
+// mean into NaN as PyTorch's does.
+//
+// moments_of: the moments (or sum of squares) of n cache-resident elements, from
+// sums(m, s1, s2) = the sums of d = x - m and d^2.
+bool shift_too_far(double n, double s1, double s2) {  // also where an Inf or NaN made the sums NaN
+  const double md = s1 / n;
+  return !(md * md * n <= 16.0 * (s2 - s1 * md));
+}
+Partial shifted_moments(double n, double shift, double s1, double s2) {
+  const double md = s1 / n, m2 = s2 - s1 * md;
+  return {n, shift + md, m2 < 0 ? 0.0 : m2};  // rounding may go below 0; NaN must stay NaN
+}
+
 template <class Sums>
 Partial moments_of(Sums&& sums, double n, Statistic statistic, double shift) {
   double s1, s2;
@@ -192,14 +204,11 @@ Partial moments_of(Sums&& sums, double n, Statistic statistic, double shift) {
     return {n, 0.0, s2};
   }
   sums(shift, s1, s2);
-  double md = s1 / n;
-  if (!(md * md * n <= 16.0 * (s2 - s1 * md))) {  // also where an Inf or NaN made the sums NaN
-    shift += md;
+  if (shift_too_far(n, s1, s2)) {
+    shift += s1 / n;
     sums(shift, s1, s2);
-    md = s1 / n;
   }
-  const double m2 = s2 - s1 * md;
-  return {n, shift + md, m2 < 0 ? 0.0 : m2};  // rounding may go below 0; NaN must stay NaN
+  return shifted_moments(n, shift, s1, s2);
 }
 
 template <class T, class ForRuns>
@@ -364,20 +373,14 @@ void column_stats(const Geometry& g, int64_t group, int64_t q0, int64_t q1, cons
     sums();
     if (variance) {
       bool again = false;
-      for (int64_t i = 0; i < L && n > 0; ++i) {
-        const double md = s1[size_t(i)] / n, m2 = s2[size_t(i)] - s1[size_t(i)] * md;
-        again = again || !(md * md * n <= 16.0 * m2);  // |mean - shift| > 4 std, or Inf / NaN
-      }
+      for (int64_t i = 0; i < L && n > 0; ++i) again = again || shift_too_far(n, s1[size_t(i)], s2[size_t(i)]);
       if (again) {
         for (int64_t i = 0; i < L; ++i)
           shift[size_t(i)] = C(double(shift[size_t(i)]) + s1[size_t(i)] / n), s1[size_t(i)] = s2[size_t(i)] = 0;
         sums();
       }
     }
-    for (int64_t i = 0; i < L; ++i) {
-      const double md = n > 0 ? s1[size_t(i)] / n : 0.0, m2 = s2[size_t(i)] - s1[size_t(i)] * md;
-      out[i] = Partial{n, double(shift[size_t(i)]) + md, m2 < 0 ? 0.0 : m2};  // NaN stays NaN
-    }
+    for (int64_t i = 0; i < L; ++i) out[i] = shifted_moments(n, double(shift[size_t(i)]), s1[size_t(i)], s2[size_t(i)]);
     return;
   }
   // Sums of squares (RMSNorm, L2) in double lanes: with a statistic of one or two elements
@@ -633,14 +636,11 @@ void forward_rows(const Geometry& g, int64_t len, Statistic statistic, double ep
     for (int64_t k = 0; k < count; ++k) {
       Partial p{n, 0.0, s2[k]};
       if (variance) {  // as moments_of
-        double md = s1[k] / n;
-        if (!(md * md * n <= 16.0 * (s2[k] - s1[k] * md))) {
-          m[k] += md;
+        if (shift_too_far(n, s1[k], s2[k])) {
+          m[k] += s1[k] / n;
           rows::dev_sums_rows(x, offs + k, 1, len, m + k, s1 + k, s2 + k);
-          md = s1[k] / n;
         }
-        const double m2 = s2[k] - s1[k] * md;
-        p = {n, m[k] + md, m2 < 0 ? 0.0 : m2};
+        p = shifted_moments(n, m[k], s1[k], s2[k]);
       }
       const int64_t s = bases[k].stat;
       finish_stats(statistic, p, mean + s, second + s);
