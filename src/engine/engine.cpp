@@ -654,21 +654,51 @@ void forward_rows(const Geometry& g, int64_t len, Statistic statistic, double ep
 }
 }  // namespace
 
-namespace {
+void merge_fine(Statistic statistic, int64_t coarse, int64_t r, double n, const double* fmean,
+                const double* fsecond, double* mean, double* second) {
+  for (int64_t s = 0; s < coarse; ++s) {
+    double cn = 0, cm = 0, cm2 = 0;  // count, mean, sum of squared deviations (or of squares)
+    for (int64_t i = 0; i < r; ++i) {
+      const int64_t f = s * r + i;
+      if (statistic != Statistic::Variance) {  // sums of squares add up
+        cm2 += statistic == Statistic::L2Norm ? fsecond[f] : fsecond[f] * n;
+        cn += n;
+        continue;
+      }
+      if (i == 0) {
+        cn = n, cm = fmean[f], cm2 = fsecond[f] * n;
+        continue;
+      }
+      const double tn = cn + n, delta = fmean[f] - cm;  // Chan et al.
+      cm += delta * (n / tn);
+      cm2 += fsecond[f] * n + delta * delta * (cn * n / tn);
+      cn = tn;
+    }
+    mean[s] = statistic == Statistic::Variance ? cm : 0.0;
+    second[s] = statistic == Statistic::L2Norm ? cm2 : (cn > 0 ? cm2 / cn : 0.0);
+  }
+}
+
 // The fused forward in column mode when a group of statistics fits in cache (InstanceNorm on
-// NHWC: per image, H*W runs of C): its statistics, chunk by chunk as reduce_stats takes them,
-// then its runs normalized while cached.
+// NHWC: per image, H*W runs of C): its statistics, chunk by chunk as reduce_stats takes them
+// (r > 1: merged r at a time as merge_fine does, GroupNorm on NHWC), then its runs normalized
+// while cached.
 template <class T>
-void forward_columns(const ReductionPlan& plan, const Geometry& g, Statistic statistic, double eps, const T* x, T* y,
+bool forward_columns(const ReductionPlan& plan, int64_t r, Statistic statistic, double eps, const T* x, T* y,
                      const compute_t<T>* w, const compute_t<T>* b, double* mean, double* second, double* rstd) {
   using C = compute_t<T>;
+  const Geometry g = make_geometry(plan, GroupBy::Statistic);
   const int64_t groups = g.num_groups();
+  if (!(g.column && column_fast_path(plan) && groups > 1 && g.key_len * g.col_block <= kFuseMax &&
+        (r == 1 || (g.col_blocks == 1 && g.col_block % r == 0))))
+    return false;
   const bool stream = streams<T>(plan);
 #pragma omp parallel if (plan.numel() >= kParallelMin && groups > 1)
   {
     const size_t B = size_t(g.col_block);
     std::vector<Partial> acc(B), part(B);
     std::vector<C> hi(B), lo(B), alpha(B), beta(B);
+    std::vector<double> fmean(B), fsecond(B), cmean(B), csecond(B);
 #pragma omp for schedule(static)
     for (int64_t q = 0; q < groups; ++q) {
       const Group grp = group_at(g, q);
@@ -678,10 +708,16 @@ void forward_columns(const ReductionPlan& plan, const Geometry& g, Statistic sta
         if (seg > 0)
           for (int64_t i = 0; i < grp.len; ++i) acc[size_t(i)] = merge_stats(statistic, acc[size_t(i)], part[size_t(i)]);
       }
+      const int64_t s0 = grp.o.stat / r;  // the group's first (coarse) statistic
+      if (r == 1) {
+        for (int64_t i = 0; i < grp.len; ++i) finish_stats(statistic, acc[size_t(i)], mean + s0 + i, second + s0 + i);
+      } else {
+        for (int64_t i = 0; i < grp.len; ++i) finish_stats(statistic, acc[size_t(i)], &fmean[size_t(i)], &fsecond[size_t(i)]);
+        merge_fine(statistic, grp.len / r, r, acc[0].n, fmean.data(), fsecond.data(), mean + s0, second + s0);
+      }
+      for (int64_t j = 0; j < grp.len / r; ++j) rstd[s0 + j] = rstd_of(statistic, second[s0 + j], eps);
       for (int64_t i = 0; i < grp.len; ++i) {
-        const int64_t s = grp.o.stat + i * g.run.stat_stride, a = grp.o.aff + i * g.run.affine_stride;
-        finish_stats(statistic, acc[size_t(i)], mean + s, second + s);
-        rstd[s] = rstd_of(statistic, second[s], eps);
+        const int64_t s = s0 + i / r, a = grp.o.aff + i * g.run.affine_stride;
         const rows::SplitMean<C> m(mean[s]);
         hi[size_t(i)] = m.hi, lo[size_t(i)] = m.lo;
         alpha[size_t(i)] = C(rstd[s] * (w ? double(w[a]) : 1.0)), beta[size_t(i)] = C(b ? double(b[a]) : 0.0);
@@ -691,17 +727,15 @@ void forward_columns(const ReductionPlan& plan, const Geometry& g, Statistic sta
       });
     }
   }
+  return true;
 }
-}  // namespace
 
 template <class T>
 void forward(const ReductionPlan& plan, Statistic statistic, double eps, const T* x, T* y,
              const compute_t<T>* w, const compute_t<T>* b, double* mean, double* second,
              double* rstd, bool round_xhat) {
+  if (!round_xhat && forward_columns(plan, 1, statistic, eps, x, y, w, b, mean, second, rstd)) return;
   const Geometry g = make_geometry(plan, GroupBy::Statistic);
-  if (g.column && column_fast_path(plan) && !round_xhat && g.num_groups() > 1 &&
-      g.key_len * g.col_block <= kFuseMax)
-    return forward_columns(plan, g, statistic, eps, x, y, w, b, mean, second, rstd);
   const bool fuse = !g.column && g.key_len <= kFuseMax && plan.num_stats() >= kFuseMinStats;
   if (!fuse) {
     reduce_stats(plan, x, statistic, mean, second);
@@ -950,6 +984,8 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
   template void apply_backward<T>(const ReductionPlan&, const T*, const T*, T*, const double*,     \
                                   const double*, const double*, const double*,                     \
                                   const compute_t<T>*);                                            \
+  template bool forward_columns<T>(const ReductionPlan&, int64_t, Statistic, double, const T*, T*,           \
+                                   const compute_t<T>*, const compute_t<T>*, double*, double*, double*);    \
   template bool backward<T>(const ReductionPlan&, Statistic, bool, double, const T*, const T*, T*, \
                             const compute_t<T>*, double*, double*, double*, double*, double*, bool);
 NORMKIT_INSTANTIATE(float)

@@ -37,6 +37,20 @@ void forward(const ReductionPlan& plan, Statistic statistic, double eps, const T
              const compute_t<T>* w, const compute_t<T>* b, double* mean, double* second,
              double* rstd, bool round_xhat = false);
 
+// Merges the fine statistics s*r .. s*r+r-1 (each of n elements; mean and second as
+// reduce_stats writes them) into the coarse statistic s, in order (Chan's formula), for the
+// `coarse` statistics. See grouped.hpp.
+void merge_fine(Statistic statistic, int64_t coarse, int64_t r, double n, const double* fmean,
+                const double* fsecond, double* mean, double* second);
+
+// forward() fused per cached group of column-mode statistics (InstanceNorm on NHWC, per image),
+// with r > 1 for a coarse plan run on its fine one (GroupNorm on NHWC, see grouped.hpp): r
+// consecutive fine statistics merged (merge_fine) into each coarse one, whose mean, second and
+// rstd are written. Returns false, having done nothing, where that path does not apply.
+template <class T>
+bool forward_columns(const ReductionPlan& plan, int64_t r, Statistic statistic, double eps, const T* x, T* y,
+                     const compute_t<T>* w, const compute_t<T>* b, double* mean, double* second, double* rstd);
+
 // 1/sqrt(second + eps); for L2Norm 1/max(sqrt(second), eps).
 double rstd_of(Statistic statistic, double second, double eps);
 

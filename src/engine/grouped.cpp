@@ -10,32 +10,6 @@
 namespace normkit::engine {
 namespace {
 
-// Merges the fine statistics s*r .. s*r+r-1 (each over n elements) into coarse s.
-void merge_fine(Statistic statistic, int64_t coarse, int64_t r, double n, const double* fmean,
-                const double* fsecond, double* mean, double* second) {
-  for (int64_t s = 0; s < coarse; ++s) {
-    double cn = 0, cm = 0, cm2 = 0;  // count, mean, sum of squared deviations (or of squares)
-    for (int64_t i = 0; i < r; ++i) {
-      const int64_t f = s * r + i;
-      if (statistic != Statistic::Variance) {  // sums of squares add up
-        cm2 += statistic == Statistic::L2Norm ? fsecond[f] : fsecond[f] * n;
-        cn += n;
-        continue;
-      }
-      if (i == 0) {
-        cn = n, cm = fmean[f], cm2 = fsecond[f] * n;
-        continue;
-      }
-      const double tn = cn + n, delta = fmean[f] - cm;  // Chan et al.
-      cm += delta * (n / tn);
-      cm2 += fsecond[f] * n + delta * delta * (cn * n / tn);
-      cn = tn;
-    }
-    mean[s] = statistic == Statistic::Variance ? cm : 0.0;
-    second[s] = statistic == Statistic::L2Norm ? cm2 : (cn > 0 ? cm2 / cn : 0.0);
-  }
-}
-
 template <class T>
 void coarse_stats(const ReductionPlan& fine, int64_t r, Statistic statistic, double eps, const T* x,
                   double* mean, double* second, double* rstd) {
@@ -60,6 +34,7 @@ template <class T>
 void forward_grouped(const ReductionPlan& fine, int64_t r, Statistic statistic, double eps, const T* x,
                      T* y, const compute_t<T>* w, const compute_t<T>* b, double* mean, double* second,
                      double* rstd) {
+  if (forward_columns(fine, r, statistic, eps, x, y, w, b, mean, second, rstd)) return;  // per cached image
   coarse_stats(fine, r, statistic, eps, x, mean, second, rstd);
   const int64_t nf = fine.num_stats();
   apply_forward(fine, x, y, expand(mean, nf, r).data(), expand(rstd, nf, r).data(), w, b);
