@@ -230,14 +230,18 @@ void backward_pass(const ReductionPlan& plan, Statistic statistic, bool batch_st
   const bool recompute = batch_stats && st.rstd.empty();  // else: the forward's saved statistics
   if (recompute) st = Stats(n);
   std::vector<double> sdy(n), sdyx(n);
-  const bool per_stat = engine::backward(plan, statistic, batch_stats, eps, dy, x, dx, w, st.mean.data(),
-                                         st.var.data(), st.rstd.data(), sdy.data(), sdyx.data(), recompute);
-  if (dweight.empty() && dbias.empty()) return;
-  if (per_stat) return write_affine_grads(plan, sdy, sdyx, dweight, dbias);
+  const bool want_affine = !dweight.empty() || !dbias.empty();
   const auto na = static_cast<size_t>(plan.num_affine());
-  std::vector<double> ady(na, 0.0), adyx(na, 0.0);
-  engine::reduce_grads(plan, engine::GroupBy::Affine, dy, x, st.mean.data(), st.rstd.data(),
-                       static_cast<const compute_t<T>*>(nullptr), ady.data(), adyx.data());
+  std::vector<double> ady(want_affine ? na : 0, 0.0), adyx(want_affine ? na : 0, 0.0);
+  bool affine_done = false;  // the backward's own pass took the per-affine sums
+  const bool per_stat = engine::backward(plan, statistic, batch_stats, eps, dy, x, dx, w, st.mean.data(),
+                                         st.var.data(), st.rstd.data(), sdy.data(), sdyx.data(), recompute,
+                                         want_affine ? ady.data() : nullptr, adyx.data(), &affine_done);
+  if (!want_affine) return;
+  if (per_stat) return write_affine_grads(plan, sdy, sdyx, dweight, dbias);
+  if (!affine_done)
+    engine::reduce_grads(plan, engine::GroupBy::Affine, dy, x, st.mean.data(), st.rstd.data(),
+                         static_cast<const compute_t<T>*>(nullptr), ady.data(), adyx.data());
   for (size_t a = 0; a < dweight.size(); ++a) dweight[a] = P(adyx[a]);
   for (size_t a = 0; a < dbias.size(); ++a) dbias[a] = P(ady[a]);
 }

@@ -887,7 +887,8 @@ void affine_of_stats(const ReductionPlan& plan, int64_t* affine) {
 template <class T>
 bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, double eps,
               const T* dy, const T* x, T* dx, const compute_t<T>* w, double* mean, double* second,
-              double* rstd, double* sum_dy, double* sum_dy_xhat, bool recompute) {
+              double* rstd, double* sum_dy, double* sum_dy_xhat, bool recompute, double* affine_dy,
+              double* affine_dy_xhat, bool* affine_done) {
   using C = compute_t<T>;
   const Geometry g = make_geometry(plan, GroupBy::Statistic);
   const int64_t S = plan.num_stats();
@@ -925,7 +926,7 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
   const bool stream = streams<T>(plan);
   const RunList runs = make_run_list(g, affine_within_kept(plan));
   std::vector<double> Q(static_cast<size_t>(S)), R(static_cast<size_t>(S));  // dx coefficients
-  for_each_group(g, plan.numel(), [&](int64_t, Offsets base) {
+  auto stat_body = [&](Offsets base) {
     const int64_t s = base.stat;
     if (batch_stats && recompute) {
       finish_stats(statistic, listed_stats(g, runs, base, x, statistic), mean + s, second + s);
@@ -968,7 +969,37 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
     for_each_listed_run(runs, g.run, base, 0, g.key_len, [&](Offsets o, int64_t len) {
       grad_input_run(g.run, o, len, dy, x, dx, mean, rstd, Q.data(), R.data(), w, stream);
     });
-  });
+  };
+  // Every statistic one contiguous run along which the affine index steps by one (LayerNorm
+  // and RMSNorm over rows): the per-affine sums for dweight and dbias are taken from each row
+  // while it is cached, in the chunks of rows and the order reduce_grads(GroupBy::Affine)
+  // uses, so they are the same bits without a pass of their own.
+  const Geometry ga = make_geometry(plan, GroupBy::Affine);
+  const int64_t L = g.run.size;
+  if (affine_dy && !per_stat_w && runs.mem.size() == 1 && g.run.stride == 1 && as == 1 && ga.column &&
+      ga.owners.count == 1 && ga.col_blocks == 1 && ga.key_len == S && ga.run.size == L) {
+    const int64_t segs = ga.num_segs;
+    std::vector<double> p1(size_t(segs * L), 0.0), p2(size_t(segs * L), 0.0);
+#pragma omp parallel for schedule(static) if (plan.numel() >= kParallelMin && segs > 1)
+    for (int64_t seg = 0; seg < segs; ++seg) {
+      const int64_t q0 = seg * ga.seg_len, q1 = std::min(S, q0 + ga.seg_len);
+      Cursor c(g.owners, q0);
+      for (int64_t q = q0; q < q1; ++q, c.next()) {
+        const Offsets base = *c;
+        stat_body(base);
+        rows::col_grad_sums_one(p1.data() + seg * L, p2.data() + seg * L, dy + base.mem, x + base.mem, L,
+                                mean[base.stat], rstd[base.stat]);
+      }
+    }
+    for (int64_t i = 0; i < L; ++i) {
+      double a = 0, b = 0;
+      for (int64_t seg = 0; seg < segs; ++seg) a += p1[size_t(seg * L + i)], b += p2[size_t(seg * L + i)];
+      affine_dy[i] = a, affine_dy_xhat[i] = b;
+    }
+    if (affine_done) *affine_done = true;
+    return per_stat_w;
+  }
+  for_each_group(g, plan.numel(), [&](int64_t, Offsets base) { stat_body(base); });
   return per_stat_w;
 }
 
@@ -987,7 +1018,8 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
   template bool forward_columns<T>(const ReductionPlan&, int64_t, Statistic, double, const T*, T*,           \
                                    const compute_t<T>*, const compute_t<T>*, double*, double*, double*);    \
   template bool backward<T>(const ReductionPlan&, Statistic, bool, double, const T*, const T*, T*, \
-                            const compute_t<T>*, double*, double*, double*, double*, double*, bool);
+                            const compute_t<T>*, double*, double*, double*, double*, double*, bool, \
+                            double*, double*, bool*);
 NORMKIT_INSTANTIATE(float)
 NORMKIT_INSTANTIATE(double)
 NORMKIT_INSTANTIATE(bfloat16)

@@ -76,10 +76,15 @@ void apply_backward(const ReductionPlan& plan, const T* dy, const T* x, T* dx, c
 // dweight and dbias need no pass of their own; otherwise returns false and leaves them.
 // recompute = false: training's formula with the statistics read from mean, second and rstd
 // (those the forward saved) instead of taken from x again — two passes fewer.
+// affine_dy / affine_dy_xhat (num_affine values, optional): where the affine axes are not all
+// kept, and each statistic is one contiguous run along which the affine index steps by one
+// (LayerNorm, RMSNorm), the sums reduce_grads(GroupBy::Affine) would give, bit for bit, are
+// taken in the same pass and *affine_done is set; otherwise left for reduce_grads.
 template <class T>
 bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, double eps,
               const T* dy, const T* x, T* dx, const compute_t<T>* w, double* mean, double* second,
-              double* rstd, double* sum_dy, double* sum_dy_xhat, bool recompute = true);
+              double* rstd, double* sum_dy, double* sum_dy_xhat, bool recompute = true,
+              double* affine_dy = nullptr, double* affine_dy_xhat = nullptr, bool* affine_done = nullptr);
 
 // dx = P * g + Q * (x - mean) + R with P = rstd, from one statistic's sums of g = dy * w
 // and g * xhat over its M elements (second: its statistic, for L2Norm's clamp at eps):
