@@ -199,13 +199,15 @@ std::span<T> span_of(std::optional<py::array_t<T>>& a) {
   return {a->mutable_data(), static_cast<size_t>(a->size())};
 }
 
+// allow_empty: a required parameter (weight_norm's g) that may legitimately have 0 elements
+// (v.shape[dim] == 0); for the optional ones an empty array would read as "absent".
 template <class T>
-Param<T> param(const char* op, const char* name, py::handle obj) {
+Param<T> param(const char* op, const char* name, py::handle obj, bool allow_empty = false) {
   if (obj.is_none()) return {};
   require_float_array(op, name, obj);
   auto a = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(obj);
   if (!a) throw py::error_already_set();
-  if (a.size() == 0)
+  if (a.size() == 0 && !allow_empty)
     throw py::value_error(tag(op) + name + " has 0 elements; pass None for no " + name);
   return {a, std::span<const T>(a.data(), static_cast<size_t>(a.size())), shape_of(a),
           py::reinterpret_borrow<py::array>(obj).dtype()};
@@ -275,8 +277,50 @@ py::object dispatch(const char* op, const char* name, py::handle input, F&& f) {
                        " is not supported; expected a float32 or float64 numpy.ndarray");
 }
 
+// Scalars are converted here, not by pybind11, so that a wrong type is a TypeError and a value
+// beyond int64 / double a ValueError, both starting with "[op]" (pybind11's own casts would
+// give a bare TypeError or "Unable to cast Python instance" RuntimeError).
+std::string short_str(py::handle obj) {
+  std::string s = py::str(obj).cast<std::string>();
+  return s.size() <= 40 ? s : s.substr(0, 20) + "..." + s.substr(s.size() - 10) + " (" + std::to_string(s.size()) + " digits)";
+}
+
+int64_t int_arg(const char* op, const char* name, py::handle obj) {
+  if (!py::isinstance<py::int_>(obj) && !py::hasattr(obj, "__index__"))
+    throw py::type_error(tag(op) + name + " " + describe(obj) + " is not an int");
+  py::object index = py::reinterpret_steal<py::object>(PyNumber_Index(obj.ptr()));
+  if (!index) throw py::error_already_set();
+  int overflow = 0;
+  const long long v = PyLong_AsLongLongAndOverflow(index.ptr(), &overflow);
+  if (overflow != 0)
+    throw py::value_error(tag(op) + name + "=" + short_str(index) + " does not fit in int64");
+  if (v == -1 && PyErr_Occurred()) throw py::error_already_set();
+  return static_cast<int64_t>(v);
+}
+
+double real_arg(const char* op, const char* name, py::handle obj) {
+  const bool number = py::isinstance<py::float_>(obj) || py::isinstance<py::int_>(obj) ||
+                      ((py::hasattr(obj, "__float__") || py::hasattr(obj, "__index__")) &&
+                       !py::isinstance<py::str>(obj) && !py::isinstance<py::bytes>(obj));
+  if (!number) throw py::type_error(tag(op) + name + " " + describe(obj) + " is not a real number");
+  const double v = PyFloat_AsDouble(obj.ptr());
+  if (v == -1.0 && PyErr_Occurred()) {
+    const bool overflow = PyErr_ExceptionMatches(PyExc_OverflowError);
+    if (!overflow) throw py::error_already_set();
+    PyErr_Clear();
+    throw py::value_error(tag(op) + name + "=" + short_str(obj) + " is out of the range of a double");
+  }
+  return v;
+}
+
+std::optional<double> opt_real_arg(const char* op, const char* name, py::handle obj) {
+  if (obj.is_none()) return std::nullopt;
+  return real_arg(op, name, obj);
+}
+
 std::vector<int64_t> int_list(const char* op, const char* name, py::handle obj) {
-  if (py::isinstance<py::int_>(obj)) return {obj.cast<int64_t>()};
+  if (py::isinstance<py::int_>(obj) || (py::hasattr(obj, "__index__") && !py::isinstance<py::sequence>(obj)))
+    return {int_arg(op, name, obj)};  // an int, or an integer scalar such as numpy.int64
   if (!py::isinstance<py::sequence>(obj) || py::isinstance<py::str>(obj))
     throw py::type_error(tag(op) + name + " " + describe(obj) +
                          " is not an int or a sequence of ints");
@@ -284,7 +328,7 @@ std::vector<int64_t> int_list(const char* op, const char* name, py::handle obj) 
   for (py::handle h : py::reinterpret_borrow<py::sequence>(obj)) {
     if (!py::isinstance<py::int_>(h) && !py::hasattr(h, "__index__"))
       throw py::type_error(tag(op) + name + " element " + describe(h) + " is not an int");
-    out.push_back(py::int_(py::reinterpret_borrow<py::object>(h)).cast<int64_t>());
+    out.push_back(int_arg(op, name, h));
   }
   return out;
 }
@@ -323,9 +367,11 @@ py::object run_backward(const char* op, py::handle grad_output, const Input<T>& 
 // ---- batch_norm ----------------------------------------------------------------------------
 py::object batch_norm(bool backward, py::object grad_output, py::object input,
                       py::object running_mean, py::object running_var, py::object weight,
-                      py::object bias, bool training, double momentum, double eps,
+                      py::object bias, bool training, py::object momentum_obj, py::object eps_obj,
                       bool skip_nonfinite_update = false) {
   const char* op = backward ? "batch_norm_backward" : "batch_norm";
+  const double momentum = real_arg(op, "momentum", momentum_obj);
+  const double eps = real_arg(op, "eps", eps_obj);
   return dispatch<true>(op, "input", input, [&](auto tag_value) -> py::object {
     using T = decltype(tag_value);
     using P = normkit::compute_t<T>;  // float parameters for float16 input
@@ -351,9 +397,11 @@ py::object batch_norm(bool backward, py::object grad_output, py::object input,
 // ---- instance_norm -------------------------------------------------------------------------
 py::object instance_norm(bool backward, py::object grad_output, py::object input,
                          py::object running_mean, py::object running_var, py::object weight,
-                         py::object bias, bool use_input_stats, double momentum, double eps,
+                         py::object bias, bool use_input_stats, py::object momentum_obj, py::object eps_obj,
                          bool skip_nonfinite_update = false) {
   const char* op = backward ? "instance_norm_backward" : "instance_norm";
+  const double momentum = real_arg(op, "momentum", momentum_obj);
+  const double eps = real_arg(op, "eps", eps_obj);
   return dispatch<true>(op, "input", input, [&](auto tag_value) -> py::object {
     using T = decltype(tag_value);
     using P = normkit::compute_t<T>;  // float parameters for float16 input
@@ -378,9 +426,11 @@ py::object instance_norm(bool backward, py::object grad_output, py::object input
 }
 
 // ---- group_norm ----------------------------------------------------------------------------
-py::object group_norm(bool backward, py::object grad_output, py::object input, int64_t num_groups,
-                      py::object weight, py::object bias, double eps) {
+py::object group_norm(bool backward, py::object grad_output, py::object input, py::object num_groups_obj,
+                      py::object weight, py::object bias, py::object eps_obj) {
   const char* op = backward ? "group_norm_backward" : "group_norm";
+  const int64_t num_groups = int_arg(op, "num_groups", num_groups_obj);
+  const double eps = real_arg(op, "eps", eps_obj);
   return dispatch<true>(op, "input", input, [&](auto tag_value) -> py::object {
     using T = decltype(tag_value);
     using P = normkit::compute_t<T>;  // float parameters for float16 input
@@ -398,8 +448,9 @@ py::object group_norm(bool backward, py::object grad_output, py::object input, i
 
 // ---- layer_norm ----------------------------------------------------------------------------
 py::object layer_norm(bool backward, py::object grad_output, py::object input,
-                      py::object normalized_shape, py::object weight, py::object bias, double eps) {
+                      py::object normalized_shape, py::object weight, py::object bias, py::object eps_obj) {
   const char* op = backward ? "layer_norm_backward" : "layer_norm";
+  const double eps = real_arg(op, "eps", eps_obj);
   return dispatch<true>(op, "input", input, [&](auto tag_value) -> py::object {
     using T = decltype(tag_value);
     using P = normkit::compute_t<T>;  // float parameters for float16 input
@@ -425,9 +476,10 @@ normkit::HalfCast parse_cast(const char* op, const std::string& s) {
 }
 
 py::object rms_norm(bool backward, py::object grad_output, py::object input,
-                    py::object normalized_shape, py::object weight, std::optional<double> eps,
+                    py::object normalized_shape, py::object weight, py::object eps_obj,
                     bool unit_offset, const std::string& cast = "multiply_then_cast") {
   const char* op = backward ? "rms_norm_backward" : "rms_norm";
+  const std::optional<double> eps = opt_real_arg(op, "eps", eps_obj);
   return dispatch<true>(op, "input", input, [&](auto tag_value) -> py::object {
     using T = decltype(tag_value);
     using P = normkit::compute_t<T>;  // float parameters for float16 input
@@ -457,12 +509,12 @@ py::object weight_norm(bool backward, py::object grad_output, py::object v, py::
     if (!dim.is_none()) {
       if (!py::isinstance<py::int_>(dim))
         throw py::type_error(tag(op) + "dim " + describe(dim) + " is not an int or None");
-      d = dim.cast<int64_t>();
+      d = int_arg(op, "dim", dim);
     }
     if (g.is_none())
       throw py::type_error(tag(op) +
                            "g type=NoneType is not supported; weight_norm needs the magnitudes g");
-    auto gg = param<P>(op, "g", g);
+    auto gg = param<P>(op, "g", g, /*allow_empty=*/true);
     const normkit::WeightNormArgs<T> args{d};
     if (!backward)
       return run_forward(
@@ -489,8 +541,9 @@ normkit::Statistic parse_statistic(const char* op, const std::string& s) {
 
 py::object normalize(bool backward, py::object grad_output, py::object input,
                      py::object reduce_axes, py::object weight, py::object bias,
-                     py::object affine_axes, const std::string& statistic, double eps) {
+                     py::object affine_axes, const std::string& statistic, py::object eps_obj) {
   const char* op = backward ? "normalize_backward" : "normalize";
+  const double eps = real_arg(op, "eps", eps_obj);
   return dispatch<true>(op, "input", input, [&](auto tag_value) -> py::object {
     using T = decltype(tag_value);
     using P = normkit::compute_t<T>;  // float parameters for float16 input
@@ -542,7 +595,7 @@ Invalid arguments raise ValueError; unsupported dtypes raise TypeError.)";
   m.def(
       "batch_norm",
       [](py::object input, py::object rm, py::object rv, py::object w, py::object b, bool training,
-         double momentum, double eps, bool skip) {
+         py::object momentum, py::object eps, bool skip) {
         return batch_norm(false, py::none(), input, rm, rv, w, b, training, momentum, eps, skip);
       },
       py::arg("input"), py::arg("running_mean"), py::arg("running_var"), py::arg("weight") = none,
@@ -562,8 +615,8 @@ tuple (output, update_skipped) instead of the output alone.)");
   m.def(
       "batch_norm_backward",
       [](py::object dy, py::object input, py::object rm, py::object rv, py::object w, py::object b,
-         bool training, double momentum,
-         double eps) { return batch_norm(true, dy, input, rm, rv, w, b, training, momentum, eps); },
+         bool training, py::object momentum,
+         py::object eps) { return batch_norm(true, dy, input, rm, rv, w, b, training, momentum, eps); },
       py::arg("grad_output"), py::arg("input"), py::arg("running_mean"), py::arg("running_var"),
       py::arg("weight") = none, py::arg("bias") = none, py::arg("training") = false,
       py::arg("momentum") = 0.1, py::arg("eps") = 1e-5,
@@ -573,7 +626,7 @@ absent parameter. Running statistics are read (eval) but never written.)");
   m.def(
       "instance_norm",
       [](py::object input, py::object rm, py::object rv, py::object w, py::object b,
-         bool use_input_stats, double momentum, double eps, bool skip) {
+         bool use_input_stats, py::object momentum, py::object eps, bool skip) {
         return instance_norm(false, py::none(), input, rm, rv, w, b, use_input_stats, momentum,
                              eps, skip);
       },
@@ -593,7 +646,7 @@ NaN/Inf statistic leaves the running statistics unchanged, and the call returns
   m.def(
       "instance_norm_backward",
       [](py::object dy, py::object input, py::object rm, py::object rv, py::object w, py::object b,
-         bool use_input_stats, double momentum, double eps) {
+         bool use_input_stats, py::object momentum, py::object eps) {
         return instance_norm(true, dy, input, rm, rv, w, b, use_input_stats, momentum, eps);
       },
       py::arg("grad_output"), py::arg("input"), py::arg("running_mean") = none,
@@ -604,7 +657,7 @@ absent parameter. Running statistics are never written.)");
   // -- group_norm
   m.def(
       "group_norm",
-      [](py::object input, int64_t g, py::object w, py::object b, double eps) {
+      [](py::object input, py::object g, py::object w, py::object b, py::object eps) {
         return group_norm(false, py::none(), input, g, w, b, eps);
       },
       py::arg("input"), py::arg("num_groups"), py::arg("weight") = none, py::arg("bias") = none,
@@ -614,7 +667,7 @@ channels and the spatial dims; weight and bias are per channel. num_groups must 
 Same as torch.nn.functional.group_norm.)");
   m.def(
       "group_norm_backward",
-      [](py::object dy, py::object input, int64_t g, py::object w, py::object b, double eps) {
+      [](py::object dy, py::object input, py::object g, py::object w, py::object b, py::object eps) {
         return group_norm(true, dy, input, g, w, b, eps);
       },
       py::arg("grad_output"), py::arg("input"), py::arg("num_groups"), py::arg("weight") = none,
@@ -624,7 +677,7 @@ absent parameter.)");
   // -- layer_norm
   m.def(
       "layer_norm",
-      [](py::object input, py::object ns, py::object w, py::object b, double eps) {
+      [](py::object input, py::object ns, py::object w, py::object b, py::object eps) {
         return layer_norm(false, py::none(), input, ns, w, b, eps);
       },
       py::arg("input"), py::arg("normalized_shape"), py::arg("weight") = none,
@@ -634,7 +687,7 @@ sequence); weight and bias are optional, each with prod(normalized_shape) elemen
 Same as torch.nn.functional.layer_norm.)");
   m.def(
       "layer_norm_backward",
-      [](py::object dy, py::object input, py::object ns, py::object w, py::object b, double eps) {
+      [](py::object dy, py::object input, py::object ns, py::object w, py::object b, py::object eps) {
         return layer_norm(true, dy, input, ns, w, b, eps);
       },
       py::arg("grad_output"), py::arg("input"), py::arg("normalized_shape"),
@@ -644,7 +697,7 @@ absent parameter.)");
   // -- rms_norm
   m.def(
       "rms_norm",
-      [](py::object input, py::object ns, py::object w, std::optional<double> eps,
+      [](py::object input, py::object ns, py::object w, py::object eps,
          bool unit_offset, const std::string& cast) {
         return rms_norm(false, py::none(), input, ns, w, eps, unit_offset, cast);
       },
@@ -660,7 +713,7 @@ torch.nn.functional.rms_norm). unit_offset=True gives the Gemma form, multiplyin
 once; "normalize_then_cast" (LLaMA) rounds x*rstd to float16 before multiplying by weight.)");
   m.def(
       "rms_norm_backward",
-      [](py::object dy, py::object input, py::object ns, py::object w, std::optional<double> eps,
+      [](py::object dy, py::object input, py::object ns, py::object w, py::object eps,
          bool unit_offset, const std::string& cast) {
         return rms_norm(true, dy, input, ns, w, eps, unit_offset, cast);
       },
@@ -693,7 +746,7 @@ grad_output is the gradient with respect to weight_norm's output w.)");
   m.def(
       "normalize",
       [](py::object input, py::object reduce, py::object w, py::object b, py::object affine,
-         const std::string& statistic, double eps) {
+         const std::string& statistic, py::object eps) {
         return normalize(false, py::none(), input, reduce, w, b, affine, statistic, eps);
       },
       py::arg("input"), py::arg("reduce_axes"), py::arg("weight") = none, py::arg("bias") = none,
@@ -710,7 +763,7 @@ elements.)");
       "normalize_backward",
       [](py::object dy, py::object input, py::object reduce, py::object w, py::object b,
          py::object affine, const std::string& statistic,
-         double eps) { return normalize(true, dy, input, reduce, w, b, affine, statistic, eps); },
+         py::object eps) { return normalize(true, dy, input, reduce, w, b, affine, statistic, eps); },
       py::arg("grad_output"), py::arg("input"), py::arg("reduce_axes"), py::arg("weight") = none,
       py::arg("bias") = none, py::arg("affine_axes") = py::tuple(),
       py::arg("statistic") = "variance", py::arg("eps") = 1e-5,
@@ -763,8 +816,9 @@ py::object add_norm_backward(const char* op, py::handle grad_output, py::handle 
 
 py::object add_rms_norm(bool backward, py::object grad_output, py::object grad_sum, py::object input,
                         py::object residual, py::object normalized_shape, py::object weight,
-                        std::optional<double> eps, bool unit_offset) {
+                        py::object eps_obj, bool unit_offset) {
   const char* op = backward ? "add_rms_norm_backward" : "add_rms_norm";
+  const std::optional<double> eps = opt_real_arg(op, "eps", eps_obj);
   return dispatch(op, backward ? "sum" : "input", input, [&](auto tag_value) -> py::object {
     using T = decltype(tag_value);
     auto w = param<T>(op, "weight", weight);
@@ -784,8 +838,9 @@ py::object add_rms_norm(bool backward, py::object grad_output, py::object grad_s
 
 py::object add_layer_norm(bool backward, py::object grad_output, py::object grad_sum,
                           py::object input, py::object residual, py::object normalized_shape,
-                          py::object weight, py::object bias, double eps) {
+                          py::object weight, py::object bias, py::object eps_obj) {
   const char* op = backward ? "add_layer_norm_backward" : "add_layer_norm";
+  const double eps = real_arg(op, "eps", eps_obj);
   return dispatch(op, backward ? "sum" : "input", input, [&](auto tag_value) -> py::object {
     using T = decltype(tag_value);
     auto w = param<T>(op, "weight", weight), b = param<T>(op, "bias", bias);
@@ -803,8 +858,10 @@ py::object add_layer_norm(bool backward, py::object grad_output, py::object grad
 }
 
 py::object group_norm_silu(bool backward, py::object grad_output, py::object input,
-                           int64_t num_groups, py::object weight, py::object bias, double eps) {
+                           py::object num_groups_obj, py::object weight, py::object bias, py::object eps_obj) {
   const char* op = backward ? "group_norm_silu_backward" : "group_norm_silu";
+  const double eps = real_arg(op, "eps", eps_obj);
+  const int64_t num_groups = int_arg(op, "num_groups", num_groups_obj);
   return dispatch(op, "input", input, [&](auto tag_value) -> py::object {
     using T = decltype(tag_value);
     auto x = as_input<T>(input);
@@ -821,8 +878,9 @@ py::object group_norm_silu(bool backward, py::object grad_output, py::object inp
 
 py::object fold_batch_norm(py::object weight, py::object bias, py::object running_mean,
                            py::object running_var, py::object bn_weight, py::object bn_bias,
-                           double eps, bool transpose) {
+                           py::object eps_obj, bool transpose) {
   const char* op = "fold_batch_norm";
+  const double eps = real_arg(op, "eps", eps_obj);
   return dispatch(op, "weight", weight, [&](auto tag_value) -> py::object {
     using T = decltype(tag_value);
     auto w = as_input<T>(weight);
@@ -864,8 +922,9 @@ normkit::FrozenBatchNorm<T> frozen_layer(const char* op, const TensorView<const 
 }
 
 py::object frozen_batch_norm(bool backward, py::object input, py::object rm, py::object rv,
-                             py::object w, py::object b, double eps) {
+                             py::object w, py::object b, py::object eps_obj) {
   const char* op = backward ? "frozen_batch_norm_backward" : "frozen_batch_norm";
+  const double eps = real_arg(op, "eps", eps_obj);
   return dispatch(op, backward ? "grad_output" : "input", input, [&](auto tag_value) -> py::object {
     using T = decltype(tag_value);
     auto x = as_input<T>(input);
@@ -880,8 +939,9 @@ py::object frozen_batch_norm(bool backward, py::object input, py::object rm, py:
 }
 
 py::object adain(bool backward, py::object grad_output, py::object content, py::object style,
-                 double eps) {
+                 py::object eps_obj) {
   const char* op = backward ? "adain_backward" : "adain";
+  const double eps = real_arg(op, "eps", eps_obj);
   return dispatch(op, "content", content, [&](auto tag_value) -> py::object {
     using T = decltype(tag_value);
     auto c = as_input<T>(content);
@@ -909,7 +969,7 @@ void register_extras(py::module_& m) {
   m.def(
       "add_rms_norm",
       [](py::object input, py::object residual, py::object ns, py::object w,
-         std::optional<double> eps, bool unit_offset) {
+         py::object eps, bool unit_offset) {
         return add_rms_norm(false, py::none(), py::none(), input, residual, ns, w, eps, unit_offset);
       },
       py::arg("input"), py::arg("residual"), py::arg("normalized_shape"), py::arg("weight") = none,
@@ -922,7 +982,7 @@ dtype; unit_offset=True: the Gemma (1 + weight) form.)");
   m.def(
       "add_rms_norm_backward",
       [](py::object dy, py::object dsum, py::object sum, py::object ns, py::object w,
-         std::optional<double> eps, bool unit_offset) {
+         py::object eps, bool unit_offset) {
         return add_rms_norm(true, dy, dsum, sum, py::none(), ns, w, eps, unit_offset);
       },
       py::arg("grad_output"), py::arg("grad_sum"), py::arg("sum"), py::arg("normalized_shape"),
@@ -934,7 +994,7 @@ residual.)");
   m.def(
       "add_layer_norm",
       [](py::object input, py::object residual, py::object ns, py::object w, py::object b,
-         double eps) {
+         py::object eps) {
         return add_layer_norm(false, py::none(), py::none(), input, residual, ns, w, b, eps);
       },
       py::arg("input"), py::arg("residual"), py::arg("normalized_shape"), py::arg("weight") = none,
@@ -944,14 +1004,14 @@ and y = layer_norm(sum, normalized_shape, weight, bias, eps).)");
   m.def(
       "add_layer_norm_backward",
       [](py::object dy, py::object dsum, py::object sum, py::object ns, py::object w, py::object b,
-         double eps) { return add_layer_norm(true, dy, dsum, sum, py::none(), ns, w, b, eps); },
+         py::object eps) { return add_layer_norm(true, dy, dsum, sum, py::none(), ns, w, b, eps); },
       py::arg("grad_output"), py::arg("grad_sum"), py::arg("sum"), py::arg("normalized_shape"),
       py::arg("weight") = none, py::arg("bias") = none, py::arg("eps") = 1e-5,
       R"(Gradients of add_layer_norm given grad_output and grad_sum (None = 0), at the forward's
 `sum`: returns (grad_input, grad_weight, grad_bias), None for an absent parameter.)");
   m.def(
       "group_norm_silu",
-      [](py::object input, int64_t g, py::object w, py::object b, double eps) {
+      [](py::object input, py::object g, py::object w, py::object b, py::object eps) {
         return group_norm_silu(false, py::none(), input, g, w, b, eps);
       },
       py::arg("input"), py::arg("num_groups"), py::arg("weight") = none, py::arg("bias") = none,
@@ -960,7 +1020,7 @@ and y = layer_norm(sum, normalized_shape, weight, bias, eps).)");
 the GroupNorm + SiLU that opens diffusion U-Net blocks, one trip through memory.)");
   m.def(
       "group_norm_silu_backward",
-      [](py::object dy, py::object input, int64_t g, py::object w, py::object b, double eps) {
+      [](py::object dy, py::object input, py::object g, py::object w, py::object b, py::object eps) {
         return group_norm_silu(true, dy, input, g, w, b, eps);
       },
       py::arg("grad_output"), py::arg("input"), py::arg("num_groups"), py::arg("weight") = none,
@@ -978,7 +1038,7 @@ Returns (weight', bias'): weight' = weight * g / sqrt(v + eps) along the output-
 torch.nn.utils.fusion.fuse_conv_bn_weights.)");
   m.def(
       "frozen_batch_norm",
-      [](py::object input, py::object rm, py::object rv, py::object w, py::object b, double eps) {
+      [](py::object input, py::object rm, py::object rv, py::object w, py::object b, py::object eps) {
         return frozen_batch_norm(false, input, rm, rv, w, b, eps);
       },
       py::arg("input"), py::arg("running_mean") = none, py::arg("running_var") = none,
@@ -988,7 +1048,7 @@ scale = weight / sqrt(running_var + eps), shift = bias - running_mean * scale. N
 frozen layer's defaults: running_mean 0, running_var 1 - eps, weight 1, bias 0.)");
   m.def(
       "frozen_batch_norm_backward",
-      [](py::object dy, py::object rm, py::object rv, py::object w, py::object b, double eps) {
+      [](py::object dy, py::object rm, py::object rv, py::object w, py::object b, py::object eps) {
         return frozen_batch_norm(true, dy, rm, rv, w, b, eps);
       },
       py::arg("grad_output"), py::arg("running_mean") = none, py::arg("running_var") = none,
@@ -996,7 +1056,7 @@ frozen layer's defaults: running_mean 0, running_var 1 - eps, weight 1, bias 0.)
       R"(Gradient of frozen_batch_norm with respect to its input: grad_output * scale.)");
   m.def(
       "adain",
-      [](py::object content, py::object style, double eps) {
+      [](py::object content, py::object style, py::object eps) {
         return adain(false, py::none(), content, style, eps);
       },
       py::arg("content"), py::arg("style"), py::arg("eps") = 1e-5,
@@ -1005,7 +1065,7 @@ frozen layer's defaults: running_mean 0, running_var 1 - eps, weight 1, bias 0.)
 biased variances InstanceNorm uses. style may have other spatial dims than content.)");
   m.def(
       "adain_backward",
-      [](py::object dy, py::object content, py::object style, double eps) {
+      [](py::object dy, py::object content, py::object style, py::object eps) {
         return adain(true, dy, content, style, eps);
       },
       py::arg("grad_output"), py::arg("content"), py::arg("style"), py::arg("eps") = 1e-5,

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-# accuracy_table.py — the README's accuracy table (docs/reliability.md): float32 normkit and
+# accuracy_table.py — the README's accuracy table (README.md, "Reliability"): float32 normkit and
 # float32 PyTorch, each against float64 PyTorch on the same (widened) input, for unit-normal
 # data plus an offset. Error = max |y32 - y64| / max |y64|. Run with the module on the path:
 #   PYTHONPATH=build/python /usr/bin/python3 scripts/accuracy_table.py

@@ -53,6 +53,8 @@ void batch_norm_forward(TensorView<const T> x, TensorView<T> y, const BatchNormA
   detail::check_like(kOp, "output", y, x, true);
   detail::check_param(kOp, "saved mean", saved.mean, x.shape[1], "num_channels");
   detail::check_param(kOp, "saved rstd", saved.rstd, x.shape[1], "num_channels");
+  detail::check_forward_aliasing(kOp, x, y, a.weight, a.bias, saved, a.running_mean, a.running_var,
+                                 a.training && !a.running_mean.empty());
   if (a.update_skipped) *a.update_skipped = false;
   if (x.numel() == 0) return;  // an empty batch leaves the running statistics as they were
   const detail::ComputeParam<T, P> wp(a.weight), bp(a.bias);
@@ -87,6 +89,8 @@ void batch_norm_backward(TensorView<const T> dy, TensorView<const T> x, TensorVi
   if (dx.data) detail::check_like(kOp, "grad_input", dx, x, true);
   detail::check_param(kOp, "grad_weight", dweight, x.shape[1], "num_channels");
   detail::check_param(kOp, "grad_bias", dbias, x.shape[1], "num_channels");
+  detail::check_backward_aliasing(kOp, dy, x, dx, a.weight, dweight, dbias, saved, a.running_mean,
+                                  a.running_var);
   const bool batch = uses_batch_stats(a);
   auto given = detail::saved_for_backward(kOp, saved, plan.num_stats(), Statistic::Variance, a.eps, batch);
   if (x.numel() == 0) return detail::zero_grads(dweight, dbias);

@@ -45,6 +45,7 @@ void group_norm_forward(TensorView<const T> x, TensorView<T> y, const GroupNormA
   detail::check_like(kOp, "output", y, x, true);
   detail::check_param(kOp, "saved mean", saved.mean, plan.num_stats(), "N * num_groups");
   detail::check_param(kOp, "saved rstd", saved.rstd, plan.num_stats(), "N * num_groups");
+  detail::check_forward_aliasing(kOp, x, y, a.weight, a.bias, saved);
   if (x.numel() == 0) return;
   const detail::ComputeParam<T, P> w(a.weight), b(a.bias);
   if (const int64_t r = channel_stats_first(x, a.num_groups)) {
@@ -67,6 +68,7 @@ void group_norm_backward(TensorView<const T> dy, TensorView<const T> x, TensorVi
   if (dx.data) detail::check_like(kOp, "grad_input", dx, x, true);
   detail::check_param(kOp, "grad_weight", dweight, x.shape[1], "num_channels");
   detail::check_param(kOp, "grad_bias", dbias, x.shape[1], "num_channels");
+  detail::check_backward_aliasing(kOp, dy, x, dx, a.weight, dweight, dbias, saved);
   auto given = detail::saved_for_backward(kOp, saved, plan.num_stats(), Statistic::Variance, a.eps, true);
   if (x.numel() == 0) return detail::zero_grads(dweight, dbias);
   if (const int64_t r = channel_stats_first(x, a.num_groups)) {

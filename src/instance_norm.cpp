@@ -52,6 +52,8 @@ void instance_norm_forward(TensorView<const T> x, TensorView<T> y, const Instanc
   detail::check_like(kOp, "output", y, x, true);
   detail::check_param(kOp, "saved mean", saved.mean, plan.num_stats(), "N * C");
   detail::check_param(kOp, "saved rstd", saved.rstd, plan.num_stats(), "N * C");
+  detail::check_forward_aliasing(kOp, x, y, a.weight, a.bias, saved, a.running_mean, a.running_var,
+                                 a.use_input_stats && !a.running_mean.empty());
   if (a.update_skipped) *a.update_skipped = false;
   if (x.numel() == 0) return;
   const detail::ComputeParam<T, P> wp(a.weight), bp(a.bias);
@@ -89,6 +91,8 @@ void instance_norm_backward(TensorView<const T> dy, TensorView<const T> x, Tenso
   if (dx.data) detail::check_like(kOp, "grad_input", dx, x, true);
   detail::check_param(kOp, "grad_weight", dweight, x.shape[1], "num_channels");
   detail::check_param(kOp, "grad_bias", dbias, x.shape[1], "num_channels");
+  detail::check_backward_aliasing(kOp, dy, x, dx, a.weight, dweight, dbias, saved, a.running_mean,
+                                  a.running_var);
   auto given = detail::saved_for_backward(kOp, saved, plan.num_stats(), Statistic::Variance, a.eps,
                                           a.use_input_stats);
   if (x.numel() == 0) return detail::zero_grads(dweight, dbias);

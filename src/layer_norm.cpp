@@ -25,6 +25,7 @@ void layer_norm_forward(TensorView<const T> x, TensorView<T> y, const LayerNormA
   detail::check_like(kOp, "output", y, x, true);
   detail::check_param(kOp, "saved mean", saved.mean, plan.num_stats(), "one per row");
   detail::check_param(kOp, "saved rstd", saved.rstd, plan.num_stats(), "one per row");
+  detail::check_forward_aliasing(kOp, x, y, a.weight, a.bias, saved);
   if (x.numel() == 0) return;
   const detail::ComputeParam<T, P> w(a.weight), b(a.bias);
   const auto s = detail::forward_pass(plan, Statistic::Variance, x.data, y.data, a.eps, w.ptr, b.ptr);
@@ -41,6 +42,7 @@ void layer_norm_backward(TensorView<const T> dy, TensorView<const T> x, TensorVi
   if (dx.data) detail::check_like(kOp, "grad_input", dx, x, true);
   detail::check_param(kOp, "grad_weight", dweight, plan.num_affine(), "normalized_shape elements");
   detail::check_param(kOp, "grad_bias", dbias, plan.num_affine(), "normalized_shape elements");
+  detail::check_backward_aliasing(kOp, dy, x, dx, a.weight, dweight, dbias, saved);
   auto given = detail::saved_for_backward(kOp, saved, plan.num_stats(), Statistic::Variance, a.eps, true);
   if (x.numel() == 0) return detail::zero_grads(dweight, dbias);
   detail::backward_pass(plan, Statistic::Variance, true, a.eps, dy.data, x.data, dx.data,

@@ -2,6 +2,9 @@
 // and running statistics, and pick the functional call that PyTorch's module would make.
 #include "normkit/layers.hpp"
 
+#include <limits>
+#include <new>
+#include <stdexcept>
 #include <string>
 
 #include "op_common.hpp"
@@ -20,6 +23,34 @@ std::span<T> mspan(std::vector<T>& v) {
 
 void check_features(const char* op, const char* what, int64_t n) {
   if (n <= 0) throw Error(std::string("[") + op + "] " + what + "=" + std::to_string(n) + " must be positive");
+}
+
+// A layer's buffers of n values each: n must be allocatable (an Error naming the size, not
+// std::length_error or std::bad_alloc). `fill` allocates them.
+template <class T, class Fill>
+void allocate(const char* op, const std::string& what, int64_t n, Fill&& fill) {
+  if (static_cast<uint64_t>(n) > std::vector<T>().max_size() / 4)  // up to 4 buffers of n
+    detail::fail(op, what + "=" + std::to_string(n) + " is too large: its buffers cannot be allocated");
+  try {
+    fill();
+  } catch (const std::bad_alloc&) {
+    detail::fail(op, what + "=" + std::to_string(n) + " is too large: out of memory allocating its buffers");
+  } catch (const std::length_error&) {
+    detail::fail(op, what + "=" + std::to_string(n) + " is too large: its buffers cannot be allocated");
+  }
+}
+
+// The element count of a layer's normalized_shape: not empty, every dim >= 1, the product
+// within int64.
+int64_t normalized_count(const char* op, const Shape& s) {
+  if (s.empty()) detail::fail(op, "normalized_shape is empty (expected at least one dim)");
+  int64_t n = 1;
+  for (int64_t d : s) {
+    check_features(op, "normalized_shape dim", d);
+    if (__builtin_mul_overflow(n, d, &n))
+      detail::fail(op, "normalized_shape=" + shape_str(s) + " has more elements than int64 can count (overflow)");
+  }
+  return n;
 }
 
 // grad += fresh   (layers accumulate like tensor.grad)
@@ -51,8 +82,10 @@ BatchNorm<T>::BatchNorm(int64_t n, Options o) : num_features(n), options(o) {
   if (o.momentum) detail::check_momentum("batch_norm", *o.momentum);  // same messages as the functions
   detail::check_eps("batch_norm", o.eps);
   const auto N = static_cast<size_t>(n);
-  if (o.affine) weight.assign(N, T(1)), bias.assign(N, T(0)), weight_grad.assign(N, T(0)), bias_grad.assign(N, T(0));
-  if (o.track_running_stats) running_mean.assign(N, T(0)), running_var.assign(N, T(1));
+  allocate<T>("batch_norm", "num_features", n, [&] {
+    if (o.affine) weight.assign(N, T(1)), bias.assign(N, T(0)), weight_grad.assign(N, T(0)), bias_grad.assign(N, T(0));
+    if (o.track_running_stats) running_mean.assign(N, T(0)), running_var.assign(N, T(1));
+  });
 }
 
 // As torch.nn.BatchNorm: batch statistics in training or when no running statistics are
@@ -100,8 +133,10 @@ template <class T>
 InstanceNorm<T>::InstanceNorm(int64_t n, Options o) : num_features(n), options(o) {
   check_features("instance_norm", "num_features", n);
   const auto N = static_cast<size_t>(n);
-  if (o.affine) weight.assign(N, T(1)), bias.assign(N, T(0)), weight_grad.assign(N, T(0)), bias_grad.assign(N, T(0));
-  if (o.track_running_stats) running_mean.assign(N, T(0)), running_var.assign(N, T(1));
+  allocate<T>("instance_norm", "num_features", n, [&] {
+    if (o.affine) weight.assign(N, T(1)), bias.assign(N, T(0)), weight_grad.assign(N, T(0)), bias_grad.assign(N, T(0));
+    if (o.track_running_stats) running_mean.assign(N, T(0)), running_var.assign(N, T(1));
+  });
 }
 
 template <class T>
@@ -148,7 +183,9 @@ GroupNorm<T>::GroupNorm(int64_t g, int64_t c, Options o) : num_groups(g), num_ch
     throw Error("[group_norm] num_channels=" + std::to_string(c) + " is not divisible by num_groups=" +
                 std::to_string(g));
   const auto C = static_cast<size_t>(c);
-  if (o.affine) weight.assign(C, T(1)), bias.assign(C, T(0)), weight_grad.assign(C, T(0)), bias_grad.assign(C, T(0));
+  allocate<T>("group_norm", "num_channels", c, [&] {
+    if (o.affine) weight.assign(C, T(1)), bias.assign(C, T(0)), weight_grad.assign(C, T(0)), bias_grad.assign(C, T(0));
+  });
 }
 
 template <class T>
@@ -177,12 +214,14 @@ void GroupNorm<T>::zero_grad() {
 // ---- LayerNorm ------------------------------------------------------------------------------
 template <class T>
 LayerNorm<T>::LayerNorm(Shape s, Options o) : normalized_shape(std::move(s)), options(o) {
-  for (int64_t d : normalized_shape) check_features("layer_norm", "normalized_shape dim", d);
-  const auto D = static_cast<size_t>(numel(normalized_shape));
-  if (o.elementwise_affine) {
-    weight.assign(D, T(1)), weight_grad.assign(D, T(0));
-    if (o.bias) bias.assign(D, T(0)), bias_grad.assign(D, T(0));
-  }
+  const int64_t n = normalized_count("layer_norm", normalized_shape);
+  const auto D = static_cast<size_t>(n);
+  allocate<T>("layer_norm", "normalized_shape elements", n, [&] {
+    if (o.elementwise_affine) {
+      weight.assign(D, T(1)), weight_grad.assign(D, T(0));
+      if (o.bias) bias.assign(D, T(0)), bias_grad.assign(D, T(0));
+    }
+  });
 }
 
 template <class T>
@@ -211,9 +250,11 @@ void LayerNorm<T>::zero_grad() {
 // ---- RMSNorm --------------------------------------------------------------------------------
 template <class T>
 RMSNorm<T>::RMSNorm(Shape s, Options o) : normalized_shape(std::move(s)), options(o) {
-  for (int64_t d : normalized_shape) check_features("rms_norm", "normalized_shape dim", d);
-  const auto D = static_cast<size_t>(numel(normalized_shape));
-  if (o.elementwise_affine) weight.assign(D, o.unit_offset ? T(0) : T(1)), weight_grad.assign(D, T(0));
+  const int64_t n = normalized_count("rms_norm", normalized_shape);
+  const auto D = static_cast<size_t>(n);
+  allocate<T>("rms_norm", "normalized_shape elements", n, [&] {
+    if (o.elementwise_affine) weight.assign(D, o.unit_offset ? T(0) : T(1)), weight_grad.assign(D, T(0));
+  });
 }
 
 template <class T>
@@ -244,8 +285,17 @@ void RMSNorm<T>::zero_grad() {
 // ---- WeightNorm -----------------------------------------------------------------------------
 template <class T>
 WeightNorm<T>::WeightNorm(TensorView<const T> weight, Options o) : shape(weight.shape), options(o) {
+  // The view is checked before anything is read from it: strides, negative sizes or strides,
+  // an element count beyond int64, null data; then dim, then whether it can be allocated.
+  detail::check_tensor("weight_norm", "weight", weight);
   const int64_t n = weight.numel();
-  v.resize(static_cast<size_t>(n));
+  const bool whole = !o.dim || *o.dim == -1;
+  if (!whole && (*o.dim < 0 || *o.dim >= static_cast<int64_t>(shape.size())))
+    throw Error("[weight_norm] dim=" + std::to_string(*o.dim) + " is out of range for a weight of rank " +
+                std::to_string(shape.size()));
+  allocate<T>("weight_norm", "weight elements", n, [&] {
+    v.resize(static_cast<size_t>(n)), v_grad.assign(static_cast<size_t>(n), T(0));
+  });
   // Copy in logical row-major order, whatever the source strides.
   std::vector<int64_t> idx(shape.size(), 0);
   for (int64_t i = 0; i < n; ++i) {
@@ -257,12 +307,8 @@ WeightNorm<T>::WeightNorm(TensorView<const T> weight, Options o) : shape(weight.
       idx[d] = 0;
     }
   }
-  const bool whole = !o.dim || *o.dim == -1;
-  if (!whole && (*o.dim < 0 || *o.dim >= static_cast<int64_t>(shape.size())))
-    throw Error("[weight_norm] dim=" + std::to_string(*o.dim) + " is out of range for a weight of rank " +
-                std::to_string(shape.size()));
   const size_t slices = whole ? 1 : static_cast<size_t>(shape[static_cast<size_t>(*o.dim)]);
-  g.assign(slices, T(1)), g_grad.assign(slices, T(0)), v_grad.assign(v.size(), T(0));
+  g.assign(slices, T(1)), g_grad.assign(slices, T(0));
   // g = ||v|| per slice, so that w == weight at the start.
   std::vector<T> norms(slices), w(v.size());
   weight_norm_forward<T>(TensorView<const T>(v.data(), shape), cspan(g), TensorView<T>(w.data(), shape),

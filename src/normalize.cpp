@@ -23,6 +23,7 @@ void normalize_forward(TensorView<const T> x, TensorView<T> y, const NormalizeAr
   detail::check_like(kOp, "output", y, x, true);
   detail::check_param(kOp, "saved mean", saved.mean, plan.num_stats(), "one per statistic");
   detail::check_param(kOp, "saved rstd", saved.rstd, plan.num_stats(), "one per statistic");
+  detail::check_forward_aliasing(kOp, x, y, a.weight, a.bias, saved);
   if (x.numel() == 0) return;
   const detail::ComputeParam<T, P> w(a.weight), b(a.bias);
   const auto s = detail::forward_pass(plan, a.statistic, x.data, y.data, a.eps, w.ptr, b.ptr);
@@ -39,6 +40,7 @@ void normalize_backward(TensorView<const T> dy, TensorView<const T> x, TensorVie
   if (dx.data) detail::check_like(kOp, "grad_input", dx, x, true);
   detail::check_param(kOp, "grad_weight", dweight, plan.num_affine(), "one per element of the affine axes");
   detail::check_param(kOp, "grad_bias", dbias, plan.num_affine(), "one per element of the affine axes");
+  detail::check_backward_aliasing(kOp, dy, x, dx, a.weight, dweight, dbias);
   if (x.numel() == 0) return detail::zero_grads(dweight, dbias);
   detail::backward_pass(plan, a.statistic, true, a.eps, dy.data, x.data, dx.data,
                         detail::Stats{}, detail::ComputeParam<T, P>(a.weight).ptr, dweight, dbias);

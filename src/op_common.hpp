@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <initializer_list>
 #include <span>
 #include <string>
 #include <type_traits>
@@ -75,6 +77,91 @@ void check_like(const char* op, const char* name, const TensorView<T>& t, const 
     for (size_t i = 0; i < t.shape.size(); ++i)
       if (t.strides[i] == 0 && t.shape[i] > 1)
         fail(op, std::string(name) + " has stride 0 on axis " + std::to_string(i) + ": outputs must not overlap");
+}
+
+// ---- aliasing: the address ranges of an op's arguments ---------------------------------------
+// Each argument covers the bytes from its first to one past its last element (a strided
+// view covers its whole span, gaps included). An argument that is written must not share a
+// byte with any other argument, with one exception: a tensor may be exactly the same view as
+// another tensor of the call (y == x, dx == dy or x: in place), which the engine supports.
+// A partial overlap (a view shifted by some elements, running_mean and running_var in one
+// buffer, ...) is an Error naming both arguments.
+struct Region {
+  const char* name = "";
+  uintptr_t lo = 0, hi = 0;  // [lo, hi) in bytes; lo == hi when empty or absent
+  bool written = false;
+  bool tensor = false;  // exact aliasing between two tensors is allowed (in place)
+};
+
+template <class T>
+Region region(const char* name, const TensorView<T>& t, bool written) {
+  Region r{name, 0, 0, written, true};
+  if (t.data == nullptr || t.numel() <= 0) return r;
+  uint64_t last = 0;  // offset of the last element, in elements (saturating; check_tensor ran)
+  for (size_t i = 0; i < t.shape.size(); ++i) {
+    uint64_t term = 0;
+    if (__builtin_mul_overflow(uint64_t(t.shape[i] - 1), uint64_t(t.strides[i]), &term) ||
+        __builtin_add_overflow(last, term, &last))
+      last = UINT64_MAX / 2;
+  }
+  r.lo = reinterpret_cast<uintptr_t>(t.data);
+  uint64_t bytes = 0;
+  if (__builtin_mul_overflow(last + 1, uint64_t(sizeof(T)), &bytes) || bytes > UINTPTR_MAX - r.lo)
+    r.hi = UINTPTR_MAX;
+  else
+    r.hi = r.lo + uintptr_t(bytes);
+  return r;
+}
+
+template <class T>
+Region region(const char* name, std::span<T> p, bool written) {
+  Region r{name, 0, 0, written, false};
+  if (p.empty() || p.data() == nullptr) return r;
+  r.lo = reinterpret_cast<uintptr_t>(p.data());
+  r.hi = r.lo + uintptr_t(p.size_bytes());
+  return r;
+}
+
+inline void check_no_overlap(const char* op, std::initializer_list<Region> regions) {
+  const Region* r = regions.begin();
+  const size_t n = regions.size();
+  for (size_t i = 0; i < n; ++i)
+    for (size_t j = i + 1; j < n; ++j) {
+      const Region &a = r[i], &b = r[j];
+      if (!(a.written || b.written) || a.lo == a.hi || b.lo == b.hi) continue;
+      if (a.hi <= b.lo || b.hi <= a.lo) continue;                       // disjoint
+      if (a.tensor && b.tensor && a.lo == b.lo && a.hi == b.hi) continue;  // the same view: in place
+      fail(op, std::string(a.name) + " and " + b.name +
+                   " overlap in memory (only an exact in-place alias of a tensor is allowed)");
+    }
+}
+
+// The aliasing checks of a forward (x, y, parameters, saved statistics, running statistics
+// written when `running_written`) and of a backward (dy, x, dx, parameters, the gradients;
+// saved and running statistics are read there).
+template <class T, class P, class C>
+void check_forward_aliasing(const char* op, const TensorView<const T>& x, const TensorView<T>& y,
+                            std::span<const P> weight, std::span<const P> bias, SavedStats<C> saved,
+                            std::span<P> running_mean = {}, std::span<P> running_var = {},
+                            bool running_written = false) {
+  check_no_overlap(op, {region("input", x, false), region("output", y, true), region("weight", weight, false),
+                        region("bias", bias, false), region("saved mean", saved.mean, true),
+                        region("saved rstd", saved.rstd, true),
+                        region("running_mean", running_mean, running_written),
+                        region("running_var", running_var, running_written)});
+}
+
+template <class T, class P, class G, class C = double>
+void check_backward_aliasing(const char* op, const TensorView<const T>& dy, const TensorView<const T>& x,
+                             const TensorView<T>& dx, std::span<const P> weight, std::span<G> dweight,
+                             std::span<G> dbias, SavedStats<C> saved = {},
+                             std::span<P> running_mean = {}, std::span<P> running_var = {}) {
+  check_no_overlap(op, {region("grad_output", dy, false), region("input", x, false),
+                        region("grad_input", dx, true), region("weight", weight, false),
+                        region("grad_weight", dweight, true), region("grad_bias", dbias, true),
+                        region("saved mean", saved.mean, false), region("saved rstd", saved.rstd, false),
+                        region("running_mean", running_mean, false),
+                        region("running_var", running_var, false)});
 }
 
 // A parameter span: empty (absent) or exactly `expected` values.

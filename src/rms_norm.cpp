@@ -42,6 +42,7 @@ void rms_norm_forward(TensorView<const T> x, TensorView<T> y, const RMSNormArgs<
   detail::check_like(kOp, "output", y, x, true);
   detail::check_param(kOp, "saved mean", saved.mean, plan.num_stats(), "one per row");
   detail::check_param(kOp, "saved rstd", saved.rstd, plan.num_stats(), "one per row");
+  detail::check_forward_aliasing(kOp, x, y, a.weight, std::span<const P>{}, saved);
   if (x.numel() == 0) return;
   const auto w = effective_weight(a);
   const auto s = detail::forward_pass(plan, Statistic::MeanSquare, x.data, y.data, eps_of(a),
@@ -58,6 +59,7 @@ void rms_norm_backward(TensorView<const T> dy, TensorView<const T> x, TensorView
   detail::check_like(kOp, "grad_output", dy, x, false);
   if (dx.data) detail::check_like(kOp, "grad_input", dx, x, true);
   detail::check_param(kOp, "grad_weight", dweight, plan.num_affine(), "normalized_shape elements");
+  detail::check_backward_aliasing(kOp, dy, x, dx, a.weight, dweight, std::span<P>{}, saved);
   auto given = detail::saved_for_backward(kOp, saved, plan.num_stats(), Statistic::MeanSquare, eps_of(a), true);
   if (x.numel() == 0) return detail::zero_grads(dweight, std::span<P>{});
   const auto w = effective_weight(a);

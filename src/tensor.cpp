@@ -13,9 +13,13 @@ Strides contiguous_strides(const Shape& shape) {
   return s;
 }
 
+// Checked: a product beyond int64 is an Error, never signed overflow (the ops check shapes
+// at the door first, with their own name in the message).
 int64_t numel(const Shape& shape) {
   int64_t n = 1;
-  for (int64_t d : shape) n *= d;
+  for (int64_t d : shape)
+    if (__builtin_mul_overflow(n, d, &n))
+      throw Error("[numel] shape " + shape_str(shape) + " has more elements than int64 can count (overflow)");
   return n;
 }
 

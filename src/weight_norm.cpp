@@ -33,6 +33,8 @@ void weight_norm_forward(TensorView<const T> v, std::span<const std::type_identi
   const ReductionPlan plan = checked_plan(v, g, a);
   detail::check_like(kOp, "w", w, v, true);
   detail::check_param(kOp, "norms", norms, plan.num_stats(), "one per slice");
+  detail::check_no_overlap(kOp, {detail::region("v", v, false), detail::region("w", w, true),
+                                 detail::region("g", g, false), detail::region("norms", norms, true)});
   if (v.numel() == 0) return;
   const auto s = detail::forward_pass(plan, Statistic::L2Norm, v.data, w.data, 0.0,
                                       detail::ComputeParam<T, P>(g).ptr,
@@ -48,6 +50,9 @@ void weight_norm_backward(TensorView<const T> dw, TensorView<const T> v,
   detail::check_like(kOp, "grad_w", dw, v, false);
   if (dv.data) detail::check_like(kOp, "grad_v", dv, v, true);
   detail::check_param(kOp, "grad_g", dg, plan.num_affine(), "like g");
+  detail::check_no_overlap(kOp, {detail::region("grad_w", dw, false), detail::region("v", v, false),
+                                 detail::region("g", g, false), detail::region("grad_v", dv, true),
+                                 detail::region("grad_g", dg, true)});
   if (v.numel() == 0) return detail::zero_grads(dg, std::span<P>{});
   // dv = g/||v|| * (dw - vhat * sum(dw * vhat)),   dg = sum(dw * vhat),   vhat = v/||v||
   detail::backward_pass(plan, Statistic::L2Norm, true, 0.0, dw.data, v.data, dv.data,

@@ -109,6 +109,12 @@ void check_options(const StudyOptions& o) {
   if (o.epochs < 1) throw normkit::Error("[study] epochs=" + std::to_string(o.epochs) + " must be >= 1");
   if (!(o.base_lr > 0) || !std::isfinite(o.base_lr))
     throw normkit::Error("[study] lr=" + std::to_string(o.base_lr) + " must be a finite value > 0");
+  if (o.train_subset < 0)
+    throw normkit::Error("[study] train_subset=" + std::to_string(o.train_subset) + " must be >= 0 (0: all)");
+  if (o.test_subset < 0)
+    throw normkit::Error("[study] test_subset=" + std::to_string(o.test_subset) + " must be >= 0 (0: all)");
+  if (!(o.max_error >= 0 && o.max_error < 1))
+    throw normkit::Error("[study] max_error=" + fmt("%g", o.max_error) + " must lie in [0, 1) (0: no check)");
   if (o.groups < 1 || 32 % o.groups != 0)
     throw normkit::Error("[study] groups=" + std::to_string(o.groups) + " must divide 32 (the channels of the first layer)");
 }

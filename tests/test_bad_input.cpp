@@ -224,7 +224,9 @@ TEST(Overflow, ShapeWhoseElementCountOverflowsIsAnError) {
 
 // ---- aliasing ------------------------------------------------------------------------------
 // Decided: exact aliasing is allowed (y may be x; dx may be dy or x), and gives the same bits
-// as separate buffers. Partial overlap is not allowed and not detected.
+// as separate buffers. Any other overlap of a written argument with another argument (a view
+// shifted by some elements, running_mean and running_var in one buffer, ...) is an Error
+// naming both, and nothing is written.
 template <class Fwd>
 void expect_in_place_forward(const char* what, const Shape& sh, Fwd fwd) {
   const auto x = random_vec<float>(numel(sh), 3.0, 2.0);
@@ -295,6 +297,175 @@ TEST(Aliasing, BackwardInPlaceEqualsOutOfPlace) {
     normkit::layer_norm_backward<float>(cview(dy, sh), cview(on_x, sh), mview(on_x, sh), l);
     expect_bitwise(on_x, dx, "layer_norm dx aliasing x");
   }
+}
+
+TEST(Aliasing, PartialOverlapIsRejectedAndNothingWritten) {
+  const Shape sh = {4, 3, 5};  // 60 elements; views into one buffer of 70
+  std::vector<float> buf = random_vec<float>(130);
+  const auto before = buf;
+  const auto in = [&](size_t at) { return normkit::TensorView<const float>(buf.data() + at, sh); };
+  const auto out = [&](size_t at) { return normkit::TensorView<float>(buf.data() + at, sh); };
+  // y shifted against x, both ways
+  normkit::LayerNormArgs<float> l;
+  l.normalized_shape = {5};
+  expect_error([&] { normkit::layer_norm_forward<float>(in(0), out(3), l); }, "layer_norm",
+               {"input and output overlap"});
+  expect_error([&] { normkit::layer_norm_forward<float>(in(7), out(0), l); }, "layer_norm",
+               {"input and output overlap"});
+  // dx shifted against dy, and against x
+  expect_error([&] { normkit::layer_norm_backward<float>(in(0), in(70), out(1), l); }, "layer_norm",
+               {"grad_output and grad_input overlap"});
+  expect_error([&] { normkit::layer_norm_backward<float>(in(70), in(0), out(9), l); }, "layer_norm",
+               {"input and grad_input overlap"});
+  expect_bitwise(buf, before, "the shared buffer");
+
+  // running_mean and running_var in one buffer (shifted by one channel, or the very same)
+  const auto x = random_vec<float>(60);
+  std::vector<float> y = sentinel_vec<float>(60), stats = {0.f, 1.f, 2.f, 3.f, 4.f, 5.f};
+  const auto stats0 = stats;
+  normkit::BatchNormArgs<float> a;
+  a.training = true;
+  a.running_mean = std::span<float>(stats.data(), 3), a.running_var = std::span<float>(stats.data() + 1, 3);
+  expect_error([&] { normkit::batch_norm_forward<float>(cview(x, sh), mview(y, sh), a); }, "batch_norm",
+               {"running_mean", "running_var", "overlap"});
+  a.running_var = a.running_mean;
+  expect_error([&] { normkit::batch_norm_forward<float>(cview(x, sh), mview(y, sh), a); }, "batch_norm",
+               {"running_mean", "running_var", "overlap"});
+  normkit::InstanceNormArgs<float> ia;
+  ia.running_mean = std::span<float>(stats.data(), 3), ia.running_var = std::span<float>(stats.data() + 2, 3);
+  expect_error([&] { normkit::instance_norm_forward<float>(cview(x, sh), mview(y, sh), ia); }, "instance_norm",
+               {"running_mean", "running_var", "overlap"});
+  EXPECT_EQ(stats, stats0);
+  EXPECT_TRUE(std::all_of(y.begin(), y.end(), [](float v) { return v == float(kSentinel); }));
+
+  // y over the running statistics (eval reads them, the output is written)
+  std::vector<float> big = random_vec<float>(64, 1.0, 2.0);
+  const auto big0 = big;
+  a.training = false;
+  a.running_mean = std::span<float>(big.data(), 3), a.running_var = std::span<float>(big.data() + 3, 3);
+  expect_error([&] { normkit::batch_norm_forward<float>(cview(x, sh), normkit::TensorView<float>(big.data() + 4, sh), a); },
+               "batch_norm", {"output", "running_var", "overlap"});
+  expect_bitwise(big, big0, "running statistics under the output");
+
+  // saved mean and rstd sharing a buffer
+  std::vector<float> saved = sentinel_vec<float>(8);
+  const auto saved0 = saved;
+  normkit::LayerNormArgs<float> l2;
+  l2.normalized_shape = {3, 5};
+  expect_error([&] {
+    normkit::layer_norm_forward<float>(cview(x, sh), mview(y, sh), l2,
+                                       {std::span<float>(saved.data(), 4), std::span<float>(saved.data() + 2, 4)});
+  }, "layer_norm", {"saved mean", "saved rstd", "overlap"});
+  expect_bitwise(saved, saved0, "saved statistics");
+
+  // dweight and dbias in one buffer
+  const auto dy = random_vec<float>(60);
+  std::vector<float> grads = sentinel_vec<float>(5), dx = sentinel_vec<float>(60);
+  const auto grads0 = grads;
+  normkit::BatchNormArgs<float> b;
+  b.training = true;
+  expect_error([&] {
+    normkit::batch_norm_backward<float>(cview(dy, sh), cview(x, sh), mview(dx, sh), b,
+                                        std::span<float>(grads.data(), 3), std::span<float>(grads.data() + 2, 3));
+  }, "batch_norm", {"grad_weight", "grad_bias", "overlap"});
+  normkit::NormalizeArgs<float> n;
+  n.reduce_axes = {0, 2}, n.affine_axes = {1};
+  expect_error([&] {
+    normkit::normalize_backward<float>(cview(dy, sh), cview(x, sh), mview(dx, sh), n,
+                                       std::span<float>(grads.data(), 3), std::span<float>(grads.data(), 3));
+  }, "normalize", {"grad_weight", "grad_bias", "overlap"});
+  // weight_norm: w shifted against v
+  std::vector<float> wbuf = random_vec<float>(70), gw(4, 1.f);
+  const auto wbuf0 = wbuf;
+  expect_error([&] {
+    normkit::weight_norm_forward<float>(normkit::TensorView<const float>(wbuf.data(), sh), gw,
+                                        normkit::TensorView<float>(wbuf.data() + 5, sh), {0});
+  }, "weight_norm", {"v", "w", "overlap"});
+  expect_bitwise(grads, grads0, "parameter gradients");
+  expect_bitwise(wbuf, wbuf0, "weight_norm buffer");
+  EXPECT_TRUE(std::all_of(dx.begin(), dx.end(), [](float v) { return v == float(kSentinel); }));
+
+  // Disjoint views of one buffer are fine, and exact in place stays allowed.
+  std::vector<float> two = random_vec<float>(120);
+  EXPECT_NO_THROW(normkit::layer_norm_forward<float>(normkit::TensorView<const float>(two.data(), sh),
+                                                     normkit::TensorView<float>(two.data() + 60, sh), l));
+  EXPECT_NO_THROW(normkit::layer_norm_forward<float>(normkit::TensorView<const float>(two.data(), sh),
+                                                     normkit::TensorView<float>(two.data(), sh), l));
+}
+
+// ---- zero-size backward passes and empty tensors of the other ops -------------------------
+TEST(ZeroSize, BackwardOfEveryOpZeroesTheParameterGradients) {
+  std::vector<float> x(1), dx = sentinel_vec<float>(1);
+  const Shape sh = {0, 4, 3};
+  std::vector<float> w(4, 1.f), dw = sentinel_vec<float>(4), db = sentinel_vec<float>(4);
+  const std::vector<float> zeros4(4, 0.f);
+  normkit::InstanceNormArgs<float> in;
+  in.weight = w;
+  normkit::instance_norm_backward<float>(cview(x, sh), cview(x, sh), mview(dx, sh), in, dw, db);
+  EXPECT_EQ(dw, zeros4);
+  EXPECT_EQ(db, zeros4);
+  dw = sentinel_vec<float>(4), db = sentinel_vec<float>(4);
+  normkit::GroupNormArgs<float> g;
+  g.num_groups = 2, g.weight = w;
+  std::vector<float> y = sentinel_vec<float>(1);
+  EXPECT_NO_THROW(normkit::group_norm_forward<float>(cview(x, sh), mview(y, sh), g));
+  normkit::group_norm_backward<float>(cview(x, sh), cview(x, sh), mview(dx, sh), g, dw, db);
+  EXPECT_EQ(dw, zeros4);
+  EXPECT_EQ(db, zeros4);
+  std::vector<float> rw(3, 1.f), drw = sentinel_vec<float>(3);
+  normkit::RMSNormArgs<float> r;
+  r.normalized_shape = {3}, r.weight = rw;
+  normkit::rms_norm_backward<float>(cview(x, sh), cview(x, sh), mview(dx, sh), r, drw);
+  EXPECT_EQ(drw, std::vector<float>(3, 0.f));
+  // WeightNorm over an empty slice set (dim 0 of size 0) and over empty slices (dim 1 of size 0)
+  std::vector<float> dg0;
+  normkit::weight_norm_backward<float>(cview(x, sh), cview(x, sh), std::span<const float>{}, mview(dx, sh),
+                                       std::span<float>(dg0), {0});
+  std::vector<float> g3(3, 2.f), dg3 = sentinel_vec<float>(3);
+  const Shape empty_slices = {3, 0};
+  normkit::weight_norm_backward<float>(cview(x, empty_slices), cview(x, empty_slices), g3,
+                                       mview(dx, empty_slices), dg3, {0});
+  EXPECT_EQ(dg3, std::vector<float>(3, 0.f));
+  normkit::weight_norm_forward<float>(cview(x, empty_slices), g3, mview(y, empty_slices), {0});
+  EXPECT_EQ(dx[0], float(kSentinel));
+  EXPECT_EQ(y[0], float(kSentinel));
+  // The layer over a zero-size weight: empty v, g and gradients.
+  normkit::WeightNorm<float> wn(normkit::TensorView<const float>(nullptr, {0, 3}));
+  EXPECT_TRUE(wn.v.empty());
+  EXPECT_TRUE(wn.g.empty());
+}
+
+TEST(BadView, NegativeSizeOrStrideIsAnErrorInEveryOp) {
+  std::vector<float> x(24), y = sentinel_vec<float>(24);
+  const normkit::TensorView<const float> neg_size(x.data(), {2, -3, 4}, {12, 4, 1});
+  const normkit::TensorView<const float> neg_stride(x.data(), {2, 3, 4}, {12, -4, 1});
+  const normkit::TensorView<float> out(y.data(), {2, 3, 4});
+  for (const auto* v : {&neg_size, &neg_stride}) {
+    const std::string needle = v == &neg_size ? "negative size" : "negative stride -4";
+    normkit::BatchNormArgs<float> b;
+    b.training = true;
+    expect_error([&] { normkit::batch_norm_forward<float>(*v, out, b); }, "batch_norm", {"input", needle});
+    expect_error([&] { normkit::instance_norm_forward<float>(*v, out, {}); }, "instance_norm", {"input", needle});
+    normkit::GroupNormArgs<float> g;
+    g.num_groups = 1;
+    expect_error([&] { normkit::group_norm_forward<float>(*v, out, g); }, "group_norm", {"input", needle});
+    normkit::LayerNormArgs<float> l;
+    l.normalized_shape = {4};
+    expect_error([&] { normkit::layer_norm_forward<float>(*v, out, l); }, "layer_norm", {"input", needle});
+    normkit::RMSNormArgs<float> r;
+    r.normalized_shape = {4};
+    expect_error([&] { normkit::rms_norm_forward<float>(*v, out, r); }, "rms_norm", {"input", needle});
+    normkit::NormalizeArgs<float> n;
+    n.reduce_axes = {2};
+    expect_error([&] { normkit::normalize_forward<float>(*v, out, n); }, "normalize", {"input", needle});
+    const std::vector<float> gw(2, 1.f);
+    expect_error([&] { normkit::weight_norm_forward<float>(*v, gw, out, {0}); }, "weight_norm", {"v", needle});
+    // as an output too
+    const normkit::TensorView<float> bad_out(y.data(), v->shape, v->strides);
+    expect_error([&] { normkit::layer_norm_forward<float>(normkit::TensorView<const float>(x.data(), {2, 3, 4}), bad_out, l); },
+                 "layer_norm", {"output"});
+  }
+  EXPECT_TRUE(std::all_of(y.begin(), y.end(), [](float v) { return v == float(kSentinel); }));
 }
 
 // ---- non-finite values in the data: they stay in their own statistic ------------------------

@@ -314,6 +314,69 @@ TEST(Layers, ConstructorErrorsNameTheOp) {
   expect_error([] { normkit::GroupNorm<float>(0, 6); }, "group_norm", {"0"});
 }
 
+// WeightNorm reads the caller's view: it is checked before anything is read from it (null
+// data, negative sizes or strides, element counts beyond int64, sizes that cannot be held).
+TEST(Layers, WeightNormChecksTheViewBeforeReadingIt) {
+  using View = normkit::TensorView<const float>;
+  const std::vector<float> buf(6, 1.f);
+  expect_error([] { normkit::WeightNorm<float>(View(nullptr, {2, 3})); }, "weight_norm",
+               {"weight", "data is null"});
+  expect_error([&] { normkit::WeightNorm<float>(View(buf.data(), {2, -3}, {3, 1})); }, "weight_norm",
+               {"weight", "negative size", "2x-3"});
+  expect_error([&] { normkit::WeightNorm<float>(View(buf.data(), {2, 3}, {-3, 1})); }, "weight_norm",
+               {"weight", "negative stride -3"});
+  expect_error([&] { normkit::WeightNorm<float>(View(buf.data(), {2, 3}, {1})); }, "weight_norm",
+               {"weight", "1 strides"});
+  const int64_t big = int64_t(1) << 40;
+  expect_error([&] { normkit::WeightNorm<float>(View(buf.data(), {big, big}, {0, 0})); }, "weight_norm",
+               {"weight", "overflow"});
+  // Countable, but far beyond what can be allocated: an Error, not std::length_error/bad_alloc.
+  expect_error([&] { normkit::WeightNorm<float>(View(buf.data(), {int64_t(1) << 62}, {0})); },
+               "weight_norm", {"too large"});
+  expect_error([&] { normkit::WeightNorm<float>(View(buf.data(), {2, 3}), {.dim = 2}); }, "weight_norm",
+               {"dim=2"});
+}
+
+TEST(Layers, ConstructorSizesAreCheckedNotOverflowed) {
+  const int64_t big = int64_t(1) << 40;
+  expect_error([&] { normkit::LayerNorm<float>(normkit::Shape{big, big}); }, "layer_norm",
+               {"normalized_shape", "overflow"});
+  expect_error([&] { normkit::RMSNorm<float>(normkit::Shape{big, big}); }, "rms_norm",
+               {"normalized_shape", "overflow"});
+  expect_error([] { normkit::BatchNorm<float>(int64_t(1) << 62); }, "batch_norm",
+               {"num_features=4611686018427387904", "too large"});
+  expect_error([] { normkit::InstanceNorm<double>(int64_t(1) << 62); }, "instance_norm",
+               {"num_features", "too large"});
+  expect_error([] { normkit::GroupNorm<float>(1, int64_t(1) << 62); }, "group_norm",
+               {"num_channels", "too large"});
+  expect_error([] { normkit::LayerNorm<float>(normkit::Shape{int64_t(1) << 31, int64_t(1) << 31}); },
+               "layer_norm", {"too large"});
+  // numel itself is checked too.
+  EXPECT_THROW(normkit::numel({big, big}), normkit::Error);
+}
+
+TEST(Layers, EmptyNormalizedShapeIsRejectedAsByTheFunctions) {
+  expect_error([] { normkit::LayerNorm<float>(normkit::Shape{}); }, "layer_norm", {"normalized_shape is empty"});
+  expect_error([] { normkit::RMSNorm<float>(normkit::Shape{}); }, "rms_norm", {"normalized_shape is empty"});
+}
+
+// PyTorch: an empty batch gives an empty output; normkit also leaves the running statistics
+// as they were (PyTorch 1.13 writes NaN into InstanceNorm's).
+TEST(Layers, InstanceNormEmptyBatchKeepsRunningStats) {
+  normkit::InstanceNorm<float> in(3, {.affine = true, .track_running_stats = true});
+  in.running_mean = {0.5f, 1.f, 2.f}, in.running_var = {3.f, 4.f, 5.f};
+  const auto rm = in.running_mean, rv = in.running_var;
+  std::vector<float> x(1), y = sentinel_vec<float>(1);
+  in.forward(cview(x, {0, 3, 4}), mview(y, {0, 3, 4}));
+  expect_bitwise(in.running_mean, rm, "running_mean");
+  expect_bitwise(in.running_var, rv, "running_var");
+  EXPECT_EQ(y[0], float(kSentinel));
+  std::vector<float> dx = sentinel_vec<float>(1);
+  in.backward(cview(x, {0, 3, 4}), cview(x, {0, 3, 4}), mview(dx, {0, 3, 4}));
+  EXPECT_TRUE(all_equal(in.weight_grad, 0.f));
+  EXPECT_TRUE(all_equal(in.bias_grad, 0.f));
+}
+
 TEST(Layers, ForwardErrorLeavesStateUntouched) {
   normkit::BatchNorm<double> bn(3);
   bn.running_mean = {0.5, 0.25, 0.125};

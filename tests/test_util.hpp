@@ -222,12 +222,14 @@ class Snapshot {
  public:
   template <class T>
   void add(const std::vector<T>* v) {
-    bufs_.push_back({v->data(), v->size() * sizeof(T),
-                     std::string(reinterpret_cast<const char*>(v->data()), v->size() * sizeof(T))});
+    const size_t bytes = v->size() * sizeof(T);
+    bufs_.push_back({v->data(), bytes,
+                     bytes ? std::string(reinterpret_cast<const char*>(v->data()), bytes) : std::string()});
   }
   void expect_unchanged(const std::string& what) const {
     for (size_t i = 0; i < bufs_.size(); ++i)
-      EXPECT_EQ(0, std::memcmp(bufs_[i].p, bufs_[i].copy.data(), bufs_[i].bytes))
+      if (bufs_[i].bytes > 0)  // an empty vector's data() may be null: memcmp(nullptr, ..) is UB
+        EXPECT_EQ(0, std::memcmp(bufs_[i].p, bufs_[i].copy.data(), bufs_[i].bytes))
           << what << ": buffer " << i << " was written";
   }
 

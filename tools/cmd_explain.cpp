@@ -90,7 +90,10 @@ void add_explain_command(CLI::App& app) {
   auto* sub = app.add_subcommand(
       "explain", "What each normalization averages over for an activation shape");
   sub->add_option("--shape", opts->shape, "activation sizes N,C,spatial... (default 32,256,14,14)");
-  CLI::Option* groups = sub->add_option("--groups", opts->groups, "GroupNorm's num_groups (default 32)");
+  CLI::Option* groups = sub->add_option_function<std::string>(
+      "--groups", [opts](const std::string& s) { opts->groups = parse_int_arg(s, "explain", "--groups"); },
+      "GroupNorm's num_groups (default 32)")
+      ->type_name("INT");
   sub->callback([opts, groups] {
     opts->groups_given = groups->count() > 0;
     run_explain(*opts);

@@ -10,6 +10,7 @@
 
 #include "commands.hpp"
 #include "normkit/guide.hpp"
+#include "shape_arg.hpp"
 #include "table.hpp"
 
 namespace {
@@ -92,7 +93,10 @@ void add_guide_command(CLI::App& app) {
             }
           },
           "ARCH"));
-  sub->add_option("--batch", opts->batch, "examples per device per step (default 32)");
+  sub->add_option_function<std::string>(
+      "--batch", [opts](const std::string& s) { opts->batch = parse_int_arg(s, "guide", "--batch"); },
+      "examples per device per step (default 32)")
+      ->type_name("INT");
   sub->add_flag("--variable-length", opts->variable_length, "sequences of varying length");
   sub->callback([opts] { run_guide(*opts); });
 }

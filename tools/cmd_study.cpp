@@ -5,6 +5,7 @@
 // (study/dp_sweep.cpp); without MPI in the build those options fail with how to enable it.
 #include <CLI/CLI.hpp>
 
+#include <climits>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -12,6 +13,7 @@
 
 #include "commands.hpp"
 #include "dp_sweep.hpp"
+#include "shape_arg.hpp"
 #include "sweep.hpp"
 
 namespace {
@@ -85,12 +87,19 @@ void add_study_command(CLI::App& app) {
       ->capture_default_str();
   c->explicit_opts.push_back(
       sub->add_option("--epochs", c->opts.epochs, "epochs, the same for every run")->capture_default_str());
-  c->explicit_opts.push_back(sub->add_option("--train-subset", c->opts.train_subset,
-                                             "train on the first N images (0: all 60000)")
-                                 ->capture_default_str());
+  // Integers and reals through the strict parser (CLI11 would clamp 99999999999999999999).
+  auto int_option = [&](const char* name, int* target, const char* help) {
+    return sub
+        ->add_option_function<std::string>(
+            name, [name, target](const std::string& s) { *target = int(parse_int_arg(s, "study", name, INT_MIN, INT_MAX)); },
+            help)
+        ->default_str(std::to_string(*target))
+        ->type_name("INT");
+  };
   c->explicit_opts.push_back(
-      sub->add_option("--test-subset", c->opts.test_subset, "evaluate on the first N test images (0: all)")
-          ->capture_default_str());
+      int_option("--train-subset", &c->opts.train_subset, "train on the first N images (0: all 60000)"));
+  c->explicit_opts.push_back(
+      int_option("--test-subset", &c->opts.test_subset, "evaluate on the first N test images (0: all)"));
   sub->add_option("--norms", c->norms, "subset of bn, gn, ln, in, none")->delimiter(',');
   sub->add_option("--batches", c->batches, "per-step batch sizes (default 32,16,8,4,2)")->delimiter(',');
   sub->add_option("--lr", c->opts.base_lr, "learning rate at batch 32 (scaled linearly)")
@@ -98,9 +107,11 @@ void add_study_command(CLI::App& app) {
   sub->add_option("--groups", c->opts.groups, "GroupNorm groups (32 and 64 channels)")->capture_default_str();
   sub->add_option("--seed", c->opts.seed, "seed for initialization and data order")->capture_default_str();
   sub->add_option("--jobs", c->opts.jobs, "runs trained at once, one thread each")->capture_default_str();
-  c->explicit_opts.push_back(sub->add_option("--max-error", c->opts.max_error,
-                                             "fail unless every run's test error is below this "
-                                             "fraction (0: no check; --quick: 0.4)"));
+  c->explicit_opts.push_back(sub->add_option_function<std::string>(
+      "--max-error",
+      [c](const std::string& s) { c->opts.max_error = parse_real_arg(s, "study", "--max-error"); },
+      "fail unless every run's test error is below this fraction in [0, 1) (0: no check; --quick: 0.4)")
+                                 ->type_name("FLOAT"));
   sub->add_flag("--no-plot", c->no_plot, "do not draw batch_size.png");
   sub->add_option("--dp", c->dp,
                   "data-parallel over the ranks of `mpirun -np P`: local (gradients averaged, "

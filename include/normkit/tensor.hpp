@@ -26,7 +26,8 @@ class NORMKIT_API Error : public std::invalid_argument {
 
 /// Row-major strides of `shape`.
 NORMKIT_API Strides contiguous_strides(const Shape& shape);
-/// Number of elements (product of the sizes; 1 for a rank-0 shape).
+/// Number of elements (product of the sizes; 1 for a rank-0 shape). Throws Error when the
+/// product overflows int64.
 NORMKIT_API int64_t numel(const Shape& shape);
 /// "32x256x14x14"
 NORMKIT_API std::string shape_str(const Shape& shape);

@@ -91,6 +91,43 @@ def test_scalars_of_the_wrong_type(bad):
         nk.layer_norm(x3(), 5, eps=bad)
 
 
+# Scalars are converted by the module itself: a wrong type is a TypeError and a value beyond
+# int64 / double a ValueError, both starting with "[op]" (not pybind11's generic errors).
+@pytest.mark.parametrize("call,op,what", [
+    (lambda: nk.layer_norm(x3(), 2**70), "layer_norm", "normalized_shape=1180591620717411303424"),
+    (lambda: nk.layer_norm(x3(), (3, 2**70)), "layer_norm", "does not fit in int64"),
+    (lambda: nk.normalize(x3(), 2**70), "normalize", "reduce_axes=1180591620717411303424"),
+    (lambda: nk.group_norm(x3(), 2**70), "group_norm", "num_groups=1180591620717411303424"),
+    (lambda: nk.rms_norm(x3(), -(2**64)), "rms_norm", "does not fit in int64"),
+    (lambda: nk.weight_norm(x3(), np.ones(4, F32), 2**70), "weight_norm", "dim="),
+    (lambda: nk.layer_norm(x3(), 5, eps=10**400), "layer_norm", "out of the range of a double"),
+])
+def test_integers_beyond_int64_are_value_errors_naming_the_op(call, op, what):
+    with pytest.raises(ValueError, match=re.escape(f"[{op}]")) as e:
+        call()
+    assert what in str(e.value)
+
+
+@pytest.mark.parametrize("call,op", [
+    (lambda: nk.layer_norm(x3(), 5, eps="1"), "layer_norm"),
+    (lambda: nk.batch_norm(x3(), None, None, training=True, momentum="0.1"), "batch_norm"),
+    (lambda: nk.group_norm(x3(), "1"), "group_norm"),
+    (lambda: nk.group_norm(x3(), 1.0), "group_norm"),
+    (lambda: nk.rms_norm(x3(), 5, eps=[1e-6]), "rms_norm"),
+    (lambda: nk.instance_norm(x3(), eps=None), "instance_norm"),
+])
+def test_scalars_of_the_wrong_type_name_the_op(call, op):
+    with pytest.raises(TypeError, match=re.escape(f"[{op}]")):
+        call()
+
+
+def test_scalars_that_are_numbers_still_work():
+    x = x3()
+    ref = nk.layer_norm(x, 5, eps=1e-5)
+    np.testing.assert_array_equal(nk.layer_norm(x, np.int64(5), eps=np.float64(1e-5)), ref)
+    np.testing.assert_array_equal(nk.group_norm(x, np.int32(3), eps=0), nk.group_norm(x, 3, eps=0.0))
+
+
 # ---- NaN / Inf scalars ---------------------------------------------------------------------
 @pytest.mark.parametrize("eps", [math.nan, math.inf, -math.inf])
 def test_non_finite_eps(eps):
@@ -158,6 +195,25 @@ def test_empty_outputs_match_torch_shapes(call, torch_call):
     assert y.shape == x.shape and y.dtype == x.dtype
     if torch_call is not None:
         assert tuple(torch_call(torch.from_numpy(x)).shape) == y.shape
+
+
+@pytest.mark.parametrize("shape,dim", [((0, 1, 1), 0), ((2, 0, 3), 0), ((3, 0), 1), ((0, 3), None)])
+def test_empty_weight_norm_returns_empty(shape, dim):
+    # An empty v gives an empty w (and an empty or zero dg), as for every other op. PyTorch
+    # 1.13 agrees where g has elements (w empty); where v.shape[dim] == 0, so that g has none,
+    # torch._weight_norm dies with SIGFPE and norm_except_dim raises, so there is no PyTorch
+    # answer to copy: the empty result is the one consistent with the rest.
+    v = np.zeros(shape, F32)
+    g = np.ones(1 if dim is None else shape[dim], F32)
+    w = nk.weight_norm(v, g, dim)
+    assert w.shape == v.shape and w.dtype == v.dtype
+    dv, dg = nk.weight_norm_backward(np.zeros(shape, F32), v, g, dim)
+    assert dv.shape == v.shape
+    assert dg.shape == g.shape and not dg.any()
+    if g.size:
+        gt = torch.ones([1 if i != dim else n for i, n in enumerate(shape)] if dim is not None
+                        else [1] * len(shape))
+        assert tuple(torch._weight_norm(torch.from_numpy(v), gt, -1 if dim is None else dim).shape) == shape
 
 
 # ---- the guard against poisoned running statistics ------------------------------------------
@@ -241,10 +297,14 @@ USAGE_ERRORS = [
     ("explain --groups abc", "abc"),
     ("explain --shape 4,6 --groups 4", "num_channels=6 is not divisible by num_groups=4"),
     ("explain --shape 5", "rank=1"),
+    ("explain --groups 99999999999999999999", "--groups='99999999999999999999' does not fit in int64"),
+    ("explain --groups 3.5", "'3.5' is not an integer"),
     ("guide --arch cnn --batch 0", "batch_size=0"),
     ("guide --arch cnn --batch -5", "batch_size=-5"),
     ("guide --batch 0", "batch"),  # a bad value must not be ignored when --arch is absent
     ("guide --arch cnn --batch 1e99", "1e99"),
+    ("guide --arch cnn --batch 99999999999999999999", "--batch='99999999999999999999' does not fit in int64"),
+    ("guide --batch 99999999999999999999", "does not fit in int64"),
     ("guide --arch", "--arch"),
     ("tour --reps 0", "reps=0"),
     ("tour --threads -2", "threads=-2"),
@@ -254,6 +314,14 @@ USAGE_ERRORS = [
     ("study --quick --lr nan", "lr=nan"),
     ("study --quick --groups 0", "groups=0"),
     ("study --quick --norms xx", "norm=xx"),
+    ("study --quick --train-subset -5", "train_subset=-5 must be >= 0"),
+    ("study --quick --test-subset -1", "test_subset=-1 must be >= 0"),
+    ("study --quick --train-subset 99999999999999999999", "does not fit in int64"),
+    ("study --quick --test-subset 4294967296", "--test-subset='4294967296' is out of range"),
+    ("study --quick --max-error nan", "max_error=nan must lie in [0, 1)"),
+    ("study --quick --max-error -1", "max_error=-1 must lie in [0, 1)"),
+    ("study --quick --max-error 1", "max_error=1 must lie in [0, 1)"),
+    ("study --quick --max-error abc", "--max-error='abc' is not a number"),
 ]
 
 
@@ -265,3 +333,4 @@ if CLI:  # built with NORMKIT_BUILD_TOOLS (the default); otherwise there is noth
                            cwd=tmp_path)
         assert r.returncode == 2, f"{args}: exit {r.returncode}\n{r.stdout[-500:]}{r.stderr[-500:]}"
         assert needle in r.stdout + r.stderr, f"{args}: {r.stderr[-500:]}"
+        assert not os.listdir(tmp_path), f"{args}: wrote {os.listdir(tmp_path)} before failing"

@@ -353,32 +353,25 @@ void column_stats(const Geometry& g, int64_t group, int64_t q0, int64_t q1, cons
   if (ms == 1 && variance) {
     std::vector<C> shift(size_t(L), C(0));
     std::vector<double> s1(size_t(L), 0.0), s2(size_t(L), 0.0);
-    if (variance) {
-      constexpr int64_t kShiftRuns = 8;
-      const int64_t k = std::min(kShiftRuns, q1 - q0);
-      for_each_run_block(g, group, q0, q0 + k, [&](const int64_t* offs, int64_t count, int64_t) {
-        rows::col_dev_sums(x, offs, count, L, shift.data(), s1.data(), s2.data());
-      });
-      std::fill(s2.begin(), s2.end(), 0.0);
-      for (int64_t i = 0; i < L; ++i) {  // a NaN or Inf shift would turn an infinite mean into NaN
-        const C v = C(k > 0 ? s1[size_t(i)] / double(k) : 0.0);
-        shift[size_t(i)] = std::isfinite(float(v)) ? v : C(0), s1[size_t(i)] = 0;
-      }
-    }
-    auto sums = [&] {
-      for_each_run_block(g, group, q0, q1, [&](const int64_t* offs, int64_t count, int64_t) {
+    auto sums = [&](int64_t r0, int64_t r1) {
+      for_each_run_block(g, group, r0, r1, [&](const int64_t* offs, int64_t count, int64_t) {
         rows::col_dev_sums(x, offs, count, L, shift.data(), s1.data(), s2.data());
       });
     };
-    sums();
-    if (variance) {
-      bool again = false;
-      for (int64_t i = 0; i < L && n > 0; ++i) again = again || shift_too_far(n, s1[size_t(i)], s2[size_t(i)]);
-      if (again) {
-        for (int64_t i = 0; i < L; ++i)
-          shift[size_t(i)] = C(double(shift[size_t(i)]) + s1[size_t(i)] / n), s1[size_t(i)] = s2[size_t(i)] = 0;
-        sums();
-      }
+    constexpr int64_t kShiftRuns = 8;
+    const int64_t k = std::min(kShiftRuns, q1 - q0);
+    sums(q0, q0 + k);  // around 0: the first runs' means are the shift
+    for (int64_t i = 0; i < L; ++i) {  // a NaN or Inf shift would turn an infinite mean into NaN
+      const C v = C(k > 0 ? s1[size_t(i)] / double(k) : 0.0);
+      shift[size_t(i)] = std::isfinite(float(v)) ? v : C(0), s1[size_t(i)] = s2[size_t(i)] = 0;
+    }
+    sums(q0, q1);
+    bool again = false;
+    for (int64_t i = 0; i < L && n > 0; ++i) again = again || shift_too_far(n, s1[size_t(i)], s2[size_t(i)]);
+    if (again) {
+      for (int64_t i = 0; i < L; ++i)
+        shift[size_t(i)] = C(double(shift[size_t(i)]) + s1[size_t(i)] / n), s1[size_t(i)] = s2[size_t(i)] = 0;
+      sums(q0, q1);
     }
     for (int64_t i = 0; i < L; ++i) out[i] = shifted_moments(n, double(shift[size_t(i)]), s1[size_t(i)], s2[size_t(i)]);
     return;
