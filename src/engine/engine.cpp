@@ -970,7 +970,8 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
   const Geometry ga = make_geometry(plan, GroupBy::Affine);
   const int64_t L = g.run.size;
   if (affine_dy && !per_stat_w && runs.mem.size() == 1 && g.run.stride == 1 && as == 1 && ga.column &&
-      ga.owners.count == 1 && ga.col_blocks == 1 && ga.key_len == S && ga.run.size == L) {
+      ga.owners.count == 1 && ga.key_len == S && ga.run.size == L) {  // (reduce_grads' column blocks
+                                                                      // only cut the same sums)
     const int64_t segs = ga.num_segs;
     std::vector<double> p1(size_t(segs * L), 0.0), p2(size_t(segs * L), 0.0);
 #pragma omp parallel for schedule(static) if (plan.numel() >= kParallelMin && segs > 1)
