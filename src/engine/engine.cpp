@@ -919,6 +919,13 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
   const bool stream = streams<T>(plan);
   const RunList runs = make_run_list(g, affine_within_kept(plan));
   std::vector<double> Q(static_cast<size_t>(S)), R(static_cast<size_t>(S));  // dx coefficients
+  // Each run one affine index (GroupNorm: a channel's H*W): the per-run sums the statistic's
+  // own pass takes are kept, then added per affine index in statistic and run order.
+  const int64_t K = int64_t(runs.rel.size());
+  const bool per_run_affine = affine_dy && !per_stat_w && !runs.whole && as == 0 && g.run.stride == 1 &&
+                              g.num_segs == 1 && runs.len == g.run.size;
+  std::vector<double> run_dy(per_run_affine ? size_t(S * K) : 0), run_dyx(run_dy.size());
+  std::vector<int64_t> run_aff(run_dy.size());
   auto stat_body = [&](Offsets base) {
     const int64_t s = base.stat;
     if (batch_stats && recompute) {
@@ -935,6 +942,7 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
       rows::grad_sums_list(dy + base.mem, x + base.mem, runs.mem.data(), count, runs.len, m, &u1, &u2);
       g1 = wv * u1, g2 = wv * u2;
     } else {
+      int64_t k = 0;  // the run's index within the statistic
       for_each_listed_run(runs, g.run, base, 0, g.key_len, [&](Offsets o, int64_t len) {
         double a = 0, b = 0;
         const bool wvec = w && as != 0;
@@ -948,6 +956,11 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
         }
         const double wv = w && !wvec ? double(w[o.aff]) : 1.0;
         u1 += a, u2 += b, g1 += wv * a, g2 += wv * b;
+        if (per_run_affine) {
+          const size_t at = size_t(s * K + k);
+          run_dy[at] = a, run_dyx[at] = b * r, run_aff[at] = o.aff;
+        }
+        ++k;
       });
     }
     if (per_stat_w) sum_dy[s] = u1, sum_dy_xhat[s] = u2 * r;
@@ -994,6 +1007,13 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
     return per_stat_w;
   }
   for_each_group(g, plan.numel(), [&](int64_t, Offsets base) { stat_body(base); });
+  if (per_run_affine) {
+    std::fill(affine_dy, affine_dy + plan.num_affine(), 0.0);
+    std::fill(affine_dy_xhat, affine_dy_xhat + plan.num_affine(), 0.0);
+    for (size_t at = 0; at < run_dy.size(); ++at)
+      affine_dy[run_aff[at]] += run_dy[at], affine_dy_xhat[run_aff[at]] += run_dyx[at];
+    if (affine_done) *affine_done = true;
+  }
   return per_stat_w;
 }
 

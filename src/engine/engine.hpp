@@ -77,9 +77,11 @@ void apply_backward(const ReductionPlan& plan, const T* dy, const T* x, T* dx, c
 // recompute = false: training's formula with the statistics read from mean, second and rstd
 // (those the forward saved) instead of taken from x again — two passes fewer.
 // affine_dy / affine_dy_xhat (num_affine values, optional): where the affine axes are not all
-// kept, and each statistic is one contiguous run along which the affine index steps by one
-// (LayerNorm, RMSNorm), the sums reduce_grads(GroupBy::Affine) would give, bit for bit, are
-// taken in the same pass and *affine_done is set; otherwise left for reduce_grads.
+// kept, the per-affine sums of dy and dy * xhat are taken in the same pass where that is
+// possible, and *affine_done is set; otherwise they are left for reduce_grads(GroupBy::Affine).
+// Possible: each statistic one contiguous run along which the affine index steps by one
+// (LayerNorm, RMSNorm: the very sums reduce_grads would give, bit for bit), or each run of a
+// statistic one affine index (GroupNorm on NCHW: the runs' sums added in a fixed order).
 template <class T>
 bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, double eps,
               const T* dy, const T* x, T* dx, const compute_t<T>* w, double* mean, double* second,
