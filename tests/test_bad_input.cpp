@@ -393,6 +393,41 @@ TEST(Aliasing, PartialOverlapIsRejectedAndNothingWritten) {
                                                      normkit::TensorView<float>(two.data(), sh), l));
 }
 
+// The fused and deployment ops check the same way: a partial overlap of a written argument
+// with another is an Error naming both, and nothing is written.
+TEST(Aliasing, ExtrasRejectPartialOverlapAndWriteNothing) {
+  const Shape sh = {2, 4, 3, 5};  // 120 elements, 4 channels in 2 groups
+  std::vector<float> buf = random_vec<float>(260);
+  const auto before = buf;
+  const auto in = [&](size_t at) { return normkit::TensorView<const float>(buf.data() + at, sh); };
+  const auto out = [&](size_t at) { return normkit::TensorView<float>(buf.data() + at, sh); };
+  const auto other = random_vec<float>(120);
+  std::vector<float> y = sentinel_vec<float>(120), dx = sentinel_vec<float>(120);
+  normkit::RMSNormArgs<float> r;
+  r.normalized_shape = {5};
+  expect_error([&] { normkit::add_rms_norm_forward<float>(in(0), cview(other, sh), out(130), out(2), r); },
+               "add_rms_norm", {"input and sum overlap"});
+  expect_error([&] { normkit::add_rms_norm_backward<float>(in(0), {}, in(130), out(131), r); }, "add_rms_norm_backward",
+               {"sum and grad_input overlap"});
+  normkit::GroupNormArgs<float> g;
+  g.num_groups = 2;
+  expect_error([&] { normkit::group_norm_silu_forward<float>(in(0), out(5), g); }, "group_norm_silu",
+               {"input and output overlap"});
+  expect_error([&] { normkit::group_norm_silu_backward<float>(in(0), in(130), out(129), g); }, "group_norm_silu",
+               {"input and grad_input overlap"});
+  expect_error([&] { normkit::adain_forward<float>(in(0), cview(other, sh), out(119)); }, "adain",
+               {"content and output overlap"});
+  expect_error([&] { normkit::adain_backward<float>(cview(other, sh), in(0), in(130), out(1), {}); }, "adain",
+               {"content and grad_content overlap"});
+  normkit::FrozenBatchNorm<float> f(4);
+  expect_error([&] { f.forward(in(0), out(60)); }, "frozen_batch_norm", {"input and output overlap"});
+  expect_error([&] { f.backward(in(0), out(1)); }, "frozen_batch_norm", {"grad_output and grad_input overlap"});
+  expect_bitwise(buf, before, "the shared buffer");
+  // Exactly in place is still allowed.
+  std::vector<float> x = random_vec<float>(120);
+  EXPECT_NO_THROW(f.forward(cview(x, sh), mview(x, sh)));
+}
+
 // ---- zero-size backward passes and empty tensors of the other ops -------------------------
 TEST(ZeroSize, BackwardOfEveryOpZeroesTheParameterGradients) {
   std::vector<float> x(1), dx = sentinel_vec<float>(1);

@@ -53,6 +53,9 @@ void adain_forward(TensorView<const T> content, TensorView<const T> style, Tenso
   const int64_t NC = content.shape[0] * content.shape[1];
   detail::check_param(kOp, "saved mean", saved.mean, NC, "N * C");
   detail::check_param(kOp, "saved rstd", saved.rstd, NC, "N * C");
+  detail::check_no_overlap(kOp, {detail::region("content", content, false), detail::region("style", style, false),
+                                 detail::region("output", y, true), detail::region("saved mean", saved.mean, true),
+                                 detail::region("saved rstd", saved.rstd, true)});
   if (content.numel() == 0) return;
   std::vector<double> mean_s, sigma_s;
   style_stats(style, eps, mean_s, sigma_s);
@@ -75,6 +78,9 @@ void adain_backward(TensorView<const T> dy, TensorView<const T> content, TensorV
   detail::check_like(kOp, "grad_output", dy, content, false);
   if (dcontent.data) detail::check_like(kOp, "grad_content", dcontent, content, true);
   if (dstyle.data) detail::check_like(kOp, "grad_style", dstyle, style, true);
+  detail::check_no_overlap(kOp, {detail::region("grad_output", dy, false), detail::region("content", content, false),
+                                 detail::region("style", style, false), detail::region("grad_content", dcontent, true),
+                                 detail::region("grad_style", dstyle, true)});
   if (content.numel() == 0) {  // no output: the style's gradient is 0
     if (dstyle.data)
       extras::for_each_run(style.shape, style.strides, [&](int64_t o, int64_t len, int64_t st) {

@@ -87,6 +87,11 @@ void forward_impl(const NormSpec<T>& s, std::span<const T> weight, TensorView<co
   if (y.data == sum.data && x.numel() > 0) detail::fail(s.op, "output and sum must be distinct buffers");
   detail::check_param(s.op, "saved mean", saved.mean, plan.num_stats(), "one per row");
   detail::check_param(s.op, "saved rstd", saved.rstd, plan.num_stats(), "one per row");
+  detail::check_no_overlap(s.op, {detail::region("input", x, false), detail::region("residual", residual, false),
+                                  detail::region("output", y, true), detail::region("sum", sum, true),
+                                  detail::region("weight", weight, false), detail::region("bias", s.bias, false),
+                                  detail::region("saved mean", saved.mean, true),
+                                  detail::region("saved rstd", saved.rstd, true)});
   if (x.numel() == 0) return;
   const size_t lead = x.shape.size() - s.normalized_shape.size();
   const extras::RowBlocks blocks(x.shape, x.strides, lead);
@@ -122,6 +127,10 @@ void backward_impl(const NormSpec<T>& s, std::span<const T> weight, TensorView<c
   if (dx.data) detail::check_like(s.op, "grad_input", dx, sum, true);
   detail::check_param(s.op, "grad_weight", dweight, plan.num_affine(), "normalized_shape elements");
   detail::check_param(s.op, "grad_bias", dbias, plan.num_affine(), "normalized_shape elements");
+  detail::check_no_overlap(s.op, {detail::region("grad_output", dy, false), detail::region("grad_sum", dsum, false),
+                                  detail::region("sum", sum, false), detail::region("grad_input", dx, true),
+                                  detail::region("weight", weight, false), detail::region("grad_weight", dweight, true),
+                                  detail::region("grad_bias", dbias, true)});
   if (sum.numel() == 0) return detail::zero_grads(dweight, dbias);
   const size_t lead = sum.shape.size() - s.normalized_shape.size();
   const extras::RowBlocks blocks(sum.shape, sum.strides, lead);

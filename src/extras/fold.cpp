@@ -135,6 +135,7 @@ void FrozenBatchNorm<T>::forward(TensorView<const T> x, TensorView<T> y) const {
   std::vector<T> scale, shift;
   scale_shift(*this, x.shape, scale, &shift);
   detail::check_like(kFrozen, "output", y, x, true);
+  detail::check_no_overlap(kFrozen, {detail::region("input", x, false), detail::region("output", y, true)});
   if (x.numel() == 0) return;
   const ReductionPlan plan = channel_plan(x.shape, x.strides);
   const std::vector<double> zero(size_t(num_features), 0.0), one(size_t(num_features), 1.0);
@@ -147,6 +148,7 @@ void FrozenBatchNorm<T>::backward(TensorView<const T> dy, TensorView<T> dx) cons
   std::vector<T> scale;
   scale_shift(*this, dy.shape, scale, static_cast<std::vector<T>*>(nullptr));
   detail::check_like(kFrozen, "grad_input", dx, dy, true);
+  detail::check_no_overlap(kFrozen, {detail::region("grad_output", dy, false), detail::region("grad_input", dx, true)});
   if (dy.numel() == 0) return;
   // dx = P * dy * scale + Q * (x - mean) + R with P = 1, Q = R = 0 (x unused: pass dy).
   const ReductionPlan plan = channel_plan(dy.shape, dy.strides);

@@ -81,6 +81,7 @@ void group_norm_silu_forward(TensorView<const T> x, TensorView<T> y, const Group
   const int64_t stats = x.shape[0] * a.num_groups;
   detail::check_param(kOp, "saved mean", saved.mean, stats, "N * num_groups");
   detail::check_param(kOp, "saved rstd", saved.rstd, stats, "N * num_groups");
+  detail::check_forward_aliasing(kOp, x, y, a.weight, a.bias, saved);
   if (x.numel() == 0) return;
   const GroupBlocks gb(x.shape, x.strides, a.num_groups);
   const auto ns = static_cast<size_t>(stats);
@@ -113,6 +114,7 @@ void group_norm_silu_backward(TensorView<const T> dy, TensorView<const T> x, Ten
   const int64_t C = x.shape[1];
   detail::check_param(kOp, "grad_weight", dweight, C, "num_channels");
   detail::check_param(kOp, "grad_bias", dbias, C, "num_channels");
+  detail::check_backward_aliasing(kOp, dy, x, dx, a.weight, dweight, dbias);
   if (x.numel() == 0) return detail::zero_grads(dweight, dbias);
   const GroupBlocks gb(x.shape, x.strides, a.num_groups);
   const bool param_grads = !dweight.empty() || !dbias.empty();
