@@ -74,6 +74,8 @@ BatchNormStats forward_synced(TensorView<const T> x, TensorView<T> y, const Batc
       check_common(x, a, C);
       detail::check_like(kOp, "output", y, x, true);
       if (!a.running_mean.empty()) detail::check_momentum(kOp, a.momentum);
+      detail::check_forward_aliasing(kOp, x, y, a.weight, a.bias, SavedStats<T>{}, a.running_mean, a.running_var,
+                                     !a.running_mean.empty());
       local = batch_norm_moments(x);
     } catch (const Error&) {
       err = std::current_exception();
@@ -97,6 +99,7 @@ void backward_synced(TensorView<const T> dy, TensorView<const T> x, TensorView<T
       if (dx.data) detail::check_like(kOp, "grad_input", dx, x, true);
       detail::check_param(kOp, "grad_weight", dweight, C, "num_channels");
       detail::check_param(kOp, "grad_bias", dbias, C, "num_channels");
+      detail::check_backward_aliasing(kOp, dy, x, dx, a.weight, dweight, dbias);
       local = batch_norm_grad_sums(dy, x, stats);
     } catch (const Error&) {
       err = std::current_exception();

@@ -186,6 +186,13 @@ void error_cases(Checker& ck) {
   ck.expect_error("backward after another forward shape",
                   [&] { sbn.backward({x2.data(), {2, 3}}, {x2.data(), {2, 3}}, {dx2.data(), {2, 3}}); },
                   "[sync_batch_norm] backward input shape 2x3 does not match the last training forward (1x3)");
+  // Output overlapping the input on rank 0 only: collective error, nothing written.
+  std::vector<float> buf = random_vec<float>(7, 502), other(6, 777.0f);
+  const auto buf0 = buf;
+  ck.expect_error("overlap on rank 0",
+                  [&] { sbn.forward({buf.data(), {2, 3}}, {ck.rank == 0 ? buf.data() + 1 : other.data(), {2, 3}}); },
+                  ck.rank == 0 ? "[sync_batch_norm] input and output overlap" : "[sync_batch_norm] rank 0 of");
+  ck.expect(buf == buf0 && other == std::vector<float>(6, 777.0f), "overlap on rank 0: nothing written");
   // The communicator is still in step: a normal step after the errors.
   sbn.forward({xl.data(), {1, 3}}, {yl.data(), {1, 3}});
   ck.expect(sbn.num_batches_tracked == 2, "a step after the errors runs");
