@@ -474,29 +474,10 @@ void grad_input_run(const PlanDim& run, Offsets o, int64_t len, const T* dy, con
   }
 }
 
-// Calls body(offsets, len) for every run of the tensor; threads take contiguous blocks.
+// Calls body(cursor, count) once per thread with its contiguous block of the tensor's runs
+// (every dim but the run dim, row-major): a cursor at the block's first run, and how many.
 template <class Body>
-void for_all_runs(const ReductionPlan& plan, Body&& body) {
-  const size_t r = plan.run_dim();
-  Radix outer;
-  for (size_t i = 0; i < plan.dims().size(); ++i)
-    if (i != r) outer.add(plan.dims()[i]);
-  const int64_t L = plan.dims()[r].size, total = outer.count;
-#pragma omp parallel if (plan.numel() >= kParallelMin && total > 1)
-  {
-    const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
-    const int64_t q0 = total * t / nt, q1 = total * (t + 1) / nt;
-    if (q0 < q1) {
-      Cursor c(outer, q0);
-      for (int64_t q = q0; q < q1; ++q, c.next()) body(*c, L);
-    }
-  }
-}
-
-// Calls body(offs, count, stat) for every run of the tensor, in blocks of up to kColRows
-// runs of the same statistic offset (memory offsets in offs); threads take contiguous blocks.
-template <class Body>
-void for_all_run_blocks(const ReductionPlan& plan, Body&& body) {
+void for_thread_runs(const ReductionPlan& plan, Body&& body) {
   const size_t r = plan.run_dim();
   Radix outer;
   for (size_t i = 0; i < plan.dims().size(); ++i)
@@ -506,18 +487,36 @@ void for_all_run_blocks(const ReductionPlan& plan, Body&& body) {
   {
     const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
     const int64_t q0 = total * t / nt, q1 = total * (t + 1) / nt;
-    int64_t offs[rows::kColRows];
-    int64_t k = 0, stat = 0;
     if (q0 < q1) {
       Cursor c(outer, q0);
-      for (int64_t q = q0; q < q1; ++q, c.next()) {
-        if (k > 0 && ((*c).stat != stat || k == rows::kColRows)) body(offs, k, stat), k = 0;
-        if (k == 0) stat = (*c).stat;
-        offs[k++] = (*c).mem;
-      }
-      if (k > 0) body(offs, k, stat);
+      body(c, q1 - q0);
     }
   }
+}
+
+// Calls body(offsets, len) for every run of the tensor; threads take contiguous blocks.
+template <class Body>
+void for_all_runs(const ReductionPlan& plan, Body&& body) {
+  const int64_t L = plan.dims()[plan.run_dim()].size;
+  for_thread_runs(plan, [&](Cursor& c, int64_t count) {
+    for (int64_t q = 0; q < count; ++q, c.next()) body(*c, L);
+  });
+}
+
+// Calls body(offs, count, stat) for every run of the tensor, in blocks of up to kColRows
+// runs of the same statistic offset (memory offsets in offs); threads take contiguous blocks.
+template <class Body>
+void for_all_run_blocks(const ReductionPlan& plan, Body&& body) {
+  for_thread_runs(plan, [&](Cursor& c, int64_t runs) {
+    int64_t offs[rows::kColRows];
+    int64_t k = 0, stat = 0;
+    for (int64_t q = 0; q < runs; ++q, c.next()) {
+      if (k > 0 && ((*c).stat != stat || k == rows::kColRows)) body(offs, k, stat), k = 0;
+      if (k == 0) stat = (*c).stat;
+      offs[k++] = (*c).mem;
+    }
+    if (k > 0) body(offs, k, stat);
+  });
 }
 
 // Per statistic s: the mean split into C values (hi, lo) for the column primitives.
@@ -980,7 +979,7 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
   // and RMSNorm over rows): the per-affine sums for dweight and dbias are taken from each row
   // while it is cached, in the chunks of rows and the order reduce_grads(GroupBy::Affine)
   // uses, so they are the same bits without a pass of their own.
-  const Geometry ga = make_geometry(plan, GroupBy::Affine);
+  const Geometry ga = affine_dy && !per_stat_w ? make_geometry(plan, GroupBy::Affine) : g;  // g: unused
   const int64_t L = g.run.size;
   if (affine_dy && !per_stat_w && runs.mem.size() == 1 && g.run.stride == 1 && as == 1 && ga.column &&
       ga.owners.count == 1 && ga.key_len == S && ga.run.size == L) {  // (reduce_grads' column blocks
