@@ -272,8 +272,8 @@ struct ComputeParam {
     if constexpr (std::is_same_v<C, P>) {
       ptr = p.data();
     } else {
-      owned.reserve(p.size());
-      for (const P& v : p) owned.push_back(C(v));
+      owned.resize(p.size());
+      for (size_t i = 0; i < p.size(); ++i) owned[i] = C(p[i]);
       ptr = owned.data();
     }
   }

@@ -25,14 +25,18 @@ double eps_of(const RMSNormArgs<T, P>& a) {
   return a.eps ? *a.eps : double(std::numeric_limits<compute_t<T>>::epsilon());
 }
 
-// The scale actually applied: w, or 1 + w for the Gemma form (empty: none).
+// The scale actually applied: w (as the caller's array where it already is compute_t<T>), or
+// 1 + w for the Gemma form; ptr is null without a weight.
 template <class T, class P, class C = compute_t<T>>
-std::vector<C> effective_weight(const RMSNormArgs<T, P>& a) {
-  std::vector<C> w;
-  w.reserve(a.weight.size());
-  for (const P& v : a.weight) w.push_back(a.unit_offset ? C(1) + C(v) : C(v));
-  return w;
-}
+struct EffectiveWeight : detail::ComputeParam<T, P> {
+  explicit EffectiveWeight(const RMSNormArgs<T, P>& a)
+      : detail::ComputeParam<T, P>(a.unit_offset ? std::span<const P>{} : a.weight) {
+    if (!a.unit_offset || a.weight.empty()) return;
+    this->owned.resize(a.weight.size());
+    for (size_t i = 0; i < a.weight.size(); ++i) this->owned[i] = C(1) + C(a.weight[i]);
+    this->ptr = this->owned.data();
+  }
+};
 }  // namespace
 
 template <class T, class P>
@@ -44,9 +48,9 @@ void rms_norm_forward(TensorView<const T> x, TensorView<T> y, const RMSNormArgs<
   detail::check_param(kOp, "saved rstd", saved.rstd, plan.num_stats(), "one per row");
   detail::check_forward_aliasing(kOp, x, y, a.weight, std::span<const P>{}, saved);
   if (x.numel() == 0) return;
-  const auto w = effective_weight(a);
-  const auto s = detail::forward_pass(plan, Statistic::MeanSquare, x.data, y.data, eps_of(a),
-                                      w.empty() ? nullptr : w.data(), static_cast<const compute_t<T>*>(nullptr),
+  const EffectiveWeight<T, P> w(a);
+  const auto s = detail::forward_pass(plan, Statistic::MeanSquare, x.data, y.data, eps_of(a), w.ptr,
+                                      static_cast<const compute_t<T>*>(nullptr),
                                       a.cast == HalfCast::NormalizeThenCast);
   detail::write_saved(saved, s.mean, s.rstd);
 }
@@ -62,9 +66,9 @@ void rms_norm_backward(TensorView<const T> dy, TensorView<const T> x, TensorView
   detail::check_backward_aliasing(kOp, dy, x, dx, a.weight, dweight, std::span<P>{}, saved);
   auto given = detail::saved_for_backward(kOp, saved, plan.num_stats(), Statistic::MeanSquare, eps_of(a), true);
   if (x.numel() == 0) return detail::zero_grads(dweight, std::span<P>{});
-  const auto w = effective_weight(a);
+  const EffectiveWeight<T, P> w(a);
   detail::backward_pass(plan, Statistic::MeanSquare, true, eps_of(a), dy.data, x.data, dx.data,
-                        std::move(given), w.empty() ? nullptr : w.data(),
+                        std::move(given), w.ptr,
                         dweight, std::span<P>{});
 }
 

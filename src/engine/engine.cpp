@@ -755,6 +755,39 @@ void forward(const ReductionPlan& plan, Statistic statistic, double eps, const T
   });
 }
 
+// LayerNorm's and RMSNorm's per-affine sums (dweight, dbias) over rows that are each a
+// statistic: blocks of rows that stay in cache together (about 256 KiB of dy and x), each
+// block summed in compute_t<T> lanes and added to the double accumulators. The fused backward
+// and reduce_grads cut the same blocks (from the start of a segment, with the row length of
+// the plan), so both give the same bits.
+template <class T>
+class AffineRowSums {
+ public:
+  using C = compute_t<T>;
+  AffineRowSums(const T* dy, const T* x, int64_t row_len, int64_t len, double* s1, double* s2)
+      : dy_(dy), x_(x), len_(len), s1_(s1), s2_(s2),
+        cap_(std::clamp<int64_t>((int64_t{256} << 10) / (2 * row_len * int64_t(sizeof(T))), 1, rows::kColRows)) {}
+  void add(int64_t mem, double mean, double rstd) {
+    const rows::SplitMean<C> m(mean);
+    offs_[n_] = mem, hi_[n_] = m.hi, lo_[n_] = m.lo, rstd_[n_] = C(rstd);
+    if (++n_ == cap_) flush();
+  }
+  void flush() {
+    if (n_ > 0) rows::col_grad_sums_rows(dy_, x_, offs_, n_, len_, hi_, lo_, rstd_, s1_, s2_);
+    n_ = 0;
+  }
+
+ private:
+  const T* dy_;
+  const T* x_;
+  int64_t len_;
+  double* s1_;
+  double* s2_;
+  int64_t cap_, n_ = 0;
+  int64_t offs_[rows::kColRows];
+  C hi_[rows::kColRows], lo_[rows::kColRows], rstd_[rows::kColRows];
+};
+
 template <class T>
 void reduce_grads(const ReductionPlan& plan, GroupBy by, const T* dy, const T* x,
                   const double* mean, const double* rstd, const compute_t<T>* w, double* sum_g,
@@ -813,9 +846,9 @@ void reduce_grads(const ReductionPlan& plan, GroupBy by, const T* dy, const T* x
       for (int64_t i = 0; i < L; ++i) partials[size_t((k0 + i * kstep) * segs + seg)] = Partial{0, s1[size_t(i)], s2[size_t(i)]};
       continue;
     }
+    AffineRowSums<T> row_sums(dy, x, g.run.size, L, s1.data(), s2.data());
     for_each_run(g, group, d0, d1, [&](Offsets o, int64_t) {
-      if (ss == 0 && !wt && ms == 1)
-        return rows::col_grad_sums_one(s1.data(), s2.data(), dy + o.mem, x + o.mem, L, mean[o.stat], rstd[o.stat]);
+      if (ss == 0 && !wt && ms == 1) return row_sums.add(o.mem, mean[o.stat], rstd[o.stat]);
       if (ss == 0 && !wt) {
         const double m = mean[o.stat], r = rstd[o.stat];
         const T* dyr = dy + o.mem;
@@ -832,6 +865,7 @@ void reduce_grads(const ReductionPlan& plan, GroupBy by, const T* dy, const T* x
         s1[size_t(i)] += gv, s2[size_t(i)] += gv * (double(x[o.mem + i * ms]) - mean[s]) * rstd[s];
       }
     });
+    row_sums.flush();
     for (int64_t i = 0; i < L; ++i) partials[size_t((k0 + i * kstep) * segs + seg)] = Partial{0, s1[size_t(i)], s2[size_t(i)]};
   }
 #pragma omp parallel for schedule(static) if (keys * segs >= kParallelMin)
@@ -976,9 +1010,9 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
     });
   };
   // Every statistic one contiguous run along which the affine index steps by one (LayerNorm
-  // and RMSNorm over rows): the per-affine sums for dweight and dbias are taken from each row
-  // while it is cached, in the chunks of rows and the order reduce_grads(GroupBy::Affine)
-  // uses, so they are the same bits without a pass of their own.
+  // and RMSNorm over rows): the per-affine sums for dweight and dbias are taken from blocks of
+  // rows while they are cached, in the segments and blocks reduce_grads(GroupBy::Affine) uses,
+  // so they are the same bits without a pass of their own.
   const Geometry ga = affine_dy && !per_stat_w ? make_geometry(plan, GroupBy::Affine) : g;  // g: unused
   const int64_t L = g.run.size;
   if (affine_dy && !per_stat_w && runs.mem.size() == 1 && g.run.stride == 1 && as == 1 && ga.column &&
@@ -990,12 +1024,13 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
     for (int64_t seg = 0; seg < segs; ++seg) {
       const int64_t q0 = seg * ga.seg_len, q1 = std::min(S, q0 + ga.seg_len);
       Cursor c(g.owners, q0);
+      AffineRowSums<T> row_sums(dy, x, L, L, p1.data() + seg * L, p2.data() + seg * L);
       for (int64_t q = q0; q < q1; ++q, c.next()) {
         const Offsets base = *c;
         stat_body(base);
-        rows::col_grad_sums_one(p1.data() + seg * L, p2.data() + seg * L, dy + base.mem, x + base.mem, L,
-                                mean[base.stat], rstd[base.stat]);
+        row_sums.add(base.mem, mean[base.stat], rstd[base.stat]);
       }
+      row_sums.flush();
     }
     for (int64_t i = 0; i < L; ++i) {
       double a = 0, b = 0;

@@ -89,19 +89,14 @@ NORMKIT_ROWS_INTERNAL void scale_shift_rows_list(const S* x, S* y, const int64_t
                            const double* alpha, const double* beta, bool stream = false);
 
 // ---- column mode: the statistic changes along the run (channels-last BatchNorm and
-// InstanceNorm, a trailing reduced dim of size 1), or the column sums of one run whose
-// elements share a statistic (LayerNorm's and RMSNorm's dweight / dbias).
+// InstanceNorm, a trailing reduced dim of size 1), or the column sums of runs that are each a
+// statistic (LayerNorm's and RMSNorm's dweight / dbias).
 //
 // Per run, in double lanes (halves and floats widened on load), the order of additions per
 // element fixed:
 // acc[i] += (x[i] - mean[i])^2   (sums of squares, where small statistics need them exact)
 template <class S>
 NORMKIT_ROWS_INTERNAL void col_add_sq_dev(double* acc, const S* x, int64_t len, const double* mean);
-
-// s1[i] += dy[i],  s2[i] += dy[i] * ((x[i] - m) * r)   (one statistic (m, r) for the run)
-template <class S>
-NORMKIT_ROWS_INTERNAL void col_grad_sums_one(double* s1, double* s2, const S* dy, const S* x, int64_t len,
-                                             double m, double r);
 
 // In blocks: `rows` runs of `len` elements at x + offs[r], element i of every run in column
 // i, one dispatched call per block. The forward's blocks compute in compute_t<S> with
@@ -122,6 +117,13 @@ NORMKIT_ROWS_INTERNAL void col_scale_shift_block(const S* x, S* y, const int64_t
                                                  const compute_t<S>* hi, const compute_t<S>* lo,
                                                  const compute_t<S>* alpha, const compute_t<S>* beta,
                                                  bool stream = false);
+
+// LayerNorm's and RMSNorm's dweight / dbias: each run a statistic of its own (hi[r] + lo[r],
+// rstd[r], r < rows): s1[i] += sum dy, s2[i] += sum dy * (x - mean_r) * rstd_r
+template <class S>
+NORMKIT_ROWS_INTERNAL void col_grad_sums_rows(const S* dy, const S* x, const int64_t* offs, int64_t rows,
+                                              int64_t len, const compute_t<S>* hi, const compute_t<S>* lo,
+                                              const compute_t<S>* rstd, double* s1, double* s2);
 
 // The backward's blocks keep double lanes (dx of a statistic of one or two elements is a
 // difference of nearly equal terms): s1[i] += sum dy, s2[i] += sum dy * (x - mean[i])

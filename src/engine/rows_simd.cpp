@@ -17,6 +17,16 @@
 
 #include "engine/rows.hpp"
 
+// The lambdas of a primitive's loop are inlined into it (a call would keep what they capture
+// in memory, reloaded after every store).
+#ifndef NORMKIT_INLINE_LAMBDA
+#if defined(__GNUC__) || defined(__clang__)
+#define NORMKIT_INLINE_LAMBDA __attribute__((always_inline))
+#else
+#define NORMKIT_INLINE_LAMBDA
+#endif
+#endif
+
 HWY_BEFORE_NAMESPACE();
 namespace normkit::engine::rows {
 namespace HWY_NAMESPACE {
@@ -45,15 +55,23 @@ HWY_INLINE hn::Vec<D> FromBits(D d, hn::Vec<hn::RebindToUnsigned<D>> u) {
   }
 }
 
+// c10::BFloat16's round_to_nearest_even of float lanes, in the upper 16 bits of each lane
+// (the lower 16 are garbage); a NaN gives 0x7FC0.
+template <class D>
+HWY_INLINE hn::Vec<hn::RebindToUnsigned<D>> BF16High(D /*d*/, hn::Vec<D> v) {
+  const hn::RebindToUnsigned<D> du;
+  const auto w = hn::BitCast(du, v);
+  const auto bias = hn::Add(hn::And(hn::ShiftRight<16>(w), hn::Set(du, 1u)), hn::Set(du, 0x7FFFu));
+  return hn::IfThenElse(hn::RebindMask(du, hn::IsNaN(v)), hn::Set(du, 0x7FC00000u), hn::Add(w, bias));
+}
+
 template <class S, class D>
 HWY_INLINE hn::Vec<hn::RebindToUnsigned<D>> ToBits(D d, hn::Vec<D> v) {
   const hn::RebindToUnsigned<D> du;
   const hn::RebindToSigned<D> di;
   const auto w = hn::BitCast(du, v);
-  if constexpr (std::is_same_v<S, bfloat16>) {  // c10::BFloat16's round_to_nearest_even
-    const auto bias = hn::Add(hn::And(hn::ShiftRight<16>(w), hn::Set(du, 1u)), hn::Set(du, 0x7FFFu));
-    const auto r = hn::ShiftRight<16>(hn::Add(w, bias));
-    return hn::IfThenElse(hn::RebindMask(du, hn::IsNaN(v)), hn::Set(du, 0x7FC0u), r);
+  if constexpr (std::is_same_v<S, bfloat16>) {
+    return hn::ShiftRight<16>(BF16High(d, v));
   } else {  // float16: c10's fp16_ieee_from_fp32_value
     const auto a = hn::And(w, hn::Set(du, 0x7FFFFFFFu));
     auto base = hn::Mul(hn::Mul(hn::BitCast(d, a), hn::Set(d, 0x1.0p+112f)), hn::Set(d, 0x1.0p-110f));
@@ -123,6 +141,12 @@ HWY_INLINE hn::Vec<D> LoadPartial(D d, const S* HWY_RESTRICT p, size_t n) {
     return LoadFull(d, buf);
 #endif
   }
+}
+
+// k <= Lanes(d) elements at p (fewer: the rest 0).
+template <class D, class S>
+HWY_INLINE hn::Vec<D> LoadN(D d, const S* HWY_RESTRICT p, size_t k) {
+  return k == hn::Lanes(d) ? LoadFull(d, p) : LoadPartial(d, p, k);
 }
 
 template <class D, class S>
@@ -198,6 +222,63 @@ HWY_INLINE void StorePartial(D d, hn::Vec<D> v, S* HWY_RESTRICT p, size_t n) {
   }
 }
 
+// Half S: two vectors of C (lo, then hi) as one vector of 2 * Lanes(d) 16-bit lanes, one store
+// (a whole 64-byte line on AVX-512, which a non-temporal store wants) and one shuffle for
+// both halves instead of a narrowing pack per vector.
+#if HWY_TARGET != HWY_SCALAR
+template <class D, class S>
+HWY_INLINE void StorePair(D d, hn::Vec<D> lo, hn::Vec<D> hi, S* HWY_RESTRICT p, bool stream) {
+  const hn::Repartition<uint16_t, D> d16;
+  hn::Vec<decltype(d16)> bits;
+  if constexpr (std::is_same_v<S, bfloat16>) {
+    bits = hn::ConcatOdd(d16, hn::BitCast(d16, BF16High(d, hi)), hn::BitCast(d16, BF16High(d, lo)));
+#if NORMKIT_HW_F16
+  } else if constexpr (std::is_same_v<S, float16>) {
+    const hn::Rebind<hwy::float16_t, D> dh;
+    const hn::Half<decltype(d16)> d16h;
+    bits = hn::Combine(d16, hn::BitCast(d16h, hn::DemoteTo(dh, hi)), hn::BitCast(d16h, hn::DemoteTo(dh, lo)));
+#endif
+  } else {
+    bits = hn::ConcatEven(d16, hn::BitCast(d16, ToBits<S>(d, hi)), hn::BitCast(d16, ToBits<S>(d, lo)));
+  }
+  auto* out = reinterpret_cast<uint16_t*>(p);
+  constexpr size_t kBytes = hn::MaxLanes(decltype(d16)()) * sizeof(uint16_t);
+  if (stream && hn::Lanes(d16) == hn::MaxLanes(d16) && reinterpret_cast<uintptr_t>(p) % kBytes == 0) {
+    return hn::Stream(bits, d16, out);
+  }
+  hn::StoreU(bits, d16, out);
+}
+#endif
+
+// y[i] = value(i, k) over a row of n elements (value returns lanes [i, i + k), k <= Lanes(d)):
+// whole vectors (half S in pairs), the tail one partial vector. With fetch, the line of fetch
+// + i is requested meanwhile (the row that comes next).
+template <class D, class S, class Value>
+HWY_INLINE void WriteRow(D d, S* HWY_RESTRICT y, size_t n, bool stream, const S* fetch, Value&& value) {
+  const size_t N = hn::Lanes(d);
+  size_t i = 0;
+  auto whole = [&](auto fetching) NORMKIT_INLINE_LAMBDA {
+#if HWY_TARGET != HWY_SCALAR
+    if constexpr (!std::is_same_v<S, hn::TFromD<D>>) {
+      for (; i + 2 * N <= n; i += 2 * N) {
+        if constexpr (fetching) hwy::Prefetch(fetch + i);
+        StorePair(d, value(i, N), value(i + N, N), y + i, stream);
+      }
+    }
+#endif
+    for (; i + N <= n; i += N) {
+      if constexpr (fetching) hwy::Prefetch(fetch + i);
+      StoreOut(d, value(i, N), y + i, stream);
+    }
+  };
+  if (fetch) {
+    whole(std::true_type{});
+  } else {
+    whole(std::false_type{});
+  }
+  if (i < n) StorePartial(d, value(i, n - i), y + i, n - i);
+}
+
 // v rounded to S and widened back (identity for float/double storage).
 template <class S, class D>
 HWY_INLINE hn::Vec<D> RoundTo(D d, hn::Vec<D> v) {
@@ -217,6 +298,32 @@ double lane_sum(D d, V a, V b, V c, V e) {
   return double(hn::GetLane(hn::SumOfLanes(d, hn::Add(hn::Add(a, b), hn::Add(c, e)))));
 }
 
+// Calls body(std::bool_constant<b>()) for the runtime b: a loop compiled both ways, so a flag
+// that holds for a whole row is not tested per vector.
+template <class Body>
+HWY_INLINE void WithFlag(bool b, Body&& body) {
+  if (b) {
+    body(std::true_type());
+  } else {
+    body(std::false_type());
+  }
+}
+
+// x - hi - lo, or x itself where the shift is 0 (RMSNorm: the same bits, two subtractions fewer).
+template <bool kCentered, class V>
+HWY_INLINE V Center(V x, V hi, V lo) {
+  if constexpr (kCentered) {
+    return hn::Sub(hn::Sub(x, hi), lo);
+  } else {
+    return x;
+  }
+}
+
+template <class C>
+HWY_INLINE bool Shifted(C m_hi, C m_lo) {
+  return m_hi != C(0) || m_lo != C(0);
+}
+
 template <class S, class C = compute_t<S>>
 void DevSums(const S* HWY_RESTRICT x, int64_t len, C m_hi, C m_lo, double* s1, double* s2) {
   const hn::ScalableTag<C> d;
@@ -225,14 +332,16 @@ void DevSums(const S* HWY_RESTRICT x, int64_t len, C m_hi, C m_lo, double* s1, d
   auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
   auto q0 = hn::Zero(d), q1 = hn::Zero(d), q2 = hn::Zero(d), q3 = hn::Zero(d);
   size_t i = 0;
-  for (; i + 4 * N <= n; i += 4 * N) {
-    const auto d0 = hn::Sub(hn::Sub(LoadFull(d, x + i), hi), lo);
-    const auto d1 = hn::Sub(hn::Sub(LoadFull(d, x + i + N), hi), lo);
-    const auto d2 = hn::Sub(hn::Sub(LoadFull(d, x + i + 2 * N), hi), lo);
-    const auto d3 = hn::Sub(hn::Sub(LoadFull(d, x + i + 3 * N), hi), lo);
-    a0 = hn::Add(a0, d0), a1 = hn::Add(a1, d1), a2 = hn::Add(a2, d2), a3 = hn::Add(a3, d3);
-    q0 = hn::MulAdd(d0, d0, q0), q1 = hn::MulAdd(d1, d1, q1), q2 = hn::MulAdd(d2, d2, q2), q3 = hn::MulAdd(d3, d3, q3);
-  }
+  WithFlag(Shifted(m_hi, m_lo), [&](auto centered) NORMKIT_INLINE_LAMBDA {
+    for (; i + 4 * N <= n; i += 4 * N) {
+      const auto d0 = Center<centered>(LoadFull(d, x + i), hi, lo);
+      const auto d1 = Center<centered>(LoadFull(d, x + i + N), hi, lo);
+      const auto d2 = Center<centered>(LoadFull(d, x + i + 2 * N), hi, lo);
+      const auto d3 = Center<centered>(LoadFull(d, x + i + 3 * N), hi, lo);
+      a0 = hn::Add(a0, d0), a1 = hn::Add(a1, d1), a2 = hn::Add(a2, d2), a3 = hn::Add(a3, d3);
+      q0 = hn::MulAdd(d0, d0, q0), q1 = hn::MulAdd(d1, d1, q1), q2 = hn::MulAdd(d2, d2, q2), q3 = hn::MulAdd(d3, d3, q3);
+    }
+  });
   for (; i < n; i += N) {
     const auto mask = hn::FirstN(d, n - i);
     const auto xv = i + N <= n ? LoadFull(d, x + i) : LoadPartial(d, x + i, n - i);
@@ -247,42 +356,31 @@ template <class S, class C = compute_t<S>>
 void ScaleShift(const S* HWY_RESTRICT x, S* y, int64_t len, C m_hi, C m_lo, C alpha, C beta, bool stream,
                 const S* next = nullptr) {  // next: the row to fetch meanwhile, if any
   const hn::ScalableTag<C> d;
-  const size_t N = hn::Lanes(d), n = static_cast<size_t>(len);
   const auto hi = hn::Set(d, m_hi), lo = hn::Set(d, m_lo), a = hn::Set(d, alpha), b = hn::Set(d, beta);
-  size_t i = 0;
-  if (next)
-    for (; i + N <= n; i += N) {
-      hwy::Prefetch(next + i);
-      StoreOut(d, hn::MulAdd(hn::Sub(hn::Sub(LoadFull(d, x + i), hi), lo), a, b), y + i, stream);
-    }
-  for (; i + N <= n; i += N) StoreOut(d, hn::MulAdd(hn::Sub(hn::Sub(LoadFull(d, x + i), hi), lo), a, b), y + i, stream);
-  if (i < n) StorePartial(d, hn::MulAdd(hn::Sub(hn::Sub(LoadPartial(d, x + i, n - i), hi), lo), a, b), y + i, n - i);
+  WriteRow(d, y, static_cast<size_t>(len), stream, next, [&](size_t i, size_t k) NORMKIT_INLINE_LAMBDA {
+    return hn::MulAdd(hn::Sub(hn::Sub(LoadN(d, x + i, k), hi), lo), a, b);
+  });
 }
 
 template <class S, class C = compute_t<S>>
 void ScaleShiftRows(const S* HWY_RESTRICT x, S* y, int64_t len, C m_hi, C m_lo, C rstd,
                     const C* HWY_RESTRICT w, const C* HWY_RESTRICT b, bool round_xhat, bool stream) {
   const hn::ScalableTag<C> d;
-  const size_t N = hn::Lanes(d), n = static_cast<size_t>(len);
+  const size_t n = static_cast<size_t>(len);
   const auto hi = hn::Set(d, m_hi), lo = hn::Set(d, m_lo), r = hn::Set(d, rstd);
-  const auto one = hn::Set(d, C(1));
-  auto step = [&](size_t i, size_t k) {  // k = lanes to read (N: a full vector)
-    const auto xv = k == N ? LoadFull(d, x + i) : LoadPartial(d, x + i, k);
-    auto xh = hn::Mul(hn::Sub(hn::Sub(xv, hi), lo), r);
-    if (round_xhat) xh = RoundTo<S>(d, xh);
-    const auto wv = w ? (k == N ? hn::LoadU(d, w + i) : LoadPartial(d, w + i, k)) : one;
-    const auto bv = b ? (k == N ? hn::LoadU(d, b + i) : LoadPartial(d, b + i, k)) : hn::Zero(d);
-    return hn::MulAdd(xh, wv, bv);
-  };
-  size_t i = 0;
-  if (stream) {  // out of cache: fetch the next row (rows usually follow each other) meanwhile
-    for (; i + N <= n; i += N) {
-      hwy::Prefetch(x + i + n);
-      StoreOut(d, step(i, N), y + i, true);
-    }
-  }
-  for (; i + N <= n; i += N) StoreOut(d, step(i, N), y + i, stream);
-  if (i < n) StorePartial(d, step(i, n - i), y + i, n - i);
+  const S* fetch = stream ? x + n : nullptr;  // out of cache: the next row (rows usually follow each other)
+  WithFlag(Shifted(m_hi, m_lo), [&](auto centered) NORMKIT_INLINE_LAMBDA {
+    WithFlag(w != nullptr, [&](auto has_w) NORMKIT_INLINE_LAMBDA {
+      WithFlag(b != nullptr, [&](auto has_b) NORMKIT_INLINE_LAMBDA {
+        WriteRow(d, y, n, stream, fetch, [&](size_t i, size_t k) NORMKIT_INLINE_LAMBDA {
+          auto xh = hn::Mul(Center<centered>(LoadN(d, x + i, k), hi, lo), r);
+          if (round_xhat) xh = RoundTo<S>(d, xh);
+          const auto wv = has_w ? LoadN(d, w + i, k) : hn::Set(d, C(1));
+          return hn::MulAdd(xh, wv, has_b ? LoadN(d, b + i, k) : hn::Zero(d));
+        });
+      });
+    });
+  });
 }
 
 template <class S, class C = compute_t<S>>
@@ -292,16 +390,25 @@ void GradSums(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, int64_t len, C 
   const size_t N = hn::Lanes(d), n = static_cast<size_t>(len);
   const auto hi = hn::Set(d, m_hi), lo = hn::Set(d, m_lo);
   auto a0 = hn::Zero(d), a1 = hn::Zero(d), q0 = hn::Zero(d), q1 = hn::Zero(d);
-  auto step = [&](size_t i, size_t k, auto& a, auto& q) {
-    auto g = k == N ? LoadFull(d, dy + i) : LoadPartial(d, dy + i, k);
-    if (w) g = hn::Mul(g, k == N ? hn::LoadU(d, w + i) : LoadPartial(d, w + i, k));
-    const auto xv = k == N ? LoadFull(d, x + i) : LoadPartial(d, x + i, k);
-    const auto dv = hn::IfThenElseZero(hn::FirstN(d, k), hn::Sub(hn::Sub(xv, hi), lo));
-    a = hn::Add(a, g), q = hn::MulAdd(g, dv, q);
-  };
   size_t i = 0;
-  for (; i + 2 * N <= n; i += 2 * N) step(i, N, a0, q0), step(i + N, N, a1, q1);
-  for (; i < n; i += N) step(i, std::min(N, n - i), a0, q0);
+  WithFlag(Shifted(m_hi, m_lo), [&](auto centered) NORMKIT_INLINE_LAMBDA {
+    WithFlag(w != nullptr, [&](auto has_w) NORMKIT_INLINE_LAMBDA {
+      auto step = [&](size_t j, auto& a, auto& q) NORMKIT_INLINE_LAMBDA {
+        auto g = LoadFull(d, dy + j);
+        if constexpr (has_w) g = hn::Mul(g, hn::LoadU(d, w + j));
+        const auto dv = Center<centered>(LoadFull(d, x + j), hi, lo);
+        a = hn::Add(a, g), q = hn::MulAdd(g, dv, q);
+      };
+      for (; i + 2 * N <= n; i += 2 * N) step(i, a0, q0), step(i + N, a1, q1);
+    });
+  });
+  for (; i < n; i += N) {
+    const size_t k = std::min(N, n - i);
+    auto g = LoadN(d, dy + i, k);
+    if (w) g = hn::Mul(g, LoadN(d, w + i, k));
+    const auto dv = hn::IfThenElseZero(hn::FirstN(d, k), hn::Sub(hn::Sub(LoadN(d, x + i, k), hi), lo));
+    a0 = hn::Add(a0, g), q0 = hn::MulAdd(g, dv, q0);
+  }
   *s1 = lane_sum(d, a0, a1, hn::Zero(d), hn::Zero(d));
   *s2 = lane_sum(d, q0, q1, hn::Zero(d), hn::Zero(d));
 }
@@ -310,18 +417,18 @@ template <class S, class C = compute_t<S>>
 void GradInput(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* dx, int64_t len, C m_hi, C m_lo,
                const C* HWY_RESTRICT w, C P, C Q, C R, bool stream) {
   const hn::ScalableTag<C> d;
-  const size_t N = hn::Lanes(d), n = static_cast<size_t>(len);
   const auto hi = hn::Set(d, m_hi), lo = hn::Set(d, m_lo);
   const auto p = hn::Set(d, P), q = hn::Set(d, Q), r = hn::Set(d, R);
-  auto step = [&](size_t i, size_t k) {
-    auto g = k == N ? LoadFull(d, dy + i) : LoadPartial(d, dy + i, k);
-    if (w) g = hn::Mul(g, k == N ? hn::LoadU(d, w + i) : LoadPartial(d, w + i, k));
-    const auto dv = hn::Sub(hn::Sub(k == N ? LoadFull(d, x + i) : LoadPartial(d, x + i, k), hi), lo);
-    return hn::MulAdd(g, p, hn::MulAdd(dv, q, r));
-  };
-  size_t i = 0;
-  for (; i + N <= n; i += N) StoreOut(d, step(i, N), dx + i, stream);
-  if (i < n) StorePartial(d, step(i, n - i), dx + i, n - i);
+  WithFlag(Shifted(m_hi, m_lo), [&](auto centered) NORMKIT_INLINE_LAMBDA {
+    WithFlag(w != nullptr, [&](auto has_w) NORMKIT_INLINE_LAMBDA {
+      WriteRow(d, dx, static_cast<size_t>(len), stream, static_cast<const S*>(nullptr), [&](size_t i, size_t k) NORMKIT_INLINE_LAMBDA {
+        auto g = LoadN(d, dy + i, k);
+        if constexpr (has_w) g = hn::Mul(g, LoadN(d, w + i, k));
+        const auto dv = Center<centered>(LoadN(d, x + i, k), hi, lo);
+        return hn::MulAdd(g, p, hn::MulAdd(dv, q, r));
+      });
+    });
+  });
 }
 
 // ---- lists of runs: one dispatched call per statistic -------------------------------------
@@ -434,18 +541,6 @@ void ColAddSqDev(double* HWY_RESTRICT acc, const S* HWY_RESTRICT x, int64_t len,
   });
 }
 
-template <class S>
-void ColGradSumsOne(double* HWY_RESTRICT s1, double* HWY_RESTRICT s2, const S* HWY_RESTRICT dy,
-                    const S* HWY_RESTRICT x, int64_t len, double m, double r) {
-  const hn::ScalableTag<double> dd;
-  const auto vm = hn::Set(dd, m), vr = hn::Set(dd, r);
-  ForLanes(dd, len, [&](size_t i, size_t k) {
-    const auto g = LoadWide(dd, dy + i, k), d = hn::Mul(hn::Sub(LoadWide(dd, x + i, k), vm), vr);
-    StoreAcc(dd, hn::Add(LoadAcc(dd, s1 + i, k), g), s1 + i, k);
-    StoreAcc(dd, hn::MulAdd(g, d, LoadAcc(dd, s2 + i, k)), s2 + i, k);
-  });
-}
-
 // dx = P[i] * dy + Q[i] * (x - mean[i]) + R[i] on one run.
 template <class S>
 void ColGradInput(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* HWY_RESTRICT dx, int64_t len,
@@ -480,12 +575,6 @@ HWY_INLINE void AddWide(D d, hn::Vec<D> v, double* HWY_RESTRICT p, size_t k) {
   }
 }
 
-// Lanes [i, i + k) of a column vector of S (k <= Lanes(d); fewer: the rest 0).
-template <class D, class S>
-HWY_INLINE hn::Vec<D> LoadCols(D d, const S* HWY_RESTRICT p, size_t k) {
-  return k == hn::Lanes(d) ? LoadFull(d, p) : LoadPartial(d, p, k);
-}
-
 // s1[i] += sum over the runs of d, s2[i] += sum of d^2, d = x - shift[i]. Four column vectors
 // at a time stay in registers over all the runs (at most kColRows), then go to double.
 template <class S, class C = compute_t<S>>
@@ -511,11 +600,52 @@ void ColDevSums(const S* HWY_RESTRICT x, const int64_t* HWY_RESTRICT offs, int64
   }
   for (; i < n; i += N) {
     const size_t k = std::min(N, n - i);
-    const auto kv = LoadCols(d, shift + i, k);
+    const auto kv = LoadN(d, shift + i, k);
     auto a = hn::Zero(d), q = hn::Zero(d);
     for (int64_t r = 0; r < rows; ++r) {
-      const auto dv = hn::IfThenElseZero(hn::FirstN(d, k), hn::Sub(LoadCols(d, x + offs[r] + i, k), kv));
+      const auto dv = hn::IfThenElseZero(hn::FirstN(d, k), hn::Sub(LoadN(d, x + offs[r] + i, k), kv));
       a = hn::Add(a, dv), q = hn::MulAdd(dv, dv, q);
+    }
+    AddWide(d, a, s1 + i, k), AddWide(d, q, s2 + i, k);
+  }
+}
+
+// LayerNorm's and RMSNorm's dweight / dbias sums over a block of rows, each row its own
+// statistic (hi[r] + lo[r], rstd[r]): s1[i] += sum dy, s2[i] += sum dy * (x - mean_r) * rstd_r.
+// Four column vectors at a time stay in registers over the block's rows, then go to double.
+template <class S, class C = compute_t<S>>
+void ColGradSumsRows(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, const int64_t* HWY_RESTRICT offs,
+                     int64_t rows, int64_t len, const C* HWY_RESTRICT hi, const C* HWY_RESTRICT lo,
+                     const C* HWY_RESTRICT rstd, double* HWY_RESTRICT s1, double* HWY_RESTRICT s2) {
+  const hn::ScalableTag<C> d;
+  const size_t N = hn::Lanes(d), n = static_cast<size_t>(len);
+  size_t i = 0;
+  for (; i + 4 * N <= n; i += 4 * N) {
+    auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
+    auto q0 = hn::Zero(d), q1 = hn::Zero(d), q2 = hn::Zero(d), q3 = hn::Zero(d);
+    for (int64_t r = 0; r < rows; ++r) {
+      const auto h = hn::Set(d, hi[r]), l = hn::Set(d, lo[r]), rs = hn::Set(d, rstd[r]);
+      const S* pg = dy + offs[r] + i;
+      const S* px = x + offs[r] + i;
+      const auto g0 = LoadFull(d, pg), g1 = LoadFull(d, pg + N), g2 = LoadFull(d, pg + 2 * N), g3 = LoadFull(d, pg + 3 * N);
+      a0 = hn::Add(a0, g0), a1 = hn::Add(a1, g1), a2 = hn::Add(a2, g2), a3 = hn::Add(a3, g3);
+      q0 = hn::MulAdd(g0, hn::Mul(hn::Sub(hn::Sub(LoadFull(d, px), h), l), rs), q0);
+      q1 = hn::MulAdd(g1, hn::Mul(hn::Sub(hn::Sub(LoadFull(d, px + N), h), l), rs), q1);
+      q2 = hn::MulAdd(g2, hn::Mul(hn::Sub(hn::Sub(LoadFull(d, px + 2 * N), h), l), rs), q2);
+      q3 = hn::MulAdd(g3, hn::Mul(hn::Sub(hn::Sub(LoadFull(d, px + 3 * N), h), l), rs), q3);
+    }
+    AddWide(d, a0, s1 + i, N), AddWide(d, a1, s1 + i + N, N), AddWide(d, a2, s1 + i + 2 * N, N), AddWide(d, a3, s1 + i + 3 * N, N);
+    AddWide(d, q0, s2 + i, N), AddWide(d, q1, s2 + i + N, N), AddWide(d, q2, s2 + i + 2 * N, N), AddWide(d, q3, s2 + i + 3 * N, N);
+  }
+  for (; i < n; i += N) {
+    const size_t k = std::min(N, n - i);
+    const auto live = hn::FirstN(d, k);
+    auto a = hn::Zero(d), q = hn::Zero(d);
+    for (int64_t r = 0; r < rows; ++r) {
+      const auto g = LoadN(d, dy + offs[r] + i, k);
+      const auto xh = hn::Mul(hn::Sub(hn::Sub(LoadN(d, x + offs[r] + i, k), hn::Set(d, hi[r])), hn::Set(d, lo[r])),
+                              hn::Set(d, rstd[r]));
+      a = hn::Add(a, g), q = hn::MulAdd(g, hn::IfThenElseZero(live, xh), q);
     }
     AddWide(d, a, s1 + i, k), AddWide(d, q, s2 + i, k);
   }
@@ -562,20 +692,12 @@ void ColScaleShiftBlock(const S* HWY_RESTRICT x, S* HWY_RESTRICT y, const int64_
                         int64_t len, const C* HWY_RESTRICT hi, const C* HWY_RESTRICT lo,
                         const C* HWY_RESTRICT alpha, const C* HWY_RESTRICT beta, bool stream) {
   const hn::ScalableTag<C> d;
-  const size_t N = hn::Lanes(d), n = static_cast<size_t>(len);
   for (int64_t r = 0; r < rows; ++r) {
     const S* px = x + offs[r];
-    S* py = y + offs[r];
-    size_t i = 0;
-    for (; i + N <= n; i += N) {
-      const auto dv = hn::Sub(hn::Sub(LoadFull(d, px + i), hn::LoadU(d, hi + i)), hn::LoadU(d, lo + i));
-      StoreOut(d, hn::MulAdd(dv, hn::LoadU(d, alpha + i), hn::LoadU(d, beta + i)), py + i, stream);
-    }
-    if (i < n) {
-      const size_t k = n - i;
-      const auto dv = hn::Sub(hn::Sub(LoadPartial(d, px + i, k), LoadPartial(d, hi + i, k)), LoadPartial(d, lo + i, k));
-      StorePartial(d, hn::MulAdd(dv, LoadPartial(d, alpha + i, k), LoadPartial(d, beta + i, k)), py + i, k);
-    }
+    WriteRow(d, y + offs[r], static_cast<size_t>(len), stream, static_cast<const S*>(nullptr), [&](size_t i, size_t k) NORMKIT_INLINE_LAMBDA {
+      const auto dv = hn::Sub(hn::Sub(LoadN(d, px + i, k), LoadN(d, hi + i, k)), LoadN(d, lo + i, k));
+      return hn::MulAdd(dv, LoadN(d, alpha + i, k), LoadN(d, beta + i, k));
+    });
   }
 }
 
@@ -633,13 +755,13 @@ void ColGradInputBlock(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* HWY
     ScaleShiftRowsList(x, y, o, c, n, m, a, b, st), EndStream(st);                                        \
   }                                                                                                       \
   void ColAddSqDev##SUF(double* a, const S* x, int64_t n, const double* m) { ColAddSqDev(a, x, n, m); }  \
-  void ColGradSumsOne##SUF(double* s1, double* s2, const S* dy, const S* x, int64_t n, double m,         \
-                           double r) {                                                                    \
-    ColGradSumsOne(s1, s2, dy, x, n, m, r);                                                               \
-  }                                                                                                       \
   void ColDevSums##SUF(const S* x, const int64_t* o, int64_t r, int64_t n, const C##SUF* k, double* a,   \
                        double* b) {                                                                       \
     ColDevSums(x, o, r, n, k, a, b);                                                                      \
+  }                                                                                                       \
+  void ColGradSumsRows##SUF(const S* dy, const S* x, const int64_t* o, int64_t r, int64_t n,             \
+                            const C##SUF* h, const C##SUF* l, const C##SUF* rs, double* a, double* b) {   \
+    ColGradSumsRows(dy, x, o, r, n, h, l, rs, a, b);                                                      \
   }                                                                                                       \
   void ColGradSumsBlock##SUF(const S* dy, const S* x, const int64_t* o, int64_t r, int64_t n,            \
                              const double* m, double* a, double* b) {                                    \
@@ -709,8 +831,8 @@ namespace normkit::engine::rows {
     HWY_DYNAMIC_DISPATCH(ScaleShiftRowsList##SUF)(x, y, offs, count, len, mean, alpha, beta, stream);     \
   }                                                                                                       \
   HWY_EXPORT(ColAddSqDev##SUF);                                                                           \
-  HWY_EXPORT(ColGradSumsOne##SUF);                                                                        \
   HWY_EXPORT(ColDevSums##SUF);                                                                            \
+  HWY_EXPORT(ColGradSumsRows##SUF);                                                                       \
   HWY_EXPORT(ColGradSumsBlock##SUF);                                                                      \
   HWY_EXPORT(ColScaleShiftBlock##SUF);                                                                    \
   HWY_EXPORT(ColGradInputBlock##SUF);                                                                     \
@@ -718,6 +840,12 @@ namespace normkit::engine::rows {
   void col_dev_sums<S>(const S* x, const int64_t* offs, int64_t rows, int64_t len,                        \
                        const compute_t<S>* shift, double* s1, double* s2) {                               \
     HWY_DYNAMIC_DISPATCH(ColDevSums##SUF)(x, offs, rows, len, shift, s1, s2);                             \
+  }                                                                                                       \
+  template <>                                                                                             \
+  void col_grad_sums_rows<S>(const S* dy, const S* x, const int64_t* offs, int64_t rows, int64_t len,     \
+                             const compute_t<S>* hi, const compute_t<S>* lo, const compute_t<S>* rstd,    \
+                             double* s1, double* s2) {                                                    \
+    HWY_DYNAMIC_DISPATCH(ColGradSumsRows##SUF)(dy, x, offs, rows, len, hi, lo, rstd, s1, s2);             \
   }                                                                                                       \
   template <>                                                                                             \
   void col_grad_sums_block<S>(const S* dy, const S* x, const int64_t* offs, int64_t rows, int64_t len,    \
@@ -739,11 +867,6 @@ namespace normkit::engine::rows {
   template <>                                                                                             \
   void col_add_sq_dev<S>(double* acc, const S* x, int64_t len, const double* mean) {                      \
     HWY_DYNAMIC_DISPATCH(ColAddSqDev##SUF)(acc, x, len, mean);                                            \
-  }                                                                                                       \
-  template <>                                                                                             \
-  void col_grad_sums_one<S>(double* s1, double* s2, const S* dy, const S* x, int64_t len, double m,       \
-                            double r) {                                                                   \
-    HWY_DYNAMIC_DISPATCH(ColGradSumsOne##SUF)(s1, s2, dy, x, len, m, r);                                  \
   }                                                                                                       \
   template <>                                                                                             \
   void dev_sums<S>(const S* x, int64_t len, SplitMean<compute_t<S>> m, double* s1, double* s2) {          \
