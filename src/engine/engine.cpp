@@ -571,6 +571,17 @@ bool affine_within_kept(const ReductionPlan& plan) {
   return true;
 }
 
+// Every statistic one contiguous run of one chunk whose affine index steps by one along it
+// from 0 (LayerNorm and RMSNorm over rows).
+bool rows_with_affine_along(const Geometry& g, const RunList& runs) {
+  if (runs.mem.size() != 1 || g.run.stride != 1 || g.run.stat_stride != 0 || g.run.affine_stride != 1 ||
+      g.num_segs != 1)
+    return false;
+  for (const PlanDim& d : g.owners.dims)
+    if (d.affine_stride != 0) return false;
+  return true;
+}
+
 // Column mode on a contiguous run: the statistic (and its affine index) steps by one along
 // it, so per-statistic coefficients are laid out once and read as vectors.
 bool column_fast_path(const ReductionPlan& plan) {
@@ -610,16 +621,20 @@ void apply_forward(const ReductionPlan& plan, const T* x, T* y, const double* me
 }
 
 namespace {
-// The fused forward when every statistic is one contiguous run of `len` (InstanceNorm on
-// NCHW): blocks of statistics per dispatched call, the same sums and moments as
-// listed_stats (moments_of) and the same scale_shift per run.
+// The fused forward when every statistic is one contiguous run of `len`: InstanceNorm on
+// NCHW (w and b one number per statistic) or LayerNorm and RMSNorm over rows (`along`: w and
+// b step along the run, the same for every row). Blocks of statistics per dispatched call,
+// the same sums and moments as listed_stats (moments_of) and the same elementwise pass per
+// run as normalize_run.
 template <class T>
 void forward_rows(const Geometry& g, int64_t len, Statistic statistic, double eps, const T* x, T* y,
-                  const compute_t<T>* w, const compute_t<T>* b, double* mean, double* second, double* rstd) {
-  constexpr int64_t kBlock = 64;
+                  const compute_t<T>* w, const compute_t<T>* b, double* mean, double* second, double* rstd,
+                  bool along, bool round_xhat) {
+  constexpr int64_t kBlock = 64;  // statistics per block, at most, and about 32 KiB of x (L1)
+  const int64_t block = std::clamp<int64_t>((int64_t{32} << 10) / (len * int64_t(sizeof(T))), 1, kBlock);
   const double n = double(len);
   const bool stream = g.owners.count * len * int64_t(sizeof(T)) >= kStreamBytes;
-  for_each_group_block(g, g.owners.count * len, kBlock, [&](const Offsets* bases, int64_t count) {
+  for_each_group_block(g, g.owners.count * len, block, [&](const Offsets* bases, int64_t count) {
     int64_t offs[kBlock];
     double m[kBlock], s1[kBlock], s2[kBlock], alpha[kBlock], beta[kBlock];
     const bool variance = statistic == Statistic::Variance;
@@ -637,10 +652,15 @@ void forward_rows(const Geometry& g, int64_t len, Statistic statistic, double ep
       const int64_t s = bases[k].stat;
       finish_stats(statistic, p, mean + s, second + s);
       rstd[s] = rstd_of(statistic, second[s], eps);
+      m[k] = mean[s];
+      if (along) {
+        alpha[k] = rstd[s];
+        continue;
+      }
       const double wv = w ? double(w[bases[k].aff]) : 1.0;
       alpha[k] = rstd[s] * wv, beta[k] = b ? double(b[bases[k].aff]) : 0.0;
-      m[k] = mean[s];
     }
+    if (along) return rows::scale_shift_rows_affine_list(x, y, offs, count, len, m, alpha, w, b, round_xhat, stream);
     rows::scale_shift_rows_list(x, y, offs, count, len, m, alpha, beta, stream);
   });
 }
@@ -739,7 +759,9 @@ void forward(const ReductionPlan& plan, Statistic statistic, double eps, const T
   const bool stream = streams<T>(plan);
   const RunList runs = make_run_list(g, affine_within_kept(plan));
   if (runs.whole && runs.mem.size() == 1 && !round_xhat)
-    return forward_rows(g, runs.len, statistic, eps, x, y, w, b, mean, second, rstd);
+    return forward_rows(g, runs.len, statistic, eps, x, y, w, b, mean, second, rstd, false, false);
+  if (rows_with_affine_along(g, runs))
+    return forward_rows(g, runs.len, statistic, eps, x, y, w, b, mean, second, rstd, true, round_xhat);
   for_each_group(g, plan.numel(), [&](int64_t, Offsets base) {
     const int64_t s = base.stat;
     finish_stats(statistic, listed_stats(g, runs, base, x, statistic), mean + s, second + s);

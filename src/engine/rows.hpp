@@ -88,6 +88,14 @@ template <class S>
 NORMKIT_ROWS_INTERNAL void scale_shift_rows_list(const S* x, S* y, const int64_t* offs, int64_t count, int64_t len, const double* mean,
                            const double* alpha, const double* beta, bool stream = false);
 
+// y = (x - mean[k]) * rstd[k] * w[i] + b[i] (w, b null: 1, 0; round_xhat as
+// scale_shift_rows), as scale_shift_rows per row.
+template <class S>
+NORMKIT_ROWS_INTERNAL void scale_shift_rows_affine_list(const S* x, S* y, const int64_t* offs, int64_t count,
+                                                        int64_t len, const double* mean, const double* rstd,
+                                                        const compute_t<S>* w, const compute_t<S>* b,
+                                                        bool round_xhat, bool stream = false);
+
 // ---- column mode: the statistic changes along the run (channels-last BatchNorm and
 // InstanceNorm, a trailing reduced dim of size 1), or the column sums of runs that are each a
 // statistic (LayerNorm's and RMSNorm's dweight / dbias).

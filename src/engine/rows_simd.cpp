@@ -251,23 +251,30 @@ HWY_INLINE void StorePair(D d, hn::Vec<D> lo, hn::Vec<D> hi, S* HWY_RESTRICT p, 
 #endif
 
 // y[i] = value(i, k) over a row of n elements (value returns lanes [i, i + k), k <= Lanes(d)):
-// whole vectors (half S in pairs), the tail one partial vector. With fetch, the line of fetch
-// + i is requested meanwhile (the row that comes next).
+// whole vectors (half S in pairs), the tail one partial vector. With fetch (and fetch2), the
+// lines at fetch + i (fetch2 + i) are requested meanwhile: the rows the next call reads.
 template <class D, class S, class Value>
-HWY_INLINE void WriteRow(D d, S* HWY_RESTRICT y, size_t n, bool stream, const S* fetch, Value&& value) {
+HWY_INLINE void WriteRow(D d, S* HWY_RESTRICT y, size_t n, bool stream, const S* fetch, Value&& value,
+                         const S* fetch2 = nullptr) {
   const size_t N = hn::Lanes(d);
   size_t i = 0;
   auto whole = [&](auto fetching) NORMKIT_INLINE_LAMBDA {
+    auto prefetch = [&](size_t j) NORMKIT_INLINE_LAMBDA {
+      if constexpr (fetching) {
+        hwy::Prefetch(fetch + j);
+        if (fetch2) hwy::Prefetch(fetch2 + j);
+      }
+    };
 #if HWY_TARGET != HWY_SCALAR
     if constexpr (!std::is_same_v<S, hn::TFromD<D>>) {
       for (; i + 2 * N <= n; i += 2 * N) {
-        if constexpr (fetching) hwy::Prefetch(fetch + i);
+        prefetch(i);
         StorePair(d, value(i, N), value(i + N, N), y + i, stream);
       }
     }
 #endif
     for (; i + N <= n; i += N) {
-      if constexpr (fetching) hwy::Prefetch(fetch + i);
+      prefetch(i);
       StoreOut(d, value(i, N), y + i, stream);
     }
   };
@@ -362,13 +369,14 @@ void ScaleShift(const S* HWY_RESTRICT x, S* y, int64_t len, C m_hi, C m_lo, C al
   });
 }
 
+// fetch: the row to request meanwhile (out of cache: the one read next), or null.
 template <class S, class C = compute_t<S>>
 void ScaleShiftRows(const S* HWY_RESTRICT x, S* y, int64_t len, C m_hi, C m_lo, C rstd,
-                    const C* HWY_RESTRICT w, const C* HWY_RESTRICT b, bool round_xhat, bool stream) {
+                    const C* HWY_RESTRICT w, const C* HWY_RESTRICT b, bool round_xhat, bool stream,
+                    const S* fetch) {
   const hn::ScalableTag<C> d;
   const size_t n = static_cast<size_t>(len);
   const auto hi = hn::Set(d, m_hi), lo = hn::Set(d, m_lo), r = hn::Set(d, rstd);
-  const S* fetch = stream ? x + n : nullptr;  // out of cache: the next row (rows usually follow each other)
   WithFlag(Shifted(m_hi, m_lo), [&](auto centered) NORMKIT_INLINE_LAMBDA {
     WithFlag(w != nullptr, [&](auto has_w) NORMKIT_INLINE_LAMBDA {
       WithFlag(b != nullptr, [&](auto has_b) NORMKIT_INLINE_LAMBDA {
@@ -419,14 +427,18 @@ void GradInput(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* dx, int64_t
   const hn::ScalableTag<C> d;
   const auto hi = hn::Set(d, m_hi), lo = hn::Set(d, m_lo);
   const auto p = hn::Set(d, P), q = hn::Set(d, Q), r = hn::Set(d, R);
+  const size_t n = static_cast<size_t>(len);  // out of cache: fetch the next row (rows usually follow each other)
   WithFlag(Shifted(m_hi, m_lo), [&](auto centered) NORMKIT_INLINE_LAMBDA {
     WithFlag(w != nullptr, [&](auto has_w) NORMKIT_INLINE_LAMBDA {
-      WriteRow(d, dx, static_cast<size_t>(len), stream, static_cast<const S*>(nullptr), [&](size_t i, size_t k) NORMKIT_INLINE_LAMBDA {
-        auto g = LoadN(d, dy + i, k);
-        if constexpr (has_w) g = hn::Mul(g, LoadN(d, w + i, k));
-        const auto dv = Center<centered>(LoadN(d, x + i, k), hi, lo);
-        return hn::MulAdd(g, p, hn::MulAdd(dv, q, r));
-      });
+      WriteRow(
+          d, dx, n, stream, stream ? dy + n : nullptr,
+          [&](size_t i, size_t k) NORMKIT_INLINE_LAMBDA {
+            auto g = LoadN(d, dy + i, k);
+            if constexpr (has_w) g = hn::Mul(g, LoadN(d, w + i, k));
+            const auto dv = Center<centered>(LoadN(d, x + i, k), hi, lo);
+            return hn::MulAdd(g, p, hn::MulAdd(dv, q, r));
+          },
+          stream ? x + n : nullptr);
     });
   });
 }
@@ -485,6 +497,19 @@ void ScaleShiftRowsList(const S* x, S* y, const int64_t* offs, int64_t count, in
     const SplitMean<C> split(mean[k]);
     const S* next = stream && k + 1 < count ? x + offs[k + 1] : nullptr;  // out of cache: fetch the next row
     ScaleShift(x + offs[k], y + offs[k], len, split.hi, split.lo, C(alpha[k]), C(beta[k]), stream, next);
+  }
+}
+
+template <class S, class C = compute_t<S>>
+void ScaleShiftRowsAffineList(const S* x, S* y, const int64_t* offs, int64_t count, int64_t len, const double* mean,
+                              const double* rstd, const C* w, const C* b, bool round_xhat, bool stream) {
+  // Out of cache, the rows of the next block (the same spacing assumed) are fetched meanwhile:
+  // the statistics pass reads them next.
+  const int64_t step = count > 1 ? offs[1] - offs[0] : len;
+  for (int64_t k = 0; k < count; ++k) {
+    const SplitMean<C> split(mean[k]);
+    ScaleShiftRows(x + offs[k], y + offs[k], len, split.hi, split.lo, C(rstd[k]), w, b, round_xhat, stream,
+                   stream ? x + offs[k] + count * step : nullptr);
   }
 }
 
@@ -720,7 +745,7 @@ void ColGradInputBlock(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* HWY
   }                                                                                                       \
   void ScaleShiftRows##SUF(const S* x, S* y, int64_t n, C##SUF h, C##SUF l, C##SUF r, const C##SUF* w,    \
                            const C##SUF* b, bool rx, bool st) {                                           \
-    ScaleShiftRows(x, y, n, h, l, r, w, b, rx, st), EndStream(st);                                        \
+    ScaleShiftRows(x, y, n, h, l, r, w, b, rx, st, st ? x + n : nullptr), EndStream(st);                  \
   }                                                                                                       \
   void GradSums##SUF(const S* dy, const S* x, int64_t n, C##SUF h, C##SUF l, const C##SUF* w, double* a,  \
                      double* b) {                                                                         \
@@ -753,6 +778,11 @@ void ColGradInputBlock(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* HWY
   void ScaleShiftRowsList##SUF(const S* x, S* y, const int64_t* o, int64_t c, int64_t n, const double* m, \
                                const double* a, const double* b, bool st) {                               \
     ScaleShiftRowsList(x, y, o, c, n, m, a, b, st), EndStream(st);                                        \
+  }                                                                                                       \
+  void ScaleShiftRowsAffineList##SUF(const S* x, S* y, const int64_t* o, int64_t c, int64_t n,          \
+                                     const double* m, const double* r, const C##SUF* w, const C##SUF* b,  \
+                                     bool rx, bool st) {                                                  \
+    ScaleShiftRowsAffineList(x, y, o, c, n, m, r, w, b, rx, st), EndStream(st);                           \
   }                                                                                                       \
   void ColAddSqDev##SUF(double* a, const S* x, int64_t n, const double* m) { ColAddSqDev(a, x, n, m); }  \
   void ColDevSums##SUF(const S* x, const int64_t* o, int64_t r, int64_t n, const C##SUF* k, double* a,   \
@@ -829,6 +859,14 @@ namespace normkit::engine::rows {
   void scale_shift_rows_list<S>(const S* x, S* y, const int64_t* offs, int64_t count, int64_t len,        \
                                 const double* mean, const double* alpha, const double* beta, bool stream) { \
     HWY_DYNAMIC_DISPATCH(ScaleShiftRowsList##SUF)(x, y, offs, count, len, mean, alpha, beta, stream);     \
+  }                                                                                                       \
+  HWY_EXPORT(ScaleShiftRowsAffineList##SUF);                                                              \
+  template <>                                                                                             \
+  void scale_shift_rows_affine_list<S>(const S* x, S* y, const int64_t* offs, int64_t count, int64_t len, \
+                                       const double* mean, const double* rstd, const compute_t<S>* w,     \
+                                       const compute_t<S>* b, bool round_xhat, bool stream) {             \
+    HWY_DYNAMIC_DISPATCH(ScaleShiftRowsAffineList##SUF)(x, y, offs, count, len, mean, rstd, w, b,         \
+                                                        round_xhat, stream);                              \
   }                                                                                                       \
   HWY_EXPORT(ColAddSqDev##SUF);                                                                           \
   HWY_EXPORT(ColDevSums##SUF);                                                                            \
