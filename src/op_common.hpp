@@ -213,7 +213,7 @@ void check_group_args(const char* op, const TensorView<const T>& x, const Args& 
 // Per-statistic values in double: mean (0 unless Variance), the second statistic
 // (variance, mean square or sum of squares) and rstd, with xhat = (x - mean) * rstd.
 struct Stats {
-  std::vector<double> mean, var, rstd;
+  engine::Scratch<double> mean, var, rstd;
   explicit Stats(size_t n = 0) : mean(n), var(n), rstd(n) {}
 };
 template <class T>
@@ -225,7 +225,7 @@ Stats batch_stats(const ReductionPlan& plan, const T* x, Statistic statistic, do
 }
 
 template <class T>
-void write_saved(SavedStats<T> saved, const std::vector<double>& mean, const std::vector<double>& rstd) {
+void write_saved(SavedStats<T> saved, std::span<const double> mean, std::span<const double> rstd) {
   for (size_t i = 0; i < saved.mean.size(); ++i) saved.mean[i] = T(mean[i]);
   for (size_t i = 0; i < saved.rstd.size(); ++i) saved.rstd[i] = T(rstd[i]);
 }
@@ -291,12 +291,12 @@ struct ComputeParam {
 // dweight[a] = sum dy * xhat and dbias[a] = sum dy from per-statistic sums, for a plan whose
 // affine index is a function of its statistic: each parameter adds up its statistics' sums.
 template <class P>
-void write_affine_grads(const ReductionPlan& plan, const std::vector<double>& sdy,
-                        const std::vector<double>& sdyx, std::span<P> dweight, std::span<P> dbias) {
+void write_affine_grads(const ReductionPlan& plan, std::span<const double> sdy, std::span<const double> sdyx,
+                        std::span<P> dweight, std::span<P> dbias) {
   if (dweight.empty() && dbias.empty()) return;
   const size_t n = sdy.size(), na = static_cast<size_t>(plan.num_affine());
-  std::vector<double> ady(na, 0.0), adyx(na, 0.0);
-  std::vector<int64_t> aff(n);
+  engine::Scratch<double> ady(na, 0.0), adyx(na, 0.0);
+  engine::Scratch<int64_t> aff(n);
   engine::affine_of_stats(plan, aff.data());
   for (size_t s = 0; s < n; ++s) ady[size_t(aff[s])] += sdy[s], adyx[size_t(aff[s])] += sdyx[s];
   for (size_t a = 0; a < dweight.size(); ++a) dweight[a] = P(adyx[a]);
@@ -316,10 +316,10 @@ void backward_pass(const ReductionPlan& plan, Statistic statistic, bool batch_st
   const auto n = static_cast<size_t>(plan.num_stats());
   const bool recompute = batch_stats && st.rstd.empty();  // else: the forward's saved statistics
   if (recompute) st = Stats(n);
-  std::vector<double> sdy(n), sdyx(n);
+  engine::Scratch<double> sdy(n), sdyx(n);
   const bool want_affine = !dweight.empty() || !dbias.empty();
   const auto na = static_cast<size_t>(plan.num_affine());
-  std::vector<double> ady(want_affine ? na : 0, 0.0), adyx(want_affine ? na : 0, 0.0);
+  engine::Scratch<double> ady(want_affine ? na : 0, 0.0), adyx(want_affine ? na : 0, 0.0);
   bool affine_done = false;  // the backward's own pass took the per-affine sums
   const bool per_stat = engine::backward(plan, statistic, batch_stats, eps, dy, x, dx, w, st.mean.data(),
                                          st.var.data(), st.rstd.data(), sdy.data(), sdyx.data(), recompute,

@@ -351,8 +351,8 @@ void column_stats(const Geometry& g, int64_t group, int64_t q0, int64_t q1, cons
   const double n = double(q1 - q0);
   const bool variance = statistic == Statistic::Variance;
   if (ms == 1 && variance) {
-    std::vector<C> shift(size_t(L), C(0));
-    std::vector<double> s1(size_t(L), 0.0), s2(size_t(L), 0.0);
+    Scratch<C> shift(size_t(L), C(0));
+    Scratch<double> s1(size_t(L), 0.0), s2(size_t(L), 0.0);
     auto sums = [&](int64_t r0, int64_t r1) {
       for_each_run_block(g, group, r0, r1, [&](const int64_t* offs, int64_t count, int64_t) {
         rows::col_dev_sums(x, offs, count, L, shift.data(), s1.data(), s2.data());
@@ -378,7 +378,7 @@ void column_stats(const Geometry& g, int64_t group, int64_t q0, int64_t q1, cons
   }
   // Sums of squares (RMSNorm, L2) in double lanes: with a statistic of one or two elements
   // (a trailing dim of size 1), the backward's cancellation needs them exact.
-  std::vector<double> m(size_t(L), 0.0), s2(size_t(L), 0.0);
+  Scratch<double> m(size_t(L), 0.0), s2(size_t(L), 0.0);
   if (ms == 1) {
     for_each_run(g, group, q0, q1, [&](Offsets o, int64_t) { rows::col_add_sq_dev(s2.data(), x + o.mem, L, m.data()); });
     for (int64_t i = 0; i < L; ++i) out[i] = Partial{n, 0.0, s2[size_t(i)]};
@@ -521,7 +521,7 @@ void for_all_run_blocks(const ReductionPlan& plan, Body&& body) {
 
 // Per statistic s: the mean split into C values (hi, lo) for the column primitives.
 template <class C>
-void split_means(const double* mean, int64_t count, std::vector<C>& hi, std::vector<C>& lo) {
+void split_means(const double* mean, int64_t count, Scratch<C>& hi, Scratch<C>& lo) {
   hi.resize(size_t(count)), lo.resize(size_t(count));
   for (int64_t s = 0; s < count; ++s) {
     const rows::SplitMean<C> m(mean[s]);
@@ -541,7 +541,7 @@ void reduce_stats(const ReductionPlan& plan, const T* x, Statistic statistic, do
                   double* second) {
   const Geometry g = make_geometry(plan, GroupBy::Statistic);
   const int64_t keys = plan.num_stats(), segs = g.num_segs, tasks = g.num_tasks();
-  std::vector<Partial> partials(size_t(keys * segs));
+  Scratch<Partial> partials(size_t(keys * segs));
 #pragma omp parallel for schedule(static) if (plan.numel() >= kParallelMin && tasks > 1)
   for (int64_t t = 0; t < tasks; ++t) {
     const int64_t group = t / segs, seg = t % segs;
@@ -552,7 +552,7 @@ void reduce_stats(const ReductionPlan& plan, const T* x, Statistic statistic, do
       partials[size_t(k0 * segs + seg)] = chunk_stats(g, group, d0, d1, x, statistic);
       continue;
     }
-    std::vector<Partial> col(size_t(grp.len));
+    Scratch<Partial> col(size_t(grp.len));
     column_stats(g, group, d0, d1, x, statistic, col.data());
     for (int64_t i = 0; i < grp.len; ++i) partials[size_t((k0 + i * g.run.stat_stride) * segs + seg)] = col[size_t(i)];
   }
@@ -591,10 +591,10 @@ bool column_fast_path(const ReductionPlan& plan) {
 
 // v[s] = w[affine index of s] (or `fill` without w).
 template <class T>
-std::vector<double> per_stat(const ReductionPlan& plan, const T* w, double fill) {
-  std::vector<double> v(static_cast<size_t>(plan.num_stats()), fill);
+Scratch<double> per_stat(const ReductionPlan& plan, const T* w, double fill) {
+  Scratch<double> v(static_cast<size_t>(plan.num_stats()), fill);
   if (!w) return v;
-  std::vector<int64_t> aff(v.size());
+  Scratch<int64_t> aff(v.size());
   affine_of_stats(plan, aff.data());
   for (size_t s = 0; s < v.size(); ++s) v[s] = double(w[aff[s]]);
   return v;
@@ -607,8 +607,8 @@ void apply_forward(const ReductionPlan& plan, const T* x, T* y, const double* me
   const PlanDim& run = plan.dims()[plan.run_dim()];
   if (column_fast_path(plan) && !round_xhat) {
     using C = compute_t<T>;
-    const std::vector<double> wv = per_stat(plan, w, 1.0), bv = per_stat(plan, b, 0.0);
-    std::vector<C> hi, lo, alpha(wv.size()), beta(wv.size());
+    const Scratch<double> wv = per_stat(plan, w, 1.0), bv = per_stat(plan, b, 0.0);
+    Scratch<C> hi, lo, alpha(wv.size()), beta(wv.size());
     split_means(mean, plan.num_stats(), hi, lo);
     for (size_t s = 0; s < wv.size(); ++s) alpha[s] = C(rstd[s] * wv[s]), beta[s] = C(bv[s]);
     return for_all_run_blocks(plan, [&](const int64_t* offs, int64_t count, int64_t st) {
@@ -708,9 +708,9 @@ bool forward_columns(const ReductionPlan& plan, int64_t r, Statistic statistic, 
 #pragma omp parallel if (plan.numel() >= kParallelMin && groups > 1)
   {
     const size_t B = size_t(g.col_block);
-    std::vector<Partial> acc(B), part(B);
-    std::vector<C> hi(B), lo(B), alpha(B), beta(B);
-    std::vector<double> fmean(B), fsecond(B), cmean(B), csecond(B);
+    Scratch<Partial> acc(B), part(B);
+    Scratch<C> hi(B), lo(B), alpha(B), beta(B);
+    Scratch<double> fmean(B), fsecond(B), cmean(B), csecond(B);
 #pragma omp for schedule(static)
     for (int64_t q = 0; q < groups; ++q) {
       const Group grp = group_at(g, q);
@@ -820,7 +820,7 @@ void reduce_grads(const ReductionPlan& plan, GroupBy by, const T* dy, const T* x
   const C* wt = by == GroupBy::Statistic ? w : nullptr;
   const int64_t keys = by == GroupBy::Statistic ? plan.num_stats() : plan.num_affine();
   const int64_t segs = g.num_segs, tasks = g.num_tasks();
-  std::vector<Partial> partials(size_t(keys * segs));
+  Scratch<Partial> partials(size_t(keys * segs));
   bool stat_fixed = true;  // column blocks: the statistics do not change along the domain
   for (const PlanDim& d : g.domain.dims) stat_fixed = stat_fixed && d.stat_stride == 0;
 #pragma omp parallel for schedule(static) if (plan.numel() >= kParallelMin && tasks > 1)
@@ -852,9 +852,9 @@ void reduce_grads(const ReductionPlan& plan, GroupBy by, const T* dy, const T* x
       continue;
     }
     // Column mode: one accumulator pair per element of the run.
-    std::vector<double> s1(size_t(L), 0.0), s2(size_t(L), 0.0);
+    Scratch<double> s1(size_t(L), 0.0), s2(size_t(L), 0.0);
     if (ms == 1 && ss == 1 && !wt) {  // the statistic steps along the run: blocks of runs
-      std::vector<double> b1(static_cast<size_t>(L)), b2(static_cast<size_t>(L));
+      Scratch<double> b1(static_cast<size_t>(L)), b2(static_cast<size_t>(L));
       for_each_run_block(g, group, d0, d1, [&](const int64_t* offs, int64_t count, int64_t st) {
         if (stat_fixed) {  // every block has the group's statistics: scale by rstd once, below
           return rows::col_grad_sums_block(dy, x, offs, count, L, mean + st, s1.data(), s2.data());
@@ -903,7 +903,7 @@ void apply_backward(const ReductionPlan& plan, const T* dy, const T* x, T* dx, c
                     const double* P, const double* Q, const double* R, const compute_t<T>* w) {
   const PlanDim& run = plan.dims()[plan.run_dim()];
   if (column_fast_path(plan)) {
-    std::vector<double> Pw = per_stat(plan, w, 1.0);
+    Scratch<double> Pw = per_stat(plan, w, 1.0);
     for (size_t s = 0; s < Pw.size(); ++s) Pw[s] *= P[s];
     return for_all_run_blocks(plan, [&](const int64_t* offs, int64_t count, int64_t st) {
       rows::col_grad_input_block(dy, x, dx, offs, count, run.size, mean + st, Pw.data() + st, Q + st, R + st);
@@ -948,10 +948,10 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
       reduce_stats(plan, x, statistic, mean, second);
       for (int64_t s = 0; s < S; ++s) rstd[s] = rstd_of(statistic, second[s], eps);
     }
-    std::vector<double> sg(static_cast<size_t>(S)), sgx(static_cast<size_t>(S));
+    Scratch<double> sg(static_cast<size_t>(S)), sgx(static_cast<size_t>(S));
     if (per_stat_w) {  // unweighted sums once; w is one number per statistic
       reduce_grads<T>(plan, GroupBy::Statistic, dy, x, mean, rstd, static_cast<const C*>(nullptr), sum_dy, sum_dy_xhat);
-      std::vector<int64_t> aff(static_cast<size_t>(S));
+      Scratch<int64_t> aff(static_cast<size_t>(S));
       affine_of_stats(plan, aff.data());
       for (int64_t s = 0; s < S; ++s) {
         const double wv = w ? double(w[aff[size_t(s)]]) : 1.0;
@@ -961,7 +961,7 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
       reduce_grads(plan, GroupBy::Statistic, dy, x, mean, rstd, w, sg.data(), sgx.data());
     }
     if (!dx) return per_stat_w;
-    std::vector<double> Q(static_cast<size_t>(S), 0.0), R(static_cast<size_t>(S), 0.0);
+    Scratch<double> Q(static_cast<size_t>(S), 0.0), R(static_cast<size_t>(S), 0.0);
     if (batch_stats)
       for (int64_t s = 0; s < S; ++s)
         dx_coefficients(statistic, M, rstd[s], second[s], eps, sg[size_t(s)], sgx[size_t(s)], &Q[size_t(s)],
@@ -973,14 +973,14 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
   const int64_t as = g.run.affine_stride;
   const bool stream = streams<T>(plan);
   const RunList runs = make_run_list(g, affine_within_kept(plan));
-  std::vector<double> Q(static_cast<size_t>(S)), R(static_cast<size_t>(S));  // dx coefficients
+  Scratch<double> Q(static_cast<size_t>(S)), R(static_cast<size_t>(S));  // dx coefficients
   // Each run one affine index (GroupNorm: a channel's H*W): the per-run sums the statistic's
   // own pass takes are kept, then added per affine index in statistic and run order.
   const int64_t K = int64_t(runs.rel.size());
   const bool per_run_affine = affine_dy && !per_stat_w && !runs.whole && as == 0 && g.run.stride == 1 &&
                               g.num_segs == 1 && runs.len == g.run.size;
-  std::vector<double> run_dy(per_run_affine ? size_t(S * K) : 0), run_dyx(run_dy.size());
-  std::vector<int64_t> run_aff(run_dy.size());
+  Scratch<double> run_dy(per_run_affine ? size_t(S * K) : 0), run_dyx(run_dy.size());
+  Scratch<int64_t> run_aff(run_dy.size());
   auto stat_body = [&](Offsets base) {
     const int64_t s = base.stat;
     if (batch_stats && recompute) {
@@ -1041,7 +1041,7 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
       ga.owners.count == 1 && ga.key_len == S && ga.run.size == L) {  // (reduce_grads' column blocks
                                                                       // only cut the same sums)
     const int64_t segs = ga.num_segs;
-    std::vector<double> p1(size_t(segs * L), 0.0), p2(size_t(segs * L), 0.0);
+    Scratch<double> p1(size_t(segs * L), 0.0), p2(size_t(segs * L), 0.0);
 #pragma omp parallel for schedule(static) if (plan.numel() >= kParallelMin && segs > 1)
     for (int64_t seg = 0; seg < segs; ++seg) {
       const int64_t q0 = seg * ga.seg_len, q1 = std::min(S, q0 + ga.seg_len);

@@ -13,6 +13,7 @@
 
 #include "normkit/ops.hpp"
 #include "normkit/plan.hpp"
+#include "engine/scratch.hpp"
 
 namespace normkit::engine {
 
