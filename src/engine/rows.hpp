@@ -127,7 +127,9 @@ NORMKIT_ROWS_INTERNAL void col_scale_shift_block(const S* x, S* y, const int64_t
                                                  bool stream = false);
 
 // LayerNorm's and RMSNorm's dweight / dbias: each run a statistic of its own (hi[r] + lo[r],
-// rstd[r], r < rows): s1[i] += sum dy, s2[i] += sum dy * (x - mean_r) * rstd_r
+// rstd[r], r < rows): s1[i] += sum dy, s2[i] += sum dy * (x - mean_r) * rstd_r. Like the
+// forward's blocks, in compute_t<S> lanes across the block (plain sums of products: nothing
+// cancels), then double.
 template <class S>
 NORMKIT_ROWS_INTERNAL void col_grad_sums_rows(const S* dy, const S* x, const int64_t* offs, int64_t rows,
                                               int64_t len, const compute_t<S>* hi, const compute_t<S>* lo,
