@@ -18,9 +18,17 @@
 #include "engine/rows.hpp"
 
 // The lambdas of a primitive's loop are inlined into it (a call would keep what they capture
-// in memory, reloaded after every store).
+// in memory, reloaded after every store). Not in sanitizer builds: there, forced inlining of
+// every loop variant for every target made this file take over 15 minutes to compile.
 #ifndef NORMKIT_INLINE_LAMBDA
-#if defined(__GNUC__) || defined(__clang__)
+#if defined(__SANITIZE_ADDRESS__)
+#define NORMKIT_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define NORMKIT_SANITIZED 1
+#endif
+#endif
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(NORMKIT_SANITIZED)
 #define NORMKIT_INLINE_LAMBDA __attribute__((always_inline))
 #else
 #define NORMKIT_INLINE_LAMBDA
