@@ -277,18 +277,17 @@ HWY_INLINE void StorePair(D d, hn::Vec<D> lo, hn::Vec<D> hi, S* HWY_RESTRICT p, 
 }
 #endif
 
-// y[i] = value(i, k) over a row of n elements (value returns lanes [i, i + k), k <= Lanes(d)):
-// whole vectors (half S in pairs), the tail one partial vector. With fetch (and fetch2), the
-// lines at fetch + i (fetch2 + i) are requested meanwhile: the rows the next call reads.
 // Whether rows [a, a + n) and [b, b + n) share no element.
 template <class S>
 HWY_INLINE bool Apart(const S* a, const S* b, size_t n) {
   return a + n <= b || b + n <= a;
 }
 
-// `apart`: y overlaps none of the rows value reads, so the tail may be written as the whole
-// vector that ends the row (elements before it computed and stored again, the same values)
-// instead of a masked store.
+// y[i] = value(i, k) over a row of n elements (value returns lanes [i, i + k), k <= Lanes(d)):
+// whole vectors (half S in pairs), then the tail. `apart`: y overlaps none of the rows value
+// reads, so the tail may be written as the whole vector that ends the row (the elements before
+// it computed and stored again, the same values) instead of a masked store. With fetch (and
+// fetch2), the lines at fetch + i (fetch2 + i) are requested meanwhile: the rows read next.
 template <class D, class S, class Value>
 HWY_INLINE void WriteRow(D d, S* HWY_RESTRICT y, size_t n, bool stream, bool apart, const S* fetch, Value&& value,
                          const S* fetch2 = nullptr) {
