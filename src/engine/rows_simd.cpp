@@ -134,7 +134,14 @@ constexpr size_t kMaxLanes = HWY_MAX_BYTES / sizeof(float);
 template <class D, class S>
 HWY_INLINE hn::Vec<D> LoadPartial(D d, const S* HWY_RESTRICT p, size_t n) {
   if constexpr (std::is_same_v<S, hn::TFromD<D>>) {
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
     return hn::MaskedLoad(hn::FirstN(d, n), d, p);
+#else  // Highway 1.0.3 emulates MaskedLoad with an aligned whole-vector load (SSE4: a fault
+       // on an unaligned p; anywhere: a read past the row's end)
+    S buf[kMaxLanes] = {};
+    std::memcpy(buf, p, n * sizeof(S));
+    return hn::LoadU(d, buf);
+#endif
   } else {
 #if NORMKIT_MASKED_16
     const hn::Rebind<uint16_t, D> d16;
@@ -568,7 +575,7 @@ void ScaleShiftRowsAffineList(const S* x, S* y, const int64_t* offs, int64_t cou
 template <class DD, class S>
 HWY_INLINE hn::Vec<DD> LoadWide(DD dd, const S* HWY_RESTRICT p, size_t k) {
   if constexpr (std::is_same_v<S, double>) {
-    return k == hn::Lanes(dd) ? hn::LoadU(dd, p) : hn::MaskedLoad(hn::FirstN(dd, k), dd, p);
+    return k == hn::Lanes(dd) ? hn::LoadU(dd, p) : LoadPartial(dd, p, k);
   } else {
     const hn::Rebind<float, DD> df;
     return hn::PromoteTo(dd, k == hn::Lanes(dd) ? LoadFull(df, p) : LoadPartial(df, p, k));
