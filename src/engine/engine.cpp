@@ -906,7 +906,8 @@ void apply_backward(const ReductionPlan& plan, const T* dy, const T* x, T* dx, c
     Scratch<double> Pw = per_stat(plan, w, 1.0);
     for (size_t s = 0; s < Pw.size(); ++s) Pw[s] *= P[s];
     return for_all_run_blocks(plan, [&](const int64_t* offs, int64_t count, int64_t st) {
-      rows::col_grad_input_block(dy, x, dx, offs, count, run.size, mean + st, Pw.data() + st, Q + st, R + st);
+      rows::col_grad_input_block(dy, x, dx, offs, count, run.size, mean + st, Pw.data() + st, Q + st, R + st,
+                                 streams<T>(plan));
     });
   }
   const bool stream = streams<T>(plan);

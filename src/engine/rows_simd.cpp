@@ -585,14 +585,14 @@ HWY_INLINE hn::Vec<DD> LoadWide(DD dd, const S* HWY_RESTRICT p, size_t k) {
 // Writes the first k lanes of v to p as S (double -> float -> half, each rounding to nearest
 // even, as the scalar T(double) conversions do).
 template <class DD, class S>
-HWY_INLINE void StoreNarrow(DD dd, hn::Vec<DD> v, S* HWY_RESTRICT p, size_t k) {
+HWY_INLINE void StoreNarrow(DD dd, hn::Vec<DD> v, S* HWY_RESTRICT p, size_t k, bool stream = false) {
   if constexpr (std::is_same_v<S, double>) {
-    if (k == hn::Lanes(dd)) return hn::StoreU(v, dd, p);
+    if (k == hn::Lanes(dd)) return StoreOut(dd, v, p, stream);
     hn::BlendedStore(v, hn::FirstN(dd, k), dd, p);
   } else {
     const hn::Rebind<float, DD> df;
     const auto f = hn::DemoteTo(df, v);
-    if (k == hn::Lanes(dd)) return StoreFull(df, f, p);
+    if (k == hn::Lanes(dd)) return StoreOut(df, f, p, stream);
     StorePartial(df, f, p, k);
   }
 }
@@ -626,13 +626,13 @@ void ColAddSqDev(double* HWY_RESTRICT acc, const S* HWY_RESTRICT x, int64_t len,
 template <class S>
 void ColGradInput(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* HWY_RESTRICT dx, int64_t len,
                   const double* HWY_RESTRICT mean, const double* HWY_RESTRICT P, const double* HWY_RESTRICT Q,
-                  const double* HWY_RESTRICT R) {
+                  const double* HWY_RESTRICT R, bool stream) {
   const hn::ScalableTag<double> dd;
   ForLanes(dd, len, [&](size_t i, size_t k) {
     const auto d = hn::Sub(LoadWide(dd, x + i, k), LoadAcc(dd, mean + i, k));
     const auto v = hn::MulAdd(LoadAcc(dd, P + i, k), LoadWide(dd, dy + i, k),
                               hn::MulAdd(LoadAcc(dd, Q + i, k), d, LoadAcc(dd, R + i, k)));
-    StoreNarrow(dd, v, dx + i, k);
+    StoreNarrow(dd, v, dx + i, k, stream);
   });
 }
 
@@ -759,18 +759,25 @@ void ColGradSumsBlock(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, const i
   const hn::ScalableTag<double> dd;
   const size_t N = hn::Lanes(dd), n = static_cast<size_t>(len);
   size_t i = 0;
-  for (; i + 2 * N <= n; i += 2 * N) {
+  for (; i + 4 * N <= n; i += 4 * N) {
     const auto m0 = hn::LoadU(dd, mean + i), m1 = hn::LoadU(dd, mean + i + N);
-    auto a0 = hn::Zero(dd), a1 = hn::Zero(dd), q0 = hn::Zero(dd), q1 = hn::Zero(dd);
+    const auto m2 = hn::LoadU(dd, mean + i + 2 * N), m3 = hn::LoadU(dd, mean + i + 3 * N);
+    auto a0 = hn::Zero(dd), a1 = hn::Zero(dd), a2 = hn::Zero(dd), a3 = hn::Zero(dd);
+    auto q0 = hn::Zero(dd), q1 = hn::Zero(dd), q2 = hn::Zero(dd), q3 = hn::Zero(dd);
     for (int64_t r = 0; r < rows; ++r) {
       const S* px = x + offs[r] + i;
       const S* pg = dy + offs[r] + i;
       const auto g0 = LoadWide(dd, pg, N), g1 = LoadWide(dd, pg + N, N);
-      a0 = hn::Add(a0, g0), a1 = hn::Add(a1, g1);
+      const auto g2 = LoadWide(dd, pg + 2 * N, N), g3 = LoadWide(dd, pg + 3 * N, N);
+      a0 = hn::Add(a0, g0), a1 = hn::Add(a1, g1), a2 = hn::Add(a2, g2), a3 = hn::Add(a3, g3);
       q0 = hn::MulAdd(g0, hn::Sub(LoadWide(dd, px, N), m0), q0);
       q1 = hn::MulAdd(g1, hn::Sub(LoadWide(dd, px + N, N), m1), q1);
+      q2 = hn::MulAdd(g2, hn::Sub(LoadWide(dd, px + 2 * N, N), m2), q2);
+      q3 = hn::MulAdd(g3, hn::Sub(LoadWide(dd, px + 3 * N, N), m3), q3);
     }
-    AddWide(dd, a0, s1 + i, N), AddWide(dd, a1, s1 + i + N, N), AddWide(dd, q0, s2 + i, N), AddWide(dd, q1, s2 + i + N, N);
+    AddWide(dd, a0, s1 + i, N), AddWide(dd, a1, s1 + i + N, N), AddWide(dd, a2, s1 + i + 2 * N, N);
+    AddWide(dd, a3, s1 + i + 3 * N, N), AddWide(dd, q0, s2 + i, N), AddWide(dd, q1, s2 + i + N, N);
+    AddWide(dd, q2, s2 + i + 2 * N, N), AddWide(dd, q3, s2 + i + 3 * N, N);
   }
   for (; i < n; i += N) {
     const size_t k = std::min(N, n - i);
@@ -805,9 +812,10 @@ void ColScaleShiftBlock(const S* HWY_RESTRICT x, S* HWY_RESTRICT y, const int64_
 // dx = P[i] * dy + Q[i] * (x - mean[i]) + R[i] on every run of the block (double lanes).
 template <class S>
 void ColGradInputBlock(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* HWY_RESTRICT dx,
-                       const int64_t* HWY_RESTRICT offs, int64_t rows, int64_t len, const double* HWY_RESTRICT mean,
-                       const double* HWY_RESTRICT P, const double* HWY_RESTRICT Q, const double* HWY_RESTRICT R) {
-  for (int64_t r = 0; r < rows; ++r) ColGradInput(dy + offs[r], x + offs[r], dx + offs[r], len, mean, P, Q, R);
+                        const int64_t* HWY_RESTRICT offs, int64_t rows, int64_t len, const double* HWY_RESTRICT mean,
+                       const double* HWY_RESTRICT P, const double* HWY_RESTRICT Q, const double* HWY_RESTRICT R,
+                       bool stream) {
+  for (int64_t r = 0; r < rows; ++r) ColGradInput(dy + offs[r], x + offs[r], dx + offs[r], len, mean, P, Q, R, stream);
 }
 
 // Monomorphic entry points for HWY_EXPORT, one set per storage type.
@@ -878,8 +886,9 @@ void ColGradInputBlock(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* HWY
     ColScaleShiftBlock(x, y, o, r, n, h, l, a, b, st), EndStream(st);                                     \
   }                                                                                                       \
   void ColGradInputBlock##SUF(const S* dy, const S* x, S* dx, const int64_t* o, int64_t r, int64_t n,    \
-                              const double* m, const double* P, const double* Q, const double* R) {      \
-    ColGradInputBlock(dy, x, dx, o, r, n, m, P, Q, R);                                                    \
+                              const double* m, const double* P, const double* Q, const double* R,        \
+                              bool st) {                                                                  \
+    ColGradInputBlock(dy, x, dx, o, r, n, m, P, Q, R, st), EndStream(st);                                 \
   }
 NORMKIT_ROWS_ENTRIES(float, F)
 NORMKIT_ROWS_ENTRIES(double, D)
@@ -975,8 +984,8 @@ namespace normkit::engine::rows {
   template <>                                                                                             \
   void col_grad_input_block<S>(const S* dy, const S* x, S* dx, const int64_t* offs, int64_t rows,         \
                                int64_t len, const double* mean, const double* P, const double* Q,         \
-                               const double* R) {                                                         \
-    HWY_DYNAMIC_DISPATCH(ColGradInputBlock##SUF)(dy, x, dx, offs, rows, len, mean, P, Q, R);              \
+                               const double* R, bool stream) {                                            \
+    HWY_DYNAMIC_DISPATCH(ColGradInputBlock##SUF)(dy, x, dx, offs, rows, len, mean, P, Q, R, stream);      \
   }                                                                                                       \
   template <>                                                                                             \
   void col_add_sq_dev<S>(double* acc, const S* x, int64_t len, const double* mean) {                      \
