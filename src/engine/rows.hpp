@@ -147,6 +147,14 @@ NORMKIT_ROWS_INTERNAL void col_grad_input_block(const S* dy, const S* x, S* dx, 
                                                 int64_t len, const double* mean, const double* P, const double* Q,
                                                 const double* R, bool stream);
 
+// For a statistic of many elements (nothing cancels), the same sums in compute_t<S> lanes
+// across the block, then double, as the forward's: s1[i] += sum dy, s2[i] += sum dy * (x -
+// hi[i] - lo[i]).
+template <class S>
+NORMKIT_ROWS_INTERNAL void col_grad_sums_cols(const S* dy, const S* x, const int64_t* offs, int64_t rows,
+                                              int64_t len, const compute_t<S>* hi, const compute_t<S>* lo,
+                                              double* s1, double* s2);
+
 #undef NORMKIT_ROWS_INTERNAL
 
 }  // namespace normkit::engine::rows

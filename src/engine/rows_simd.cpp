@@ -130,6 +130,16 @@ HWY_INLINE hn::Vec<D> LoadFull(D d, const S* HWY_RESTRICT p) {
 #endif
 constexpr size_t kMaxLanes = HWY_MAX_BYTES / sizeof(float);
 
+// The column blocks' sums keep this many column vectors of each accumulator in registers
+// across their runs, in two sets (even and odd runs: one chain of adds per run measured up to
+// 1.5x slower out of cache): 4 where the target has 32 vector registers, 2 on x86 before
+// AVX-512 (16).
+#if HWY_ARCH_X86 && HWY_TARGET > HWY_AVX3
+constexpr size_t kColVecs = 2;
+#else
+constexpr size_t kColVecs = 4;
+#endif
+
 // The first n < Lanes(d) elements at p; the other lanes are 0.
 template <class D, class S>
 HWY_INLINE hn::Vec<D> LoadPartial(D d, const S* HWY_RESTRICT p, size_t n) {
@@ -680,29 +690,45 @@ HWY_INLINE void FetchAhead(const S* HWY_RESTRICT x, const int64_t* HWY_RESTRICT 
   for (size_t b = 0; b < n * sizeof(S); b += 64) hwy::Prefetch(p + b);
 }
 
-// s1[i] += sum over the runs of d, s2[i] += sum of d^2, d = x - shift[i]. Four column vectors
-// at a time stay in registers over all the runs (at most kColRows), then go to double.
+// s1[i] += sum over the runs of d, s2[i] += sum of d^2, d = x - shift[i]. kColVecs column
+// vectors at a time stay in registers over all the runs (at most kColRows), even and odd runs
+// in separate accumulators, then go to double.
 template <class S, class C = compute_t<S>>
 void ColDevSums(const S* HWY_RESTRICT x, const int64_t* HWY_RESTRICT offs, int64_t rows, int64_t len,
                 const C* HWY_RESTRICT shift, double* HWY_RESTRICT s1, double* HWY_RESTRICT s2) {
   const hn::ScalableTag<C> d;
   const size_t N = hn::Lanes(d), n = static_cast<size_t>(len);
   size_t i = 0;
-  for (; i + 4 * N <= n; i += 4 * N) {
+  for (; i + kColVecs * N <= n; i += kColVecs * N) {
     const auto k0 = hn::LoadU(d, shift + i), k1 = hn::LoadU(d, shift + i + N);
-    const auto k2 = hn::LoadU(d, shift + i + 2 * N), k3 = hn::LoadU(d, shift + i + 3 * N);
-    auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
-    auto q0 = hn::Zero(d), q1 = hn::Zero(d), q2 = hn::Zero(d), q3 = hn::Zero(d);
-    for (int64_t r = 0; r < rows; ++r) {
-      FetchAhead(x, offs, r, rows, i, 4 * N);
+    auto k2 = hn::Zero(d), k3 = k2;
+    if constexpr (kColVecs == 4) k2 = hn::LoadU(d, shift + i + 2 * N), k3 = hn::LoadU(d, shift + i + 3 * N);
+    // Even runs into a*, q*; odd runs into b*, p* (independent chains), added at the end.
+    auto a0 = hn::Zero(d), a1 = a0, a2 = a0, a3 = a0, q0 = a0, q1 = a0, q2 = a0, q3 = a0;
+    auto b0 = a0, b1 = a0, b2 = a0, b3 = a0, p0 = a0, p1 = a0, p2 = a0, p3 = a0;
+    auto run = [&](int64_t r, auto& A0, auto& A1, auto& A2, auto& A3, auto& Q0, auto& Q1, auto& Q2, auto& Q3)
+                   NORMKIT_INLINE_LAMBDA {
+      FetchAhead(x, offs, r, rows, i, kColVecs * N);
       const S* p = x + offs[r] + i;
       const auto d0 = hn::Sub(LoadFull(d, p), k0), d1 = hn::Sub(LoadFull(d, p + N), k1);
-      const auto d2 = hn::Sub(LoadFull(d, p + 2 * N), k2), d3 = hn::Sub(LoadFull(d, p + 3 * N), k3);
-      a0 = hn::Add(a0, d0), a1 = hn::Add(a1, d1), a2 = hn::Add(a2, d2), a3 = hn::Add(a3, d3);
-      q0 = hn::MulAdd(d0, d0, q0), q1 = hn::MulAdd(d1, d1, q1), q2 = hn::MulAdd(d2, d2, q2), q3 = hn::MulAdd(d3, d3, q3);
+      A0 = hn::Add(A0, d0), A1 = hn::Add(A1, d1), Q0 = hn::MulAdd(d0, d0, Q0), Q1 = hn::MulAdd(d1, d1, Q1);
+      if constexpr (kColVecs == 4) {
+        const auto d2 = hn::Sub(LoadFull(d, p + 2 * N), k2), d3 = hn::Sub(LoadFull(d, p + 3 * N), k3);
+        A2 = hn::Add(A2, d2), A3 = hn::Add(A3, d3), Q2 = hn::MulAdd(d2, d2, Q2), Q3 = hn::MulAdd(d3, d3, Q3);
+      }
+    };
+    int64_t r = 0;
+    for (; r + 2 <= rows; r += 2) {
+      run(r, a0, a1, a2, a3, q0, q1, q2, q3);
+      run(r + 1, b0, b1, b2, b3, p0, p1, p2, p3);
     }
-    AddWide(d, a0, s1 + i, N), AddWide(d, a1, s1 + i + N, N), AddWide(d, a2, s1 + i + 2 * N, N), AddWide(d, a3, s1 + i + 3 * N, N);
-    AddWide(d, q0, s2 + i, N), AddWide(d, q1, s2 + i + N, N), AddWide(d, q2, s2 + i + 2 * N, N), AddWide(d, q3, s2 + i + 3 * N, N);
+    if (r < rows) run(r, a0, a1, a2, a3, q0, q1, q2, q3);
+    AddWide(d, hn::Add(a0, b0), s1 + i, N), AddWide(d, hn::Add(a1, b1), s1 + i + N, N);
+    AddWide(d, hn::Add(q0, p0), s2 + i, N), AddWide(d, hn::Add(q1, p1), s2 + i + N, N);
+    if constexpr (kColVecs == 4) {
+      AddWide(d, hn::Add(a2, b2), s1 + i + 2 * N, N), AddWide(d, hn::Add(a3, b3), s1 + i + 3 * N, N);
+      AddWide(d, hn::Add(q2, p2), s2 + i + 2 * N, N), AddWide(d, hn::Add(q3, p3), s2 + i + 3 * N, N);
+    }
   }
   for (; i < n; i += N) {
     const size_t k = std::min(N, n - i);
@@ -797,6 +823,69 @@ void ColGradSumsBlock(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, const i
       a = hn::Add(a, g), q = hn::MulAdd(g, hn::Sub(LoadWide(dd, x + offs[r] + i, k), m), q);
     }
     AddWide(dd, a, s1 + i, k), AddWide(dd, q, s2 + i, k);
+  }
+}
+
+// The same sums in compute_t<S> lanes for a statistic of many elements (the driver decides):
+// s1[i] += sum dy, s2[i] += sum dy * (x - hi[i] - lo[i]), in registers across the block as
+// the forward's ColDevSums, then double.
+template <class S, class C = compute_t<S>>
+void ColGradSumsCols(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, const int64_t* HWY_RESTRICT offs,
+                     int64_t rows, int64_t len, const C* HWY_RESTRICT hi, const C* HWY_RESTRICT lo,
+                     double* HWY_RESTRICT s1, double* HWY_RESTRICT s2) {
+  const hn::ScalableTag<C> d;
+  const size_t N = hn::Lanes(d), n = static_cast<size_t>(len);
+  size_t i = 0;
+  for (; i + kColVecs * N <= n; i += kColVecs * N) {
+    const auto h0 = hn::LoadU(d, hi + i), h1 = hn::LoadU(d, hi + i + N);
+    const auto l0 = hn::LoadU(d, lo + i), l1 = hn::LoadU(d, lo + i + N);
+    auto h2 = hn::Zero(d), h3 = h2, l2 = h2, l3 = h2;
+    if constexpr (kColVecs == 4) {
+      h2 = hn::LoadU(d, hi + i + 2 * N), h3 = hn::LoadU(d, hi + i + 3 * N);
+      l2 = hn::LoadU(d, lo + i + 2 * N), l3 = hn::LoadU(d, lo + i + 3 * N);
+    }
+    // Even runs into a*, q*; odd runs into b*, p* (independent chains), added at the end.
+    auto a0 = hn::Zero(d), a1 = a0, a2 = a0, a3 = a0, q0 = a0, q1 = a0, q2 = a0, q3 = a0;
+    auto b0 = a0, b1 = a0, b2 = a0, b3 = a0, p0 = a0, p1 = a0, p2 = a0, p3 = a0;
+    auto run = [&](int64_t r, auto& A0, auto& A1, auto& A2, auto& A3, auto& Q0, auto& Q1, auto& Q2, auto& Q3)
+                   NORMKIT_INLINE_LAMBDA {
+      const S* pg = dy + offs[r] + i;
+      const S* px = x + offs[r] + i;
+      const auto g0 = LoadFull(d, pg), g1 = LoadFull(d, pg + N);
+      A0 = hn::Add(A0, g0), A1 = hn::Add(A1, g1);
+      Q0 = hn::MulAdd(g0, hn::Sub(hn::Sub(LoadFull(d, px), h0), l0), Q0);
+      Q1 = hn::MulAdd(g1, hn::Sub(hn::Sub(LoadFull(d, px + N), h1), l1), Q1);
+      if constexpr (kColVecs == 4) {
+        const auto g2 = LoadFull(d, pg + 2 * N), g3 = LoadFull(d, pg + 3 * N);
+        A2 = hn::Add(A2, g2), A3 = hn::Add(A3, g3);
+        Q2 = hn::MulAdd(g2, hn::Sub(hn::Sub(LoadFull(d, px + 2 * N), h2), l2), Q2);
+        Q3 = hn::MulAdd(g3, hn::Sub(hn::Sub(LoadFull(d, px + 3 * N), h3), l3), Q3);
+      }
+    };
+    int64_t r = 0;
+    for (; r + 2 <= rows; r += 2) {
+      run(r, a0, a1, a2, a3, q0, q1, q2, q3);
+      run(r + 1, b0, b1, b2, b3, p0, p1, p2, p3);
+    }
+    if (r < rows) run(r, a0, a1, a2, a3, q0, q1, q2, q3);
+    AddWide(d, hn::Add(a0, b0), s1 + i, N), AddWide(d, hn::Add(a1, b1), s1 + i + N, N);
+    AddWide(d, hn::Add(q0, p0), s2 + i, N), AddWide(d, hn::Add(q1, p1), s2 + i + N, N);
+    if constexpr (kColVecs == 4) {
+      AddWide(d, hn::Add(a2, b2), s1 + i + 2 * N, N), AddWide(d, hn::Add(a3, b3), s1 + i + 3 * N, N);
+      AddWide(d, hn::Add(q2, p2), s2 + i + 2 * N, N), AddWide(d, hn::Add(q3, p3), s2 + i + 3 * N, N);
+    }
+  }
+  for (; i < n; i += N) {
+    const size_t k = std::min(N, n - i);
+    const auto live = hn::FirstN(d, k);
+    const auto h = LoadN(d, hi + i, k), l = LoadN(d, lo + i, k);
+    auto a = hn::Zero(d), q = hn::Zero(d);
+    for (int64_t r = 0; r < rows; ++r) {
+      const auto g = LoadN(d, dy + offs[r] + i, k);
+      const auto dv = hn::IfThenElseZero(live, hn::Sub(hn::Sub(LoadN(d, x + offs[r] + i, k), h), l));
+      a = hn::Add(a, g), q = hn::MulAdd(g, dv, q);
+    }
+    AddWide(d, a, s1 + i, k), AddWide(d, q, s2 + i, k);
   }
 }
 
@@ -897,6 +986,10 @@ void ColGradInputBlock(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* HWY
                               const double* m, const double* P, const double* Q, const double* R,        \
                               bool st) {                                                                  \
     ColGradInputBlock(dy, x, dx, o, r, n, m, P, Q, R, st), EndStream(st);                                 \
+  }                                                                                                       \
+  void ColGradSumsCols##SUF(const S* dy, const S* x, const int64_t* o, int64_t r, int64_t n,             \
+                            const C##SUF* h, const C##SUF* l, double* a, double* b) {                     \
+    ColGradSumsCols(dy, x, o, r, n, h, l, a, b);                                                          \
   }
 NORMKIT_ROWS_ENTRIES(float, F)
 NORMKIT_ROWS_ENTRIES(double, D)
@@ -967,6 +1060,12 @@ namespace normkit::engine::rows {
   HWY_EXPORT(ColGradSumsBlock##SUF);                                                                      \
   HWY_EXPORT(ColScaleShiftBlock##SUF);                                                                    \
   HWY_EXPORT(ColGradInputBlock##SUF);                                                                     \
+  HWY_EXPORT(ColGradSumsCols##SUF);                                                                       \
+  template <>                                                                                             \
+  void col_grad_sums_cols<S>(const S* dy, const S* x, const int64_t* offs, int64_t rows, int64_t len,     \
+                             const compute_t<S>* hi, const compute_t<S>* lo, double* s1, double* s2) {    \
+    HWY_DYNAMIC_DISPATCH(ColGradSumsCols##SUF)(dy, x, offs, rows, len, hi, lo, s1, s2);                   \
+  }                                                                                                       \
   template <>                                                                                             \
   void col_dev_sums<S>(const S* x, const int64_t* offs, int64_t rows, int64_t len,                        \
                        const compute_t<S>* shift, double* s1, double* s2) {                               \
