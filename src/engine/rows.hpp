@@ -135,8 +135,9 @@ NORMKIT_ROWS_INTERNAL void col_grad_sums_rows(const S* dy, const S* x, const int
                                               int64_t len, const compute_t<S>* hi, const compute_t<S>* lo,
                                               const compute_t<S>* rstd, double* s1, double* s2);
 
-// The backward's blocks keep double lanes (dx of a statistic of one or two elements is a
-// difference of nearly equal terms): s1[i] += sum dy, s2[i] += sum dy * (x - mean[i])
+// The backward's blocks for a statistic of a few elements keep double lanes (dx of a statistic
+// of one or two elements is a difference of nearly equal terms): s1[i] += sum dy,
+// s2[i] += sum dy * (x - mean[i])
 template <class S>
 NORMKIT_ROWS_INTERNAL void col_grad_sums_block(const S* dy, const S* x, const int64_t* offs, int64_t rows,
                                                int64_t len, const double* mean, double* s1, double* s2);
