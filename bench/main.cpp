@@ -415,6 +415,11 @@ int run(int argc, char** argv) {
     int sets = std::clamp(static_cast<int>(std::ceil(rotate_to / (4 * S))), 1, 16);
     while (sets > 1 && sets * 4 * S > static_cast<double>(info.machine.llc_bytes)) --sets;
     const bool in_cache = sets * 2 * S <= static_cast<double>(info.machine.llc_bytes);
+    // Out of cache, every repetition must find its x in memory. One set whose x alone fits in
+    // the LLC (a 32 MiB bf16 matrix, a 31 MiB detection feature map) would otherwise be read
+    // from the LLC by a copy that streams y past it, and the floor would be the LLC's speed.
+    // Rotate until the x's of all sets span twice the LLC.
+    if (!in_cache) sets = std::clamp(static_cast<int>(std::ceil(2.0 * static_cast<double>(info.machine.llc_bytes) / S)), sets, 16);
     auto prob = make_problem(*c, sets);
     for (bool bwd : {false, true}) {
       for (int t : threads) {
