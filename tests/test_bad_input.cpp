@@ -259,9 +259,22 @@ TEST(Aliasing, ForwardInPlaceEqualsOutOfPlace) {
       if (sh.size() == 4) a.normalized_shape.push_back(sh[3]);
       normkit::layer_norm_forward<float>(x, y, a);
     });
+    // With an affine along the rows: rows go through the normalize pass two at a time.
+    const int64_t last = sh.back();
+    const auto w = random_vec<float>(last, 1.0, 0.5), b = random_vec<float>(last, 0.0, 0.5);
+    expect_in_place_forward("layer_norm affine", sh, [&](auto x, auto y) {
+      normkit::LayerNormArgs<float> a;
+      a.normalized_shape = {last}, a.weight = w, a.bias = b;
+      normkit::layer_norm_forward<float>(x, y, a);
+    });
     expect_in_place_forward("rms_norm", sh, [&](auto x, auto y) {
       normkit::RMSNormArgs<float> a;
       a.normalized_shape = {sh.back()};
+      normkit::rms_norm_forward<float>(x, y, a);
+    });
+    expect_in_place_forward("rms_norm affine", sh, [&](auto x, auto y) {
+      normkit::RMSNormArgs<float> a;
+      a.normalized_shape = {last}, a.weight = w;
       normkit::rms_norm_forward<float>(x, y, a);
     });
     expect_in_place_forward("weight_norm", sh, [&](auto x, auto y) {
