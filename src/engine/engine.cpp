@@ -1009,6 +1009,12 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
                               g.num_segs == 1 && runs.len == g.run.size;
   Scratch<double> run_dy(per_run_affine ? size_t(S * K) : 0), run_dyx(run_dy.size());
   Scratch<int64_t> run_aff(run_dy.size());
+  // Whole contiguous runs of one statistic, each with one affine index (GroupNorm on NCHW): the
+  // runs go to the list primitives a chunk at a time, with the same per-run sums and dx as one
+  // call per run.
+  const bool scalar_w_runs = !runs.whole && g.run.stride == 1 && g.run.stat_stride == 0 && g.num_segs == 1 &&
+                             runs.len == g.run.size && (!w || as == 0);
+  constexpr int64_t kRunChunk = 64;
   auto stat_body = [&](Offsets base) {
     const int64_t s = base.stat;
     if (batch_stats && recompute) {
@@ -1024,6 +1030,22 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
       const double wv = w ? double(w[base.aff]) : 1.0;
       rows::grad_sums_list(dy + base.mem, x + base.mem, runs.mem.data(), count, runs.len, m, &u1, &u2);
       g1 = wv * u1, g2 = wv * u2;
+    } else if (scalar_w_runs) {  // per-run sums of up to kRunChunk runs per dispatched call
+      for (int64_t k0 = 0; k0 < count; k0 += kRunChunk) {
+        const int64_t n = std::min(kRunChunk, count - k0);
+        double ra[kRunChunk], rb[kRunChunk];
+        rows::grad_sums_runs(dy + base.mem, x + base.mem, runs.mem.data() + k0, n, runs.len, m, ra, rb);
+        for (int64_t k = k0; k < k0 + n; ++k) {
+          const double a = ra[k - k0], b = rb[k - k0];
+          const int64_t aff = base.aff + runs.rel[size_t(k)].aff;
+          const double wv = w ? double(w[aff]) : 1.0;
+          u1 += a, u2 += b, g1 += wv * a, g2 += wv * b;
+          if (per_run_affine) {
+            const size_t at = size_t(s * K + k);
+            run_dy[at] = a, run_dyx[at] = b * r, run_aff[at] = aff;
+          }
+        }
+      }
     } else {
       int64_t k = 0;  // the run's index within the statistic
       for_each_listed_run(runs, g.run, base, 0, g.key_len, [&](Offsets o, int64_t len) {
@@ -1054,6 +1076,17 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
       const double wv = w ? double(w[base.aff]) : 1.0;
       return rows::grad_input_list(dy + base.mem, x + base.mem, dx + base.mem, runs.mem.data(), count, runs.len, m,
                                    C(r * wv), C(Q[s]), C(R[s]), stream);
+    }
+    if (scalar_w_runs) {
+      for (int64_t k0 = 0; k0 < count; k0 += kRunChunk) {
+        const int64_t n = std::min(kRunChunk, count - k0);
+        C P[kRunChunk];
+        for (int64_t k = k0; k < k0 + n; ++k)
+          P[k - k0] = C(r * (w ? double(w[base.aff + runs.rel[size_t(k)].aff]) : 1.0));
+        rows::grad_input_runs(dy + base.mem, x + base.mem, dx + base.mem, runs.mem.data() + k0, n, runs.len, m, P,
+                              C(Q[s]), C(R[s]), stream);
+      }
+      return;
     }
     for_each_listed_run(runs, g.run, base, 0, g.key_len, [&](Offsets o, int64_t len) {
       grad_input_run(g.run, o, len, dy, x, dx, mean, rstd, Q.data(), R.data(), w, stream);

@@ -77,6 +77,17 @@ template <class S>
 NORMKIT_ROWS_INTERNAL void grad_input_list(const S* dy, const S* x, S* dx, const int64_t* offs, int64_t count, int64_t len,
                      SplitMean<compute_t<S>> m, compute_t<S> P, compute_t<S> Q, compute_t<S> R, bool stream = false);
 
+// The same lists where each run has its own scalar weight (GroupNorm on NCHW: a channel's H*W
+// within its group): s1[r], s2[r] = grad_sums of run r alone (unweighted), and
+// dx = P[r] * dy + Q * (x - m) + R per run, as grad_input per run.
+template <class S>
+NORMKIT_ROWS_INTERNAL void grad_sums_runs(const S* dy, const S* x, const int64_t* offs, int64_t count, int64_t len,
+                                          SplitMean<compute_t<S>> m, double* s1, double* s2);
+template <class S>
+NORMKIT_ROWS_INTERNAL void grad_input_runs(const S* dy, const S* x, S* dx, const int64_t* offs, int64_t count,
+                                           int64_t len, SplitMean<compute_t<S>> m, const compute_t<S>* P,
+                                           compute_t<S> Q, compute_t<S> R, bool stream = false);
+
 // ---- blocks of statistics that are one run each (InstanceNorm on NCHW: H*W per (n, c)),
 // `count` of them at x + offs[k], in one dispatched call:
 // s1[k], s2[k] = the sums of d and d^2, d = x - m[k] (m null: 0), as dev_sums per row;
