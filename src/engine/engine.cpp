@@ -285,6 +285,17 @@ void for_each_listed_run(const RunList& runs, const PlanDim& run, Offsets base, 
 template <class T>
 Partial listed_stats(const Geometry& g, const RunList& runs, Offsets base, const T* x, Statistic statistic);
 
+// Whether a statistic's listed runs are whole and contiguous, each with one affine index
+// (GroupNorm on NCHW: a channel's H*W in its group), not one for the statistic: the list
+// primitives with per-run coefficients take them, kRunChunk runs per dispatched call.
+bool whole_listed_runs(const Geometry& g, const RunList& runs) {
+  return g.run.stride == 1 && g.run.stat_stride == 0 && g.num_segs == 1 && runs.len == g.run.size;
+}
+bool scalar_affine_runs(const Geometry& g, const RunList& runs, bool affine) {
+  return !runs.whole && whole_listed_runs(g, runs) && (!affine || g.run.affine_stride == 0);
+}
+constexpr int64_t kRunChunk = 64;
+
 // Calls body(group, base offsets) for every group of a row-mode geometry, threads taking
 // contiguous blocks and stepping a cursor instead of decomposing each group index.
 template <class Body>
@@ -412,6 +423,19 @@ Partial listed_stats(const Geometry& g, const RunList& runs, Offsets base, const
                               rows::SplitMean<compute_t<T>>(m), &s1, &s2);
         },
         double(g.key_len), statistic, shift_of(x + base.mem + runs.mem[0], runs.len));
+  if (whole_listed_runs(g, runs)) {  // the same sums as chunk_stats_of, in one dispatched call
+    double first = 0.0;  // the shift: the first kShiftElems elements in run order
+    int64_t k = 0;
+    for (size_t r = 0; r < runs.mem.size() && k < kShiftElems; ++r)
+      for (int64_t i = 0; i < runs.len && k < kShiftElems; ++i, ++k) first += double(x[base.mem + runs.mem[r] + i]);
+    const double shift = statistic == Statistic::Variance && k > 0 ? first / double(k) : 0.0;
+    return moments_of(
+        [&](double m, double& s1, double& s2) {
+          rows::dev_sums_list(x + base.mem, runs.mem.data(), int64_t(runs.mem.size()), runs.len,
+                              rows::SplitMean<compute_t<T>>(m), &s1, &s2);
+        },
+        double(g.key_len), statistic, std::isfinite(shift) ? shift : 0.0);
+  }
   Partial acc;
   for (int64_t seg = 0; seg < g.num_segs; ++seg) {
     const int64_t d0 = seg * g.seg_len, d1 = std::min(g.key_len, d0 + g.seg_len);
@@ -781,6 +805,21 @@ void forward(const ReductionPlan& plan, Statistic statistic, double eps, const T
       return rows::scale_shift_list(x + base.mem, y + base.mem, runs.mem.data(), int64_t(runs.mem.size()), runs.len,
                                     rows::SplitMean<C>(mean[s]), C(rstd[s] * wv), C(bv), stream);
     }
+    if (scalar_affine_runs(g, runs, w || b) && !round_xhat) {
+      using C = compute_t<T>;
+      const int64_t count = int64_t(runs.mem.size());
+      for (int64_t k0 = 0; k0 < count; k0 += kRunChunk) {
+        const int64_t n = std::min(kRunChunk, count - k0);
+        C alpha[kRunChunk], beta[kRunChunk];
+        for (int64_t k = k0; k < k0 + n; ++k) {
+          const int64_t a = base.aff + runs.rel[size_t(k)].aff;
+          alpha[k - k0] = C(rstd[s] * (w ? double(w[a]) : 1.0)), beta[k - k0] = C(b ? double(b[a]) : 0.0);
+        }
+        rows::scale_shift_runs(x + base.mem, y + base.mem, runs.mem.data() + k0, n, runs.len,
+                               rows::SplitMean<C>(mean[s]), alpha, beta, stream);
+      }
+      return;
+    }
     for_each_listed_run(runs, g.run, base, 0, g.key_len,
                         [&](Offsets o, int64_t len) { normalize_run(g.run, o, len, x, y, mean, rstd, w, b, round_xhat, stream); });
   });
@@ -1012,9 +1051,7 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
   // Whole contiguous runs of one statistic, each with one affine index (GroupNorm on NCHW): the
   // runs go to the list primitives a chunk at a time, with the same per-run sums and dx as one
   // call per run.
-  const bool scalar_w_runs = !runs.whole && g.run.stride == 1 && g.run.stat_stride == 0 && g.num_segs == 1 &&
-                             runs.len == g.run.size && (!w || as == 0);
-  constexpr int64_t kRunChunk = 64;
+  const bool scalar_w_runs = scalar_affine_runs(g, runs, w != nullptr);
   auto stat_body = [&](Offsets base) {
     const int64_t s = base.stat;
     if (batch_stats && recompute) {

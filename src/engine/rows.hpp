@@ -78,8 +78,13 @@ NORMKIT_ROWS_INTERNAL void grad_input_list(const S* dy, const S* x, S* dx, const
                      SplitMean<compute_t<S>> m, compute_t<S> P, compute_t<S> Q, compute_t<S> R, bool stream = false);
 
 // The same lists where each run has its own scalar weight (GroupNorm on NCHW: a channel's H*W
-// within its group): s1[r], s2[r] = grad_sums of run r alone (unweighted), and
-// dx = P[r] * dy + Q * (x - m) + R per run, as grad_input per run.
+// within its group): y = (x - m) * alpha[r] + beta[r] per run, as scale_shift per run;
+// s1[r], s2[r] = grad_sums of run r alone (unweighted); dx = P[r] * dy + Q * (x - m) + R per
+// run, as grad_input per run.
+template <class S>
+NORMKIT_ROWS_INTERNAL void scale_shift_runs(const S* x, S* y, const int64_t* offs, int64_t count, int64_t len,
+                                            SplitMean<compute_t<S>> m, const compute_t<S>* alpha,
+                                            const compute_t<S>* beta, bool stream = false);
 template <class S>
 NORMKIT_ROWS_INTERNAL void grad_sums_runs(const S* dy, const S* x, const int64_t* offs, int64_t count, int64_t len,
                                           SplitMean<compute_t<S>> m, double* s1, double* s2);
