@@ -419,7 +419,10 @@ int run(int argc, char** argv) {
     // the LLC (a 32 MiB bf16 matrix, a 31 MiB detection feature map) would otherwise be read
     // from the LLC by a copy that streams y past it, and the floor would be the LLC's speed.
     // Rotate until the x's of all sets span twice the LLC.
-    if (!in_cache) sets = std::clamp(static_cast<int>(std::ceil(2.0 * static_cast<double>(info.machine.llc_bytes) / S)), sets, 16);
+    if (!in_cache) {
+      const int span_llc_twice = static_cast<int>(std::ceil(2.0 * static_cast<double>(info.machine.llc_bytes) / S));
+      sets = std::clamp(span_llc_twice, sets, 16);
+    }
     auto prob = make_problem(*c, sets);
     for (bool bwd : {false, true}) {
       for (int t : threads) {

@@ -36,12 +36,6 @@ constexpr double kMean = 1e-6;  // the mean itself, relative to |mean| (float32 
 // Gradients are held to grad_tol relative to the size of their terms, rstd * |dy * w|: with
 // one or two elements per statistic the exact dx is ~0 while its terms are large, so a
 // scale taken from dx itself would demand more than float32 can hold.
-template <class T>
-double max_abs(const std::vector<T>& v) {
-  double m = 0;
-  for (const auto& e : v) m = std::max(m, std::abs(double(e)));
-  return m;
-}
 double term_scale(const std::vector<double>& rstd, const std::vector<float>& dy, const std::vector<float>& w) {
   return max_abs(rstd) * max_abs(dy) * (w.empty() ? 1.0 : max_abs(w));
 }

@@ -147,6 +147,12 @@ void expect_gaps_untouched(const std::vector<T>& buf, const Shape& shape, const 
 }
 
 // ---- comparisons -----------------------------------------------------------------------
+template <class T>
+double max_abs(const std::vector<T>& v) {
+  double m = 0;
+  for (const auto& e : v) m = std::max(m, std::abs(double(e)));
+  return m;
+}
 // max |got - want| <= rel * max(|want|) (scale floored at `floor`, 1e-3 by default; a
 // gradient whose terms cancel, e.g. two elements per group, passes the terms' size).
 template <class T, class U>

@@ -666,7 +666,8 @@ void GradInputRuns(const S* dy, const S* x, S* dx, const int64_t* offs, int64_t 
   const int64_t span = count > 0 ? offs[count - 1] + len - offs[0] : 0;
   const bool fetch = span == count * len && span * int64_t(sizeof(S)) <= kFetchNextMax;
   for (int64_t r = 0; r < count; ++r)
-    GradInput(dy + offs[r], x + offs[r], dx + offs[r], len, hi, lo, static_cast<const C*>(nullptr), P[r], Q, R, stream, fetch ? span : -1);
+    GradInput(dy + offs[r], x + offs[r], dx + offs[r], len, hi, lo, static_cast<const C*>(nullptr), P[r], Q, R,
+              stream, fetch ? span : -1);
 }
 
 template <class S, class C = compute_t<S>>
