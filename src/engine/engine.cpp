@@ -632,6 +632,38 @@ Scratch<double> per_stat(const ReductionPlan& plan, const T* w, double fill) {
   for (size_t s = 0; s < v.size(); ++s) v[s] = double(w[aff[s]]);
   return v;
 }
+
+// Whether the tensor's runs follow each other in memory in the order for_thread_runs visits
+// them (channels-last data, the run dim innermost and contiguous).
+bool runs_consecutive(const ReductionPlan& plan) {
+  const size_t r = plan.run_dim();
+  const PlanDim& run = plan.dims()[r];
+  if (run.stride != 1) return false;
+  int64_t next = run.size;
+  for (size_t i = plan.dims().size(); i-- > 0;) {
+    const PlanDim& d = plan.dims()[i];
+    if (i == r || d.size == 1) continue;
+    if (d.stride != next) return false;
+    next *= d.size;
+  }
+  return true;
+}
+
+// Calls body(first, count, stat) for every stretch of consecutive runs of one statistic
+// offset (memory offset of the first run, how many); threads take contiguous blocks of runs.
+// Only where runs_consecutive(plan).
+template <class Body>
+void for_all_run_stretches(const ReductionPlan& plan, Body&& body) {
+  for_thread_runs(plan, [&](Cursor& c, int64_t runs) {
+    int64_t first = (*c).mem, stat = (*c).stat, k = 0;
+    for (int64_t q = 0; q < runs; ++q, c.next()) {
+      if ((*c).stat != stat) body(first, k, stat), first = (*c).mem, stat = (*c).stat, k = 0;
+      ++k;
+    }
+    if (k > 0) body(first, k, stat);
+  });
+}
+
 }  // namespace
 
 template <class T>
@@ -644,6 +676,13 @@ void apply_forward(const ReductionPlan& plan, const T* x, T* y, const double* me
     Scratch<C> hi, lo, alpha(wv.size()), beta(wv.size());
     split_means(mean, plan.num_stats(), hi, lo);
     for (size_t s = 0; s < wv.size(); ++s) alpha[s] = C(rstd[s] * wv[s]), beta[s] = C(bv[s]);
+    if (runs_consecutive(plan)) {  // one call per thread and statistic offset
+      return for_all_run_stretches(plan, [&](int64_t first, int64_t count, int64_t st) {
+        rows::col_scale_shift_block(x + first, y + first, static_cast<const int64_t*>(nullptr), count, run.size,
+                                    hi.data() + st, lo.data() + st, alpha.data() + st, beta.data() + st,
+                                    streams<T>(plan));
+      });
+    }
     return for_all_run_blocks(plan, [&](const int64_t* offs, int64_t count, int64_t st) {
       rows::col_scale_shift_block(x, y, offs, count, run.size, hi.data() + st, lo.data() + st, alpha.data() + st,
                                   beta.data() + st, streams<T>(plan));

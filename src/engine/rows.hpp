@@ -135,7 +135,8 @@ template <class S>
 NORMKIT_ROWS_INTERNAL void col_dev_sums(const S* x, const int64_t* offs, int64_t rows, int64_t len,
                                         const compute_t<S>* shift, double* s1, double* s2);
 
-// y = (x - hi[i] - lo[i]) * alpha[i] + beta[i]
+// y = (x - hi[i] - lo[i]) * alpha[i] + beta[i]. offs null: the runs follow each other from x
+// (run r at x + r * len), any number of them, with no fence between them but the last.
 template <class S>
 NORMKIT_ROWS_INTERNAL void col_scale_shift_block(const S* x, S* y, const int64_t* offs, int64_t rows, int64_t len,
                                                  const compute_t<S>* hi, const compute_t<S>* lo,

@@ -272,26 +272,64 @@ HWY_INLINE void StorePartial(D d, hn::Vec<D> v, S* HWY_RESTRICT p, size_t n) {
 // both halves instead of a narrowing pack per vector.
 #if HWY_TARGET != HWY_SCALAR
 template <class D, class S>
-HWY_INLINE void StorePair(D d, hn::Vec<D> lo, hn::Vec<D> hi, S* HWY_RESTRICT p, bool stream) {
+HWY_INLINE auto PairBits(D d, hn::Vec<D> lo, hn::Vec<D> hi) {
   const hn::Repartition<uint16_t, D> d16;
-  hn::Vec<decltype(d16)> bits;
   if constexpr (std::is_same_v<S, bfloat16>) {
-    bits = hn::ConcatOdd(d16, hn::BitCast(d16, BF16High(d, hi)), hn::BitCast(d16, BF16High(d, lo)));
+    return hn::ConcatOdd(d16, hn::BitCast(d16, BF16High(d, hi)), hn::BitCast(d16, BF16High(d, lo)));
 #if NORMKIT_HW_F16
   } else if constexpr (std::is_same_v<S, float16>) {
     const hn::Rebind<hwy::float16_t, D> dh;
     const hn::Half<decltype(d16)> d16h;
-    bits = hn::Combine(d16, hn::BitCast(d16h, hn::DemoteTo(dh, hi)), hn::BitCast(d16h, hn::DemoteTo(dh, lo)));
+    return hn::Combine(d16, hn::BitCast(d16h, hn::DemoteTo(dh, hi)), hn::BitCast(d16h, hn::DemoteTo(dh, lo)));
 #endif
   } else {
-    bits = hn::ConcatEven(d16, hn::BitCast(d16, ToBits<S>(d, hi)), hn::BitCast(d16, ToBits<S>(d, lo)));
+    return hn::ConcatEven(d16, hn::BitCast(d16, ToBits<S>(d, hi)), hn::BitCast(d16, ToBits<S>(d, lo)));
   }
+}
+
+template <class D, class S>
+HWY_INLINE void StorePair(D d, hn::Vec<D> lo, hn::Vec<D> hi, S* HWY_RESTRICT p, bool stream) {
+  const hn::Repartition<uint16_t, D> d16;
+  const auto bits = PairBits<D, S>(d, lo, hi);
   auto* out = reinterpret_cast<uint16_t*>(p);
   constexpr size_t kBytes = hn::MaxLanes(decltype(d16)()) * sizeof(uint16_t);
   if (stream && hn::Lanes(d16) == hn::MaxLanes(d16) && reinterpret_cast<uintptr_t>(p) % kBytes == 0) {
     return hn::Stream(bits, d16, out);
   }
   hn::StoreU(bits, d16, out);
+}
+#endif
+
+// Whether every whole-vector store of a loop at p, p + step, p + 2 * step, ... can be
+// non-temporal (StoreOut's and StorePair's test, made once for a loop that then streams
+// unchecked).
+template <class D, class S>
+HWY_INLINE bool StreamsAligned(D d, const S* p, size_t step) {
+  constexpr size_t kBytes = hn::MaxLanes(D()) * sizeof(S) < 16 ? 0 : hn::MaxLanes(D()) * sizeof(S);
+  return kBytes != 0 && hn::Lanes(d) == hn::MaxLanes(d) && reinterpret_cast<uintptr_t>(p) % kBytes == 0 &&
+         step * sizeof(S) % kBytes == 0;
+}
+
+// A whole vector (float S) or a pair (half S) to p: non-temporal where kStream (p aligned as
+// StreamsAligned checked), else a plain store.
+template <bool kStream, class D, class S>
+HWY_INLINE void PutFull(D d, hn::Vec<D> v, S* HWY_RESTRICT p) {
+  if constexpr (kStream) {
+    hn::Stream(v, d, p);
+  } else {
+    hn::StoreU(v, d, p);
+  }
+}
+#if HWY_TARGET != HWY_SCALAR
+template <bool kStream, class D, class S>
+HWY_INLINE void PutPair(D d, hn::Vec<D> lo, hn::Vec<D> hi, S* HWY_RESTRICT p) {
+  const hn::Repartition<uint16_t, D> d16;
+  const auto bits = PairBits<D, S>(d, lo, hi);
+  if constexpr (kStream) {
+    hn::Stream(bits, d16, reinterpret_cast<uint16_t*>(p));
+  } else {
+    hn::StoreU(bits, d16, reinterpret_cast<uint16_t*>(p));
+  }
 }
 #endif
 
@@ -1019,6 +1057,50 @@ void ColScaleShiftBlock(const S* HWY_RESTRICT x, S* HWY_RESTRICT y, const int64_
                         int64_t len, const C* HWY_RESTRICT hi, const C* HWY_RESTRICT lo,
                         const C* HWY_RESTRICT alpha, const C* HWY_RESTRICT beta, bool stream) {
   const hn::ScalableTag<C> d;
+  const size_t N = hn::Lanes(d);
+  if (!offs && size_t(len) % N == 0 && (std::is_same_v<S, C> || size_t(len) % (2 * N) == 0)) {
+    // Consecutive runs of whole vectors: one plain loop over them (the hardware prefetcher's
+    // pattern), the stores' alignment tested once.
+    const size_t n = static_cast<size_t>(len);
+    auto value = [&](const S* px, size_t i) NORMKIT_INLINE_LAMBDA {
+      const auto dv = hn::Sub(hn::Sub(LoadFull(d, px + i), hn::LoadU(d, hi + i)), hn::LoadU(d, lo + i));
+      return hn::MulAdd(dv, hn::LoadU(d, alpha + i), hn::LoadU(d, beta + i));
+    };
+    auto loop = [&](auto streaming) NORMKIT_INLINE_LAMBDA {
+      const S* px = x;
+      S* py = y;
+      for (int64_t r = 0; r < rows; ++r, px += n, py += n) {
+        if constexpr (std::is_same_v<S, C>) {
+          for (size_t i = 0; i < n; i += N) PutFull<decltype(streaming)::value>(d, value(px, i), py + i);
+#if HWY_TARGET != HWY_SCALAR
+        } else {
+          for (size_t i = 0; i < n; i += 2 * N)
+            PutPair<decltype(streaming)::value>(d, value(px, i), value(px, i + N), py + i);
+#endif
+        }
+      }
+    };
+    bool aligned = StreamsAligned(d, y, n);
+#if HWY_TARGET != HWY_SCALAR
+    if constexpr (!std::is_same_v<S, C>) {
+      const hn::Repartition<uint16_t, decltype(d)> d16;
+      aligned = StreamsAligned(d16, reinterpret_cast<const uint16_t*>(y), n);
+    }
+#endif
+    if (stream && aligned) {
+      loop(std::true_type{});
+    } else {
+      loop(std::false_type{});
+    }
+    return;
+  }
+  if (!offs) {  // consecutive runs with a tail each
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t o = r * len;
+      ColScaleShiftBlock(x, y, &o, 1, len, hi, lo, alpha, beta, stream);
+    }
+    return;
+  }
   for (int64_t r = 0; r < rows; ++r) {
     const S* px = x + offs[r];
     const size_t n = static_cast<size_t>(len);
