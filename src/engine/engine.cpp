@@ -349,6 +349,21 @@ void for_each_run_block(const Geometry& g, int64_t group, int64_t q0, int64_t q1
   if (k > 0) visit(offs, k, stat);
 }
 
+// Column mode: whether a group's runs follow each other in memory in domain order (every run
+// whole, the domain dims contiguous around it: channels-last data), so blocks of them need no
+// list of offsets.
+bool domain_consecutive(const Geometry& g) {
+  if (!g.column || g.run.stride != 1 || g.col_blocks != 1) return false;
+  int64_t next = g.run.size;
+  for (size_t i = g.domain.dims.size(); i-- > 0;) {
+    const PlanDim& d = g.domain.dims[i];
+    if (d.size == 1) continue;
+    if (d.stride != next) return false;
+    next *= d.size;
+  }
+  return true;
+}
+
 // Column mode: per-key moments of the runs [q0, q1) of group `group`. Contiguous runs, with
 // a variance: one pass of shifted sums (col_dev_sums) around the mean of the first few runs, which lies
 // within a fraction of a standard deviation of the mean unless the data is ordered; a
@@ -364,7 +379,13 @@ void column_stats(const Geometry& g, int64_t group, int64_t q0, int64_t q1, cons
   if (ms == 1 && variance) {
     Scratch<C> shift(size_t(L), C(0));
     Scratch<double> s1(size_t(L), 0.0), s2(size_t(L), 0.0);
+    const bool consecutive = domain_consecutive(g);
     auto sums = [&](int64_t r0, int64_t r1) {
+      if (consecutive && r0 < r1) {  // the same blocks as listed below
+        const int64_t first = group_at(g, group).o.mem + (*Cursor(g.domain, r0)).mem;
+        return rows::col_dev_sums(x + first, static_cast<const int64_t*>(nullptr), r1 - r0, L, shift.data(),
+                                  s1.data(), s2.data());
+      }
       for_each_run_block(g, group, r0, r1, [&](const int64_t* offs, int64_t count, int64_t) {
         rows::col_dev_sums(x, offs, count, L, shift.data(), s1.data(), s2.data());
       });

@@ -130,7 +130,8 @@ NORMKIT_ROWS_INTERNAL void col_add_sq_dev(double* acc, const S* x, int64_t len, 
 // double accumulators, an order fixed per column.
 inline constexpr int64_t kColRows = 32;
 
-// s1[i] += sum d, s2[i] += sum d^2, d = x - shift[i]
+// s1[i] += sum d, s2[i] += sum d^2, d = x - shift[i]. offs null: `rows` consecutive runs from
+// x, summed in blocks of kColRows from the first (the same sums as those blocks listed).
 template <class S>
 NORMKIT_ROWS_INTERNAL void col_dev_sums(const S* x, const int64_t* offs, int64_t rows, int64_t len,
                                         const compute_t<S>* shift, double* s1, double* s2);

@@ -884,10 +884,11 @@ HWY_INLINE void PairedColumnSums(D d, int64_t rows, size_t i, double* HWY_RESTRI
 
 // s1[i] += sum over the runs of d, s2[i] += sum of d^2, d = x - shift[i]. kColVecs column
 // vectors at a time stay in registers over all the runs (at most kColRows), even and odd runs
-// in separate accumulators, then go to double.
-template <class S, class C = compute_t<S>>
-void ColDevSums(const S* HWY_RESTRICT x, const int64_t* HWY_RESTRICT offs, int64_t rows, int64_t len,
-                const C* HWY_RESTRICT shift, double* HWY_RESTRICT s1, double* HWY_RESTRICT s2) {
+// in separate accumulators, then go to double. at(r): run r; fetch(r, i, k): request what a
+// later run needs of columns [i, i + k).
+template <class S, class C, class At, class Fetch>
+HWY_INLINE void ColDevSumsOf(At&& at, Fetch&& fetch, int64_t rows, int64_t len, const C* HWY_RESTRICT shift,
+                             double* HWY_RESTRICT s1, double* HWY_RESTRICT s2) {
   const hn::ScalableTag<C> d;
   const size_t N = hn::Lanes(d), n = static_cast<size_t>(len);
   size_t i = 0;
@@ -897,8 +898,8 @@ void ColDevSums(const S* HWY_RESTRICT x, const int64_t* HWY_RESTRICT offs, int64
     if constexpr (kColVecs == 4) k2 = hn::LoadU(d, shift + i + 2 * N), k3 = hn::LoadU(d, shift + i + 3 * N);
     PairedColumnSums(d, rows, i, s1, s2, [&](int64_t r, auto& A0, auto& A1, auto& A2, auto& A3, auto& Q0,
                                              auto& Q1, auto& Q2, auto& Q3) NORMKIT_INLINE_LAMBDA {
-      FetchAhead(x, offs, r, rows, i, kColVecs * N);
-      const S* p = x + offs[r] + i;
+      fetch(r, i, kColVecs * N);
+      const S* p = at(r) + i;
       const auto d0 = hn::Sub(LoadFull(d, p), k0), d1 = hn::Sub(LoadFull(d, p + N), k1);
       A0 = hn::Add(A0, d0), A1 = hn::Add(A1, d1), Q0 = hn::MulAdd(d0, d0, Q0), Q1 = hn::MulAdd(d1, d1, Q1);
       if constexpr (kColVecs == 4) {
@@ -912,11 +913,29 @@ void ColDevSums(const S* HWY_RESTRICT x, const int64_t* HWY_RESTRICT offs, int64
     const auto kv = LoadN(d, shift + i, k);
     auto a = hn::Zero(d), q = hn::Zero(d);
     for (int64_t r = 0; r < rows; ++r) {
-      FetchAhead(x, offs, r, rows, i, k);
-      const auto dv = hn::IfThenElseZero(hn::FirstN(d, k), hn::Sub(LoadN(d, x + offs[r] + i, k), kv));
+      fetch(r, i, k);
+      const auto dv = hn::IfThenElseZero(hn::FirstN(d, k), hn::Sub(LoadN(d, at(r) + i, k), kv));
       a = hn::Add(a, dv), q = hn::MulAdd(dv, dv, q);
     }
     AddWide(d, a, s1 + i, k), AddWide(d, q, s2 + i, k);
+  }
+}
+
+// ColDevSumsOf over the runs at x + offs[r]; offs null: `rows` consecutive runs from x, in
+// blocks of kColRows (the blocks the listed form is given, so the same sums).
+template <class S, class C = compute_t<S>>
+void ColDevSums(const S* HWY_RESTRICT x, const int64_t* HWY_RESTRICT offs, int64_t rows, int64_t len,
+                const C* HWY_RESTRICT shift, double* HWY_RESTRICT s1, double* HWY_RESTRICT s2) {
+  if (offs) {
+    return ColDevSumsOf<S>([&](int64_t r) NORMKIT_INLINE_LAMBDA { return x + offs[r]; },
+                           [&](int64_t r, size_t i, size_t k) NORMKIT_INLINE_LAMBDA { FetchAhead(x, offs, r, rows, i, k); },
+                           rows, len, shift, s1, s2);
+  }
+  for (int64_t b = 0; b < rows; b += kColRows) {
+    const S* xb = x + b * len;
+    ColDevSumsOf<S>([&](int64_t r) NORMKIT_INLINE_LAMBDA { return xb + r * len; },
+                    [](int64_t, size_t, size_t) NORMKIT_INLINE_LAMBDA {}, std::min(kColRows, rows - b), len, shift,
+                    s1, s2);
   }
 }
 
