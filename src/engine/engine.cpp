@@ -943,6 +943,7 @@ void reduce_grads(const ReductionPlan& plan, GroupBy by, const T* dy, const T* x
   bool stat_fixed = true;  // column blocks: the statistics do not change along the domain
   for (const PlanDim& d : g.domain.dims) stat_fixed = stat_fixed && d.stat_stride == 0;
   const bool lanes = g.column && ms == 1 && ss == 1 && !wt && compute_lanes(plan);
+  const bool consecutive = domain_consecutive(g);
   Scratch<C> hi, lo;  // with lanes: the means split for the compute_t<T> primitives
   if (lanes) split_means(mean, plan.num_stats(), hi, lo);
 #pragma omp parallel for schedule(static) if (plan.numel() >= kParallelMin && tasks > 1)
@@ -981,14 +982,20 @@ void reduce_grads(const ReductionPlan& plan, GroupBy by, const T* dy, const T* x
         if (lanes) return rows::col_grad_sums_cols(dy, x, offs, count, L, hi.data() + st, lo.data() + st, a, b);
         rows::col_grad_sums_block(dy, x, offs, count, L, mean + st, a, b);
       };
-      for_each_run_block(g, group, d0, d1, [&](const int64_t* offs, int64_t count, int64_t st) {
-        if (stat_fixed) {  // every block has the group's statistics: scale by rstd once, below
-          return sums(offs, count, st, s1.data(), s2.data());
-        }
-        std::fill(b1.begin(), b1.end(), 0.0), std::fill(b2.begin(), b2.end(), 0.0);
-        sums(offs, count, st, b1.data(), b2.data());
-        for (int64_t i = 0; i < L; ++i) s1[size_t(i)] += b1[size_t(i)], s2[size_t(i)] += b2[size_t(i)] * rstd[st + i];
-      });
+      if (stat_fixed && lanes && consecutive && d0 < d1) {  // the same blocks, no list of offsets
+        const int64_t first = grp.o.mem + (*Cursor(g.domain, d0)).mem;
+        rows::col_grad_sums_cols(dy + first, x + first, static_cast<const int64_t*>(nullptr), d1 - d0, L,
+                                 hi.data() + grp.o.stat, lo.data() + grp.o.stat, s1.data(), s2.data());
+      } else {
+        for_each_run_block(g, group, d0, d1, [&](const int64_t* offs, int64_t count, int64_t st) {
+          if (stat_fixed) {  // every block has the group's statistics: scale by rstd once, below
+            return sums(offs, count, st, s1.data(), s2.data());
+          }
+          std::fill(b1.begin(), b1.end(), 0.0), std::fill(b2.begin(), b2.end(), 0.0);
+          sums(offs, count, st, b1.data(), b2.data());
+          for (int64_t i = 0; i < L; ++i) s1[size_t(i)] += b1[size_t(i)], s2[size_t(i)] += b2[size_t(i)] * rstd[st + i];
+        });
+      }
       if (stat_fixed)
         for (int64_t i = 0; i < L; ++i) s2[size_t(i)] *= rstd[grp.o.stat + i];
       for (int64_t i = 0; i < L; ++i) partials[size_t((k0 + i * kstep) * segs + seg)] = Partial{0, s1[size_t(i)], s2[size_t(i)]};
@@ -1031,6 +1038,15 @@ void apply_backward(const ReductionPlan& plan, const T* dy, const T* x, T* dx, c
   if (column_fast_path(plan)) {
     Scratch<double> Pw = per_stat(plan, w, 1.0);
     for (size_t s = 0; s < Pw.size(); ++s) Pw[s] *= P[s];
+    if (runs_consecutive(plan)) {  // one call per thread and statistic offset; coefficients in whole lines
+      const size_t S = Pw.size();
+      const Scratch<double> m(mean, mean + S), q(Q, Q + S), r(R, R + S);
+      return for_all_run_stretches(plan, [&](int64_t first, int64_t count, int64_t st) {
+        rows::col_grad_input_block(dy + first, x + first, dx + first, static_cast<const int64_t*>(nullptr), count,
+                                   run.size, m.data() + st, Pw.data() + st, q.data() + st, r.data() + st,
+                                   streams<T>(plan));
+      });
+    }
     return for_all_run_blocks(plan, [&](const int64_t* offs, int64_t count, int64_t st) {
       rows::col_grad_input_block(dy, x, dx, offs, count, run.size, mean + st, Pw.data() + st, Q + st, R + st,
                                  streams<T>(plan));

@@ -160,7 +160,8 @@ template <class S>
 NORMKIT_ROWS_INTERNAL void col_grad_sums_block(const S* dy, const S* x, const int64_t* offs, int64_t rows,
                                                int64_t len, const double* mean, double* s1, double* s2);
 
-// dx = P[i] * dy + Q[i] * (x - mean[i]) + R[i]; stream: non-temporal stores where aligned
+// dx = P[i] * dy + Q[i] * (x - mean[i]) + R[i]; stream: non-temporal stores where aligned.
+// offs null: `rows` consecutive runs from dy, x and dx.
 template <class S>
 NORMKIT_ROWS_INTERNAL void col_grad_input_block(const S* dy, const S* x, S* dx, const int64_t* offs, int64_t rows,
                                                 int64_t len, const double* mean, const double* P, const double* Q,
@@ -168,7 +169,7 @@ NORMKIT_ROWS_INTERNAL void col_grad_input_block(const S* dy, const S* x, S* dx, 
 
 // For a statistic of many elements (nothing cancels), the same sums in compute_t<S> lanes
 // across the block, then double, as the forward's: s1[i] += sum dy, s2[i] += sum dy * (x -
-// hi[i] - lo[i]).
+// hi[i] - lo[i]). offs null: `rows` consecutive runs from dy and x, in blocks of kColRows.
 template <class S>
 NORMKIT_ROWS_INTERNAL void col_grad_sums_cols(const S* dy, const S* x, const int64_t* offs, int64_t rows,
                                               int64_t len, const compute_t<S>* hi, const compute_t<S>* lo,

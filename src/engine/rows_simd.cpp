@@ -1025,10 +1025,10 @@ void ColGradSumsBlock(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, const i
 // The same sums in compute_t<S> lanes for a statistic of many elements (the driver decides):
 // s1[i] += sum dy, s2[i] += sum dy * (x - hi[i] - lo[i]), in registers across the block as
 // the forward's ColDevSums, then double.
-template <class S, class C = compute_t<S>>
-void ColGradSumsCols(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, const int64_t* HWY_RESTRICT offs,
-                     int64_t rows, int64_t len, const C* HWY_RESTRICT hi, const C* HWY_RESTRICT lo,
-                     double* HWY_RESTRICT s1, double* HWY_RESTRICT s2) {
+template <class S, class C, class At>
+HWY_INLINE void ColGradSumsColsOf(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, At&& at, int64_t rows,
+                                  int64_t len, const C* HWY_RESTRICT hi, const C* HWY_RESTRICT lo,
+                                  double* HWY_RESTRICT s1, double* HWY_RESTRICT s2) {
   const hn::ScalableTag<C> d;
   const size_t N = hn::Lanes(d), n = static_cast<size_t>(len);
   size_t i = 0;
@@ -1042,8 +1042,9 @@ void ColGradSumsCols(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, const in
     }
     PairedColumnSums(d, rows, i, s1, s2, [&](int64_t r, auto& A0, auto& A1, auto& A2, auto& A3, auto& Q0,
                                              auto& Q1, auto& Q2, auto& Q3) NORMKIT_INLINE_LAMBDA {
-      const S* pg = dy + offs[r] + i;
-      const S* px = x + offs[r] + i;
+      const int64_t o = at(r);
+      const S* pg = dy + o + i;
+      const S* px = x + o + i;
       const auto g0 = LoadFull(d, pg), g1 = LoadFull(d, pg + N);
       A0 = hn::Add(A0, g0), A1 = hn::Add(A1, g1);
       Q0 = hn::MulAdd(g0, hn::Sub(hn::Sub(LoadFull(d, px), h0), l0), Q0);
@@ -1062,11 +1063,28 @@ void ColGradSumsCols(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, const in
     const auto h = LoadN(d, hi + i, k), l = LoadN(d, lo + i, k);
     auto a = hn::Zero(d), q = hn::Zero(d);
     for (int64_t r = 0; r < rows; ++r) {
-      const auto g = LoadN(d, dy + offs[r] + i, k);
-      const auto dv = hn::IfThenElseZero(live, hn::Sub(hn::Sub(LoadN(d, x + offs[r] + i, k), h), l));
+      const int64_t o = at(r);
+      const auto g = LoadN(d, dy + o + i, k);
+      const auto dv = hn::IfThenElseZero(live, hn::Sub(hn::Sub(LoadN(d, x + o + i, k), h), l));
       a = hn::Add(a, g), q = hn::MulAdd(g, dv, q);
     }
     AddWide(d, a, s1 + i, k), AddWide(d, q, s2 + i, k);
+  }
+}
+
+// ColGradSumsColsOf over the runs at offs[r]; offs null: `rows` consecutive runs from dy and x,
+// in blocks of kColRows (the blocks the listed form is given, so the same sums).
+template <class S, class C = compute_t<S>>
+void ColGradSumsCols(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, const int64_t* HWY_RESTRICT offs,
+                     int64_t rows, int64_t len, const C* HWY_RESTRICT hi, const C* HWY_RESTRICT lo,
+                     double* HWY_RESTRICT s1, double* HWY_RESTRICT s2) {
+  if (offs) {
+    return ColGradSumsColsOf(dy, x, [&](int64_t r) NORMKIT_INLINE_LAMBDA { return offs[r]; }, rows, len, hi, lo,
+                             s1, s2);
+  }
+  for (int64_t b = 0; b < rows; b += kColRows) {
+    ColGradSumsColsOf(dy + b * len, x + b * len, [&](int64_t r) NORMKIT_INLINE_LAMBDA { return r * len; },
+                      std::min(kColRows, rows - b), len, hi, lo, s1, s2);
   }
 }
 
@@ -1131,13 +1149,47 @@ void ColScaleShiftBlock(const S* HWY_RESTRICT x, S* HWY_RESTRICT y, const int64_
   }
 }
 
-// dx = P[i] * dy + Q[i] * (x - mean[i]) + R[i] on every run of the block (double lanes).
+// dx = P[i] * dy + Q[i] * (x - mean[i]) + R[i] on every run of the block (double lanes); offs
+// null: `rows` consecutive runs from dy, x and dx.
 template <class S>
 void ColGradInputBlock(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* HWY_RESTRICT dx,
                        const int64_t* HWY_RESTRICT offs, int64_t rows, int64_t len, const double* HWY_RESTRICT mean,
                        const double* HWY_RESTRICT P, const double* HWY_RESTRICT Q, const double* HWY_RESTRICT R,
                        bool stream) {
-  for (int64_t r = 0; r < rows; ++r) ColGradInput(dy + offs[r], x + offs[r], dx + offs[r], len, mean, P, Q, R, stream);
+  if (offs) {
+    for (int64_t r = 0; r < rows; ++r) ColGradInput(dy + offs[r], x + offs[r], dx + offs[r], len, mean, P, Q, R, stream);
+    return;
+  }
+#if HWY_TARGET != HWY_SCALAR
+  if constexpr (std::is_same_v<S, float>) {
+    const hn::ScalableTag<double> dd;
+    const hn::Rebind<float, decltype(dd)> dh;  // Lanes(dd) floats
+    const hn::Twice<decltype(dh)> df;          // two of those: one whole vector of float
+    const size_t n = static_cast<size_t>(len), N = hn::Lanes(dd);
+    if (n % (2 * N) == 0 && hn::Lanes(df) == 2 * N) {
+      // Consecutive runs of whole float vectors: ColGradInput's double lanes, two halves
+      // narrowed into one float vector per store, in one loop; alignment tested once.
+      auto half = [&](const S* g, const S* xv, size_t i) NORMKIT_INLINE_LAMBDA {
+        const auto d = hn::Sub(hn::PromoteTo(dd, hn::LoadU(dh, xv + i)), hn::LoadU(dd, mean + i));
+        const auto v = hn::MulAdd(hn::LoadU(dd, P + i), hn::PromoteTo(dd, hn::LoadU(dh, g + i)),
+                                  hn::MulAdd(hn::LoadU(dd, Q + i), d, hn::LoadU(dd, R + i)));
+        return hn::DemoteTo(dh, v);
+      };
+      auto loop = [&](auto streaming) NORMKIT_INLINE_LAMBDA {
+        for (int64_t r = 0; r < rows; ++r, dy += n, x += n, dx += n)
+          for (size_t i = 0; i < n; i += 2 * N)
+            PutFull<decltype(streaming)::value>(df, hn::Combine(df, half(dy, x, i + N), half(dy, x, i)), dx + i);
+      };
+      if (stream && StreamsAligned(df, dx, n)) {
+        loop(std::true_type{});
+      } else {
+        loop(std::false_type{});
+      }
+      return;
+    }
+  }
+#endif
+  for (int64_t r = 0; r < rows; ++r) ColGradInput(dy + r * len, x + r * len, dx + r * len, len, mean, P, Q, R, stream);
 }
 
 // Monomorphic entry points for HWY_EXPORT, one set per storage type.
