@@ -797,7 +797,7 @@ bool forward_columns(const ReductionPlan& plan, int64_t r, Statistic statistic, 
   if (!(g.column && column_fast_path(plan) && groups > 1 && g.key_len * g.col_block <= kFuseMax &&
         (r == 1 || (g.col_blocks == 1 && g.col_block % r == 0))))
     return false;
-  const bool stream = streams<T>(plan);
+  const bool stream = streams<T>(plan), consecutive = domain_consecutive(g);
 #pragma omp parallel if (plan.numel() >= kParallelMin && groups > 1)
   {
     const size_t B = size_t(g.col_block);
@@ -826,6 +826,11 @@ bool forward_columns(const ReductionPlan& plan, int64_t r, Statistic statistic, 
         const rows::SplitMean<C> m(mean[s]);
         hi[size_t(i)] = m.hi, lo[size_t(i)] = m.lo;
         alpha[size_t(i)] = C(rstd[s] * (w ? double(w[a]) : 1.0)), beta[size_t(i)] = C(b ? double(b[a]) : 0.0);
+      }
+      if (consecutive) {
+        rows::col_scale_shift_block(x + grp.o.mem, y + grp.o.mem, static_cast<const int64_t*>(nullptr), g.key_len,
+                                    grp.len, hi.data(), lo.data(), alpha.data(), beta.data(), stream);
+        continue;
       }
       for_each_run_block(g, q, 0, g.key_len, [&](const int64_t* offs, int64_t count, int64_t) {
         rows::col_scale_shift_block(x, y, offs, count, grp.len, hi.data(), lo.data(), alpha.data(), beta.data(), stream);
