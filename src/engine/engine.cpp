@@ -675,7 +675,11 @@ bool runs_consecutive(const ReductionPlan& plan) {
 // Only where runs_consecutive(plan).
 template <class Body>
 void for_all_run_stretches(const ReductionPlan& plan, Body&& body) {
+  bool one_stat = true;  // every run has the same statistic offset (BatchNorm): no stepping
+  for (size_t i = 0; i < plan.dims().size(); ++i)
+    one_stat = one_stat && (i == plan.run_dim() || plan.dims()[i].stat_stride == 0 || plan.dims()[i].size == 1);
   for_thread_runs(plan, [&](Cursor& c, int64_t runs) {
+    if (one_stat) return body((*c).mem, runs, (*c).stat);
     int64_t first = (*c).mem, stat = (*c).stat, k = 0;
     for (int64_t q = 0; q < runs; ++q, c.next()) {
       if ((*c).stat != stat) body(first, k, stat), first = (*c).mem, stat = (*c).stat, k = 0;
