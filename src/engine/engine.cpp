@@ -1047,6 +1047,17 @@ void apply_backward(const ReductionPlan& plan, const T* dy, const T* x, T* dx, c
   if (column_fast_path(plan)) {
     Scratch<double> Pw = per_stat(plan, w, 1.0);
     for (size_t s = 0; s < Pw.size(); ++s) Pw[s] *= P[s];
+    if (runs_consecutive(plan) && compute_lanes(plan)) {  // as row mode's grad_input, in compute_t<T> lanes
+      using C = compute_t<T>;
+      const size_t S = Pw.size();
+      Scratch<C> hi, lo, pc(S), qc(S), rc(S);
+      split_means(mean, plan.num_stats(), hi, lo);
+      for (size_t s = 0; s < S; ++s) pc[s] = C(Pw[s]), qc[s] = C(Q[s]), rc[s] = C(R[s]);
+      return for_all_run_stretches(plan, [&](int64_t first, int64_t count, int64_t st) {
+        rows::col_grad_input_lanes(dy + first, x + first, dx + first, count, run.size, hi.data() + st, lo.data() + st,
+                                   pc.data() + st, qc.data() + st, rc.data() + st, streams<T>(plan));
+      });
+    }
     if (runs_consecutive(plan)) {  // one call per thread and statistic offset; coefficients in whole lines
       const size_t S = Pw.size();
       const Scratch<double> m(mean, mean + S), q(Q, Q + S), r(R, R + S);

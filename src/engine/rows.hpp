@@ -175,6 +175,15 @@ NORMKIT_ROWS_INTERNAL void col_grad_sums_cols(const S* dy, const S* x, const int
                                               int64_t len, const compute_t<S>* hi, const compute_t<S>* lo,
                                               double* s1, double* s2);
 
+// dx for statistics of many elements (as col_grad_sums_cols), in compute_t<S> lanes as the row
+// primitive grad_input computes it: dx = P[i] * dy + ((x - hi[i] - lo[i]) * Q[i] + R[i]), on
+// `rows` consecutive runs from dy, x and dx.
+template <class S>
+NORMKIT_ROWS_INTERNAL void col_grad_input_lanes(const S* dy, const S* x, S* dx, int64_t rows, int64_t len,
+                                                const compute_t<S>* hi, const compute_t<S>* lo,
+                                                const compute_t<S>* P, const compute_t<S>* Q,
+                                                const compute_t<S>* R, bool stream);
+
 #undef NORMKIT_ROWS_INTERNAL
 
 }  // namespace normkit::engine::rows

@@ -1192,6 +1192,24 @@ void ColGradInputBlock(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* HWY
   for (int64_t r = 0; r < rows; ++r) ColGradInput(dy + r * len, x + r * len, dx + r * len, len, mean, P, Q, R, stream);
 }
 
+// ColGradInputBlock's dx for statistics of many elements in compute_t<S> lanes, as the row
+// primitive GradInput computes it (P[i] * dy + ((x - hi[i] - lo[i]) * Q[i] + R[i])), over
+// `rows` consecutive runs from dy, x and dx.
+template <class S, class C = compute_t<S>>
+void ColGradInputLanes(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* dx, int64_t rows, int64_t len,
+                       const C* HWY_RESTRICT hi, const C* HWY_RESTRICT lo, const C* HWY_RESTRICT P,
+                       const C* HWY_RESTRICT Q, const C* HWY_RESTRICT R, bool stream) {
+  const hn::ScalableTag<C> d;
+  const size_t n = static_cast<size_t>(len);
+  const bool apart = Apart<S>(dx, dy, n * size_t(rows)) && Apart<S>(dx, x, n * size_t(rows));
+  for (int64_t r = 0; r < rows; ++r, dy += n, x += n, dx += n) {
+    WriteRow(d, dx, n, stream, apart, static_cast<const S*>(nullptr), [&](size_t i, size_t k) NORMKIT_INLINE_LAMBDA {
+      const auto dv = hn::Sub(hn::Sub(LoadN(d, x + i, k), LoadN(d, hi + i, k)), LoadN(d, lo + i, k));
+      return hn::MulAdd(LoadN(d, dy + i, k), LoadN(d, P + i, k), hn::MulAdd(dv, LoadN(d, Q + i, k), LoadN(d, R + i, k)));
+    });
+  }
+}
+
 // Monomorphic entry points for HWY_EXPORT, one set per storage type.
 #define NORMKIT_ROWS_ENTRIES(S, SUF)                                                                      \
   using C##SUF = compute_t<S>;                                                                            \
@@ -1275,6 +1293,10 @@ void ColGradInputBlock(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* HWY
                               const double* m, const double* P, const double* Q, const double* R,        \
                               bool st) {                                                                  \
     ColGradInputBlock(dy, x, dx, o, r, n, m, P, Q, R, st), EndStream(st);                                 \
+  }                                                                                                       \
+  void ColGradInputLanes##SUF(const S* dy, const S* x, S* dx, int64_t r, int64_t n, const C##SUF* h,     \
+                              const C##SUF* l, const C##SUF* P, const C##SUF* Q, const C##SUF* R, bool st) { \
+    ColGradInputLanes(dy, x, dx, r, n, h, l, P, Q, R, st), EndStream(st);                                 \
   }                                                                                                       \
   void ColGradSumsCols##SUF(const S* dy, const S* x, const int64_t* o, int64_t r, int64_t n,             \
                             const C##SUF* h, const C##SUF* l, double* a, double* b) {                     \
@@ -1370,6 +1392,13 @@ namespace normkit::engine::rows {
   HWY_EXPORT(ColScaleShiftBlock##SUF);                                                                    \
   HWY_EXPORT(ColGradInputBlock##SUF);                                                                     \
   HWY_EXPORT(ColGradSumsCols##SUF);                                                                       \
+  HWY_EXPORT(ColGradInputLanes##SUF);                                                                     \
+  template <>                                                                                             \
+  void col_grad_input_lanes<S>(const S* dy, const S* x, S* dx, int64_t rows, int64_t len,                 \
+                               const compute_t<S>* hi, const compute_t<S>* lo, const compute_t<S>* P,     \
+                               const compute_t<S>* Q, const compute_t<S>* R, bool stream) {               \
+    HWY_DYNAMIC_DISPATCH(ColGradInputLanes##SUF)(dy, x, dx, rows, len, hi, lo, P, Q, R, stream);          \
+  }                                                                                                       \
   template <>                                                                                             \
   void col_grad_sums_cols<S>(const S* dy, const S* x, const int64_t* offs, int64_t rows, int64_t len,     \
                              const compute_t<S>* hi, const compute_t<S>* lo, double* s1, double* s2) {    \
