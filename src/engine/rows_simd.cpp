@@ -859,6 +859,15 @@ HWY_INLINE void FetchAhead(const S* HWY_RESTRICT x, const int64_t* HWY_RESTRICT 
   for (size_t b = 0; b < n * sizeof(S); b += 64) hwy::Prefetch(p + b);
 }
 
+// Consecutive runs: the lines of k elements at p, requested a block (kColRows runs) ahead of
+// their use. A block of runs walks its columns in chunks, each a stride of one run through
+// the block, so the hardware's sequential prefetch sees no stream (in cache: GroupNorm
+// 32x256x14x14 NHWC forward 0.42 -> 0.38 ms; 2 and 8 runs ahead gained less).
+template <class S>
+HWY_INLINE void FetchColumns(const S* p, size_t k) {
+  for (size_t b = 0; b < k * sizeof(S); b += 64) hwy::Prefetch(reinterpret_cast<const char*>(p) + b);
+}
+
 // A column block's two sums over columns [i, i + kColVecs * Lanes(d)): step(r, a0..a3, q0..q3)
 // adds run r into one set of accumulators (the first kColVecs of each used). Even and odd runs
 // go to separate sets (independent chains), added together and then to s1 / s2 in double.
@@ -931,11 +940,19 @@ void ColDevSums(const S* HWY_RESTRICT x, const int64_t* HWY_RESTRICT offs, int64
                            [&](int64_t r, size_t i, size_t k) NORMKIT_INLINE_LAMBDA { FetchAhead(x, offs, r, rows, i, k); },
                            rows, len, shift, s1, s2);
   }
+  // One chunk of columns: the block is read in order, which the hardware follows by itself.
+  const bool chunked = size_t(len) > kColVecs * hn::Lanes(hn::ScalableTag<C>());
   for (int64_t b = 0; b < rows; b += kColRows) {
     const S* xb = x + b * len;
-    ColDevSumsOf<S>([&](int64_t r) NORMKIT_INLINE_LAMBDA { return xb + r * len; },
-                    [](int64_t, size_t, size_t) NORMKIT_INLINE_LAMBDA {}, std::min(kColRows, rows - b), len, shift,
-                    s1, s2);
+    auto at = [&](int64_t r) NORMKIT_INLINE_LAMBDA { return xb + r * len; };
+    if (chunked) {
+      ColDevSumsOf<S>(at, [&](int64_t r, size_t i, size_t k) NORMKIT_INLINE_LAMBDA {
+        FetchColumns(xb + (r + kColRows) * len + i, k);
+      }, std::min(kColRows, rows - b), len, shift, s1, s2);
+    } else {
+      ColDevSumsOf<S>(at, [](int64_t, size_t, size_t) NORMKIT_INLINE_LAMBDA {}, std::min(kColRows, rows - b), len,
+                      shift, s1, s2);
+    }
   }
 }
 
