@@ -1,7 +1,8 @@
 // test_targets.cpp — every SIMD target this build compiled (AVX-512, AVX2, SSE4, ...), not
 // only the one the machine picks: LayerNorm, RMSNorm and BatchNorm forward and backward in
 // float and bfloat16 on rows with tails, starting at an odd element (unaligned), agree with
-// the best target's results to rounding. Highway's dispatch is forced per target, so a
+// the best target's results to rounding, as do BatchNorm and InstanceNorm on channels-last
+// views of the same data. Highway's dispatch is forced per target, so a
 // primitive that only breaks on a lesser target (an aligned load, a lane order) shows here.
 #include <hwy/targets.h>
 
@@ -47,6 +48,24 @@ std::vector<double> outputs(int64_t rows, int64_t cols, const Inputs& in) {
   normkit::batch_norm_forward<T, float>(x4, normkit::TensorView<T>(y.data() + 1, nchw), bn);
   normkit::batch_norm_backward<T, float>(dy4, x4, normkit::TensorView<T>(dx.data() + 1, nchw), bn, dw1, db1);
   keep(y), keep(dx);
+  // Channels-last: `rows` pixels of `cols` channels, BatchNorm's consecutive-run column passes
+  // (C stride 1, H stride cols) and InstanceNorm's per-image fusion.
+  const Shape nhwc{1, cols, rows, 1};
+  const normkit::Strides cl{rows * cols, 1, cols, cols};
+  const size_t C = static_cast<size_t>(cols);
+  std::vector<float> rmc(C, 0.f), rvc(C, 1.f), dwc(C), dbc(C);
+  normkit::BatchNormArgs<T, float> bnc;
+  bnc.weight = w, bnc.bias = b, bnc.running_mean = rmc, bnc.running_var = rvc, bnc.training = true;
+  const normkit::TensorView<const T> xc(x.data() + 1, nhwc, cl), dyc(dy.data() + 1, nhwc, cl);
+  const normkit::TensorView<T> yc(y.data() + 1, nhwc, cl), dxc(dx.data() + 1, nhwc, cl);
+  normkit::batch_norm_forward<T, float>(xc, yc, bnc);
+  normkit::batch_norm_backward<T, float>(dyc, xc, dxc, bnc, dwc, dbc);
+  keep(y), keep(dx), out.insert(out.end(), dwc.begin(), dwc.end());
+  normkit::InstanceNormArgs<T, float> in_args;
+  in_args.weight = w, in_args.bias = b;
+  normkit::instance_norm_forward<T, float>(xc, yc, in_args);
+  normkit::instance_norm_backward<T, float>(dyc, xc, dxc, in_args, dwc, dbc);
+  keep(y), keep(dx), out.insert(out.end(), dbc.begin(), dbc.end());
   return out;
 }
 

@@ -1112,7 +1112,8 @@ void ColScaleShiftBlock(const S* HWY_RESTRICT x, S* HWY_RESTRICT y, const int64_
                         const C* HWY_RESTRICT alpha, const C* HWY_RESTRICT beta, bool stream) {
   const hn::ScalableTag<C> d;
   const size_t N = hn::Lanes(d);
-  if (!offs && size_t(len) % N == 0 && (std::is_same_v<S, C> || size_t(len) % (2 * N) == 0)) {
+  constexpr bool kPairs = HWY_TARGET != HWY_SCALAR;  // half S: stored as pairs of vectors
+  if (!offs && size_t(len) % N == 0 && (std::is_same_v<S, C> || (kPairs && size_t(len) % (2 * N) == 0))) {
     // Consecutive runs of whole vectors: one plain loop over them (the hardware prefetcher's
     // pattern), the stores' alignment tested once.
     const size_t n = static_cast<size_t>(len);
