@@ -74,19 +74,23 @@ void every_target_agrees(double tol) {
   std::vector<int64_t> targets;
   for (int64_t t : hwy::SupportedAndGeneratedTargets()) targets.push_back(t);
   ASSERT_FALSE(targets.empty());
-  for (int64_t cols : {5, 37, 100, 1027}) {
-    const Inputs in{random_vec<float>(7 * cols + 1, 0.5, 2.0), random_vec<float>(7 * cols + 1),
-                    random_vec<float>(cols, 1.0, 0.3), random_vec<float>(cols)};
-    hwy::SetSupportedTargetsForTest(0);
-    const auto best = outputs<T>(7, cols, in);
-    for (int64_t t : targets) {
-      hwy::SetSupportedTargetsForTest(t);
-      const auto got = outputs<T>(7, cols, in);
+  // 70 rows: channels-last statistics of 64 elements and more take the float-lane dx
+  for (int64_t rows : {7, 70}) {
+    for (int64_t cols : {5, 37, 100, 1027}) {
+      const Inputs in{random_vec<float>(rows * cols + 1, 0.5, 2.0), random_vec<float>(rows * cols + 1),
+                      random_vec<float>(cols, 1.0, 0.3), random_vec<float>(cols)};
       hwy::SetSupportedTargetsForTest(0);
-      ASSERT_EQ(got.size(), best.size());
-      double worst = 0, scale = 1e-30;
-      for (size_t i = 0; i < got.size(); ++i) worst = std::max(worst, std::abs(got[i] - best[i])), scale = std::max(scale, std::abs(best[i]));
-      EXPECT_LE(worst / scale, tol) << hwy::TargetName(t) << " cols=" << cols;
+      const auto best = outputs<T>(rows, cols, in);
+      for (int64_t t : targets) {
+        hwy::SetSupportedTargetsForTest(t);
+        const auto got = outputs<T>(rows, cols, in);
+        hwy::SetSupportedTargetsForTest(0);
+        ASSERT_EQ(got.size(), best.size());
+        double worst = 0, scale = 1e-30;
+        for (size_t i = 0; i < got.size(); ++i)
+          worst = std::max(worst, std::abs(got[i] - best[i])), scale = std::max(scale, std::abs(best[i]));
+        EXPECT_LE(worst / scale, tol) << hwy::TargetName(t) << " rows=" << rows << " cols=" << cols;
+      }
     }
   }
 }
