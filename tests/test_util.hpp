@@ -32,8 +32,20 @@ constexpr double tol() { return std::is_same_v<T, float> ? 1e-5 : 1e-12; }
 template <class T>
 constexpr double grad_tol() { return std::is_same_v<T, float> ? 5e-5 : 1e-11; }
 
+// The random stream, seeded afresh at the start of each test from its full name: a test's
+// data depends on that test alone, not on how many numbers the tests before it drew in the
+// same process (the sanitizer run executes them all in one; the CTest run, one per process).
 inline std::mt19937_64& rng() {
   static std::mt19937_64 gen(20240611);
+  static const ::testing::TestInfo* seeded_for = nullptr;
+  const ::testing::TestInfo* test = ::testing::UnitTest::GetInstance()->current_test_info();
+  if (test != nullptr && test != seeded_for) {
+    const std::string name = std::string(test->test_suite_name()) + "." + test->name();
+    uint64_t h = 14695981039346656037ull;  // FNV-1a
+    for (unsigned char c : name) h = (h ^ c) * 1099511628211ull;
+    gen.seed(20240611 ^ h);
+    seeded_for = test;
+  }
   return gen;
 }
 
@@ -42,7 +54,8 @@ template <class T>
 std::vector<T> random_vec(int64_t n, double offset = 0.0, double spread = 1.0) {
   std::uniform_real_distribution<double> u(offset - spread, offset + spread);
   std::vector<T> v(static_cast<size_t>(n));
-  for (auto& e : v) e = static_cast<T>(u(rng()));
+  auto& gen = rng();
+  for (auto& e : v) e = static_cast<T>(u(gen));
   return v;
 }
 
