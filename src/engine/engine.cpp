@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <vector>
 
 #include "engine/rows.hpp"
@@ -349,19 +350,23 @@ void for_each_run_block(const Geometry& g, int64_t group, int64_t q0, int64_t q1
   if (k > 0) visit(offs, k, stat);
 }
 
-// Column mode: whether a group's runs follow each other in memory in domain order (every run
-// whole, the domain dims contiguous around it: channels-last data), so blocks of them need no
-// list of offsets.
-bool domain_consecutive(const Geometry& g) {
-  if (!g.column || g.run.stride != 1 || g.col_blocks != 1) return false;
-  int64_t next = g.run.size;
-  for (size_t i = g.domain.dims.size(); i-- > 0;) {
-    const PlanDim& d = g.domain.dims[i];
-    if (d.size == 1) continue;
-    if (d.stride != next) return false;
-    next *= d.size;
+// Whether contiguous runs of `run` follow each other in memory when `dims` (all but index
+// `skip`) are walked row-major, the last fastest: channels-last data.
+bool runs_follow(const PlanDim& run, const std::vector<PlanDim>& dims, size_t skip = SIZE_MAX) {
+  if (run.stride != 1) return false;
+  int64_t next = run.size;
+  for (size_t i = dims.size(); i-- > 0;) {
+    if (i == skip || dims[i].size == 1) continue;
+    if (dims[i].stride != next) return false;
+    next *= dims[i].size;
   }
   return true;
+}
+
+// Column mode: whether a group's runs, whole, follow each other in domain order, so blocks of
+// them need no list of offsets.
+bool domain_consecutive(const Geometry& g) {
+  return g.column && g.col_blocks == 1 && runs_follow(g.run, g.domain.dims);
 }
 
 // Column mode: per-key moments of the runs [q0, q1) of group `group`. Contiguous runs, with
@@ -657,17 +662,7 @@ Scratch<double> per_stat(const ReductionPlan& plan, const T* w, double fill) {
 // Whether the tensor's runs follow each other in memory in the order for_thread_runs visits
 // them (channels-last data, the run dim innermost and contiguous).
 bool runs_consecutive(const ReductionPlan& plan) {
-  const size_t r = plan.run_dim();
-  const PlanDim& run = plan.dims()[r];
-  if (run.stride != 1) return false;
-  int64_t next = run.size;
-  for (size_t i = plan.dims().size(); i-- > 0;) {
-    const PlanDim& d = plan.dims()[i];
-    if (i == r || d.size == 1) continue;
-    if (d.stride != next) return false;
-    next *= d.size;
-  }
-  return true;
+  return runs_follow(plan.dims()[plan.run_dim()], plan.dims(), plan.run_dim());
 }
 
 // Calls body(first, count, stat) for every stretch of consecutive runs of one statistic
@@ -1056,15 +1051,6 @@ void apply_backward(const ReductionPlan& plan, const T* dy, const T* x, T* dx, c
       return for_all_run_stretches(plan, [&](int64_t first, int64_t count, int64_t st) {
         rows::col_grad_input_lanes(dy + first, x + first, dx + first, count, run.size, hi.data() + st, lo.data() + st,
                                    pc.data() + st, qc.data() + st, rc.data() + st, streams<T>(plan));
-      });
-    }
-    if (runs_consecutive(plan)) {  // one call per thread and statistic offset; coefficients in whole lines
-      const size_t S = Pw.size();
-      const Scratch<double> m(mean, mean + S), q(Q, Q + S), r(R, R + S);
-      return for_all_run_stretches(plan, [&](int64_t first, int64_t count, int64_t st) {
-        rows::col_grad_input_block(dy + first, x + first, dx + first, static_cast<const int64_t*>(nullptr), count,
-                                   run.size, m.data() + st, Pw.data() + st, q.data() + st, r.data() + st,
-                                   streams<T>(plan));
       });
     }
     return for_all_run_blocks(plan, [&](const int64_t* offs, int64_t count, int64_t st) {

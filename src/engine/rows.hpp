@@ -160,8 +160,7 @@ template <class S>
 NORMKIT_ROWS_INTERNAL void col_grad_sums_block(const S* dy, const S* x, const int64_t* offs, int64_t rows,
                                                int64_t len, const double* mean, double* s1, double* s2);
 
-// dx = P[i] * dy + Q[i] * (x - mean[i]) + R[i]; stream: non-temporal stores where aligned.
-// offs null: `rows` consecutive runs from dy, x and dx.
+// dx = P[i] * dy + Q[i] * (x - mean[i]) + R[i]; stream: non-temporal stores where aligned
 template <class S>
 NORMKIT_ROWS_INTERNAL void col_grad_input_block(const S* dy, const S* x, S* dx, const int64_t* offs, int64_t rows,
                                                 int64_t len, const double* mean, const double* P, const double* Q,

@@ -1167,47 +1167,13 @@ void ColScaleShiftBlock(const S* HWY_RESTRICT x, S* HWY_RESTRICT y, const int64_
   }
 }
 
-// dx = P[i] * dy + Q[i] * (x - mean[i]) + R[i] on every run of the block (double lanes); offs
-// null: `rows` consecutive runs from dy, x and dx.
+// dx = P[i] * dy + Q[i] * (x - mean[i]) + R[i] on every run of the block (double lanes).
 template <class S>
 void ColGradInputBlock(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* HWY_RESTRICT dx,
                        const int64_t* HWY_RESTRICT offs, int64_t rows, int64_t len, const double* HWY_RESTRICT mean,
                        const double* HWY_RESTRICT P, const double* HWY_RESTRICT Q, const double* HWY_RESTRICT R,
                        bool stream) {
-  if (offs) {
-    for (int64_t r = 0; r < rows; ++r) ColGradInput(dy + offs[r], x + offs[r], dx + offs[r], len, mean, P, Q, R, stream);
-    return;
-  }
-#if HWY_TARGET != HWY_SCALAR
-  if constexpr (std::is_same_v<S, float>) {
-    const hn::ScalableTag<double> dd;
-    const hn::Rebind<float, decltype(dd)> dh;  // Lanes(dd) floats
-    const hn::Twice<decltype(dh)> df;          // two of those: one whole vector of float
-    const size_t n = static_cast<size_t>(len), N = hn::Lanes(dd);
-    if (n % (2 * N) == 0 && hn::Lanes(df) == 2 * N) {
-      // Consecutive runs of whole float vectors: ColGradInput's double lanes, two halves
-      // narrowed into one float vector per store, in one loop; alignment tested once.
-      auto half = [&](const S* g, const S* xv, size_t i) NORMKIT_INLINE_LAMBDA {
-        const auto d = hn::Sub(hn::PromoteTo(dd, hn::LoadU(dh, xv + i)), hn::LoadU(dd, mean + i));
-        const auto v = hn::MulAdd(hn::LoadU(dd, P + i), hn::PromoteTo(dd, hn::LoadU(dh, g + i)),
-                                  hn::MulAdd(hn::LoadU(dd, Q + i), d, hn::LoadU(dd, R + i)));
-        return hn::DemoteTo(dh, v);
-      };
-      auto loop = [&](auto streaming) NORMKIT_INLINE_LAMBDA {
-        for (int64_t r = 0; r < rows; ++r, dy += n, x += n, dx += n)
-          for (size_t i = 0; i < n; i += 2 * N)
-            PutFull<decltype(streaming)::value>(df, hn::Combine(df, half(dy, x, i + N), half(dy, x, i)), dx + i);
-      };
-      if (stream && StreamsAligned(df, dx, n)) {
-        loop(std::true_type{});
-      } else {
-        loop(std::false_type{});
-      }
-      return;
-    }
-  }
-#endif
-  for (int64_t r = 0; r < rows; ++r) ColGradInput(dy + r * len, x + r * len, dx + r * len, len, mean, P, Q, R, stream);
+  for (int64_t r = 0; r < rows; ++r) ColGradInput(dy + offs[r], x + offs[r], dx + offs[r], len, mean, P, Q, R, stream);
 }
 
 // ColGradInputBlock's dx for statistics of many elements in compute_t<S> lanes, as the row
