@@ -636,11 +636,35 @@ void GradInput(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* dx, int64_t
 
 // ---- lists of runs: one dispatched call per statistic -------------------------------------
 
+// A list's runs (BatchNorm NCHW: one per image, H*W elements, C*H*W apart) are each too short
+// for the hardware prefetcher to find before the run ends, so every run waits on the LLC's
+// latency line by line. The run kListAhead further on is requested whole meanwhile: its x
+// (and dy) in the sums pass, its output lines (written next, a read for ownership each)
+// in the pass that writes. Longer runs are left to the hardware. BatchNorm 32x256x14x14
+// forward+backward in cache, Zen 3, 2 threads: about 30% faster.
+constexpr int64_t kListAhead = 2;
+constexpr int64_t kListFetchMax = 4096;  // bytes of a run, at most
+
+template <class S>
+HWY_INLINE bool FetchesRuns(int64_t len) {
+  return len * int64_t(sizeof(S)) <= kListFetchMax;
+}
+
+template <class S>
+HWY_INLINE void FetchRun(const S* p, int64_t len) {
+  const char* c = reinterpret_cast<const char*>(p);
+  const int64_t bytes = len * int64_t(sizeof(S));
+  for (int64_t o = 0; o < bytes; o += 64) hwy::Prefetch(c + o);
+  hwy::Prefetch(c + bytes - 1);  // the last line, where the run does not start on one
+}
+
 template <class S, class C = compute_t<S>>
 void DevSumsList(const S* x, const int64_t* offs, int64_t count, int64_t len, C hi, C lo, double* s1, double* s2) {
   double a = 0, b = 0;
+  const bool fetch = FetchesRuns<S>(len);
   for (int64_t r = 0; r < count; ++r) {
     double p, q;
+    if (fetch && r + kListAhead < count) FetchRun(x + offs[r + kListAhead], len);
     DevSums(x + offs[r], len, hi, lo, &p, &q);
     a += p, b += q;
   }
@@ -650,15 +674,21 @@ void DevSumsList(const S* x, const int64_t* offs, int64_t count, int64_t len, C 
 template <class S, class C = compute_t<S>>
 void ScaleShiftList(const S* x, S* y, const int64_t* offs, int64_t count, int64_t len, C hi, C lo, C alpha, C beta,
                     bool stream) {
-  for (int64_t r = 0; r < count; ++r) ScaleShift(x + offs[r], y + offs[r], len, hi, lo, alpha, beta, stream);
+  const bool fetch = !stream && FetchesRuns<S>(len);  // streamed lines are not read
+  for (int64_t r = 0; r < count; ++r) {
+    if (fetch && r + kListAhead < count) FetchRun(y + offs[r + kListAhead], len);
+    ScaleShift(x + offs[r], y + offs[r], len, hi, lo, alpha, beta, stream);
+  }
 }
 
 template <class S, class C = compute_t<S>>
 void GradSumsList(const S* dy, const S* x, const int64_t* offs, int64_t count, int64_t len, C hi, C lo, double* s1,
                   double* s2) {
   double a = 0, b = 0;
+  const bool fetch = FetchesRuns<S>(len);
   for (int64_t r = 0; r < count; ++r) {
     double p, q;
+    if (fetch && r + kListAhead < count) FetchRun(x + offs[r + kListAhead], len), FetchRun(dy + offs[r + kListAhead], len);
     GradSums(dy + offs[r], x + offs[r], len, hi, lo, static_cast<const C*>(nullptr), &p, &q);
     a += p, b += q;
   }
@@ -668,8 +698,11 @@ void GradSumsList(const S* dy, const S* x, const int64_t* offs, int64_t count, i
 template <class S, class C = compute_t<S>>
 void GradInputList(const S* dy, const S* x, S* dx, const int64_t* offs, int64_t count, int64_t len, C hi, C lo, C P,
                    C Q, C R, bool stream) {
-  for (int64_t r = 0; r < count; ++r)
+  const bool fetch = !stream && FetchesRuns<S>(len);  // streamed lines are not read
+  for (int64_t r = 0; r < count; ++r) {
+    if (fetch && r + kListAhead < count) FetchRun(dx + offs[r + kListAhead], len);
     GradInput(dy + offs[r], x + offs[r], dx + offs[r], len, hi, lo, static_cast<const C*>(nullptr), P, Q, R, stream);
+  }
 }
 
 // A statistic of at most this many bytes per tensor has the next one's requested meanwhile;
