@@ -1221,23 +1221,31 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
       ga.owners.count == 1 && ga.key_len == S && ga.run.size == L) {  // (reduce_grads' column blocks
                                                                       // only cut the same sums)
     const int64_t segs = ga.num_segs;
-    Scratch<double> p1(size_t(segs * L), 0.0), p2(size_t(segs * L), 0.0);
-#pragma omp parallel for schedule(static) if (plan.numel() >= kParallelMin && segs > 1)
-    for (int64_t seg = 0; seg < segs; ++seg) {
-      const int64_t q0 = seg * ga.seg_len, q1 = std::min(S, q0 + ga.seg_len);
-      Cursor c(g.owners, q0);
-      AffineRowSums<T> row_sums(dy, x, L, L, p1.data() + seg * L, p2.data() + seg * L);
-      for (int64_t q = q0; q < q1; ++q, c.next()) {
-        const Offsets base = *c;
-        stat_body(base);
-        row_sums.add(base.mem, mean[base.stat], rstd[base.stat]);
+    ScratchBuffer<double> p1(size_t(segs * L)), p2(size_t(segs * L));  // each segment zeroes its own
+    // One parallel region for the segments and their merge (per index, in segment order: the
+    // same bits at any thread count); one thread alone zeroing and merging [32, 50176]'s
+    // partials kept the other waiting a tenth of the backward.
+#pragma omp parallel if (plan.numel() >= kParallelMin && segs > 1)
+    {
+#pragma omp for schedule(static)
+      for (int64_t seg = 0; seg < segs; ++seg) {
+        const int64_t q0 = seg * ga.seg_len, q1 = std::min(S, q0 + ga.seg_len);
+        std::fill_n(p1.data() + seg * L, L, 0.0), std::fill_n(p2.data() + seg * L, L, 0.0);
+        Cursor c(g.owners, q0);
+        AffineRowSums<T> row_sums(dy, x, L, L, p1.data() + seg * L, p2.data() + seg * L);
+        for (int64_t q = q0; q < q1; ++q, c.next()) {
+          const Offsets base = *c;
+          stat_body(base);
+          row_sums.add(base.mem, mean[base.stat], rstd[base.stat]);
+        }
+        row_sums.flush();
       }
-      row_sums.flush();
-    }
-    for (int64_t i = 0; i < L; ++i) {
-      double a = 0, b = 0;
-      for (int64_t seg = 0; seg < segs; ++seg) a += p1[size_t(seg * L + i)], b += p2[size_t(seg * L + i)];
-      affine_dy[i] = a, affine_dy_xhat[i] = b;
+#pragma omp for schedule(static)
+      for (int64_t i = 0; i < L; ++i) {
+        double a = 0, b = 0;
+        for (int64_t seg = 0; seg < segs; ++seg) a += p1[size_t(seg * L + i)], b += p2[size_t(seg * L + i)];
+        affine_dy[i] = a, affine_dy_xhat[i] = b;
+      }
     }
     if (affine_done) *affine_done = true;
     return per_stat_w;

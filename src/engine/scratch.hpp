@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstddef>
+#include <type_traits>
 #include <vector>
 
 namespace normkit::engine {
@@ -33,5 +34,24 @@ struct ScratchAllocator {
 
 template <class T>
 using Scratch = std::vector<T, ScratchAllocator<T>>;
+
+// n elements of a trivial T from the same pool, left uninitialized (for partials that the
+// threads filling them zero themselves).
+template <class T>
+class ScratchBuffer {
+  static_assert(std::is_trivially_default_constructible_v<T> && std::is_trivially_destructible_v<T>);
+
+ public:
+  explicit ScratchBuffer(std::size_t n) : n_(n), p_(static_cast<T*>(pool::take(n * sizeof(T)))) {}
+  ~ScratchBuffer() { pool::give(p_, n_ * sizeof(T)); }
+  ScratchBuffer(const ScratchBuffer&) = delete;
+  ScratchBuffer& operator=(const ScratchBuffer&) = delete;
+  T* data() { return p_; }
+  T& operator[](std::size_t i) { return p_[i]; }
+
+ private:
+  std::size_t n_;
+  T* p_;
+};
 
 }  // namespace normkit::engine
