@@ -99,6 +99,15 @@ NORMKIT_ROWS_INTERNAL void grad_input_runs(const S* dy, const S* x, S* dx, const
 template <class S>
 NORMKIT_ROWS_INTERNAL void dev_sums_rows(const S* x, const int64_t* offs, int64_t count, int64_t len, const double* m, double* s1,
                    double* s2);
+// s1[k], s2[k] = grad_sums of row k, unweighted, around mean[k] (as grad_sums_list of one run);
+template <class S>
+NORMKIT_ROWS_INTERNAL void grad_sums_rows(const S* dy, const S* x, const int64_t* offs, int64_t count, int64_t len,
+                                          const double* mean, double* s1, double* s2);
+// dx = P[k] * dy + Q[k] * (x - mean[k]) + R[k], as grad_input_list of one run per row;
+template <class S>
+NORMKIT_ROWS_INTERNAL void grad_input_rows(const S* dy, const S* x, S* dx, const int64_t* offs, int64_t count,
+                                           int64_t len, const double* mean, const compute_t<S>* P,
+                                           const compute_t<S>* Q, const compute_t<S>* R, bool stream = false);
 // y = (x - mean[k]) * alpha[k] + beta[k], as scale_shift per row.
 template <class S>
 NORMKIT_ROWS_INTERNAL void scale_shift_rows_list(const S* x, S* y, const int64_t* offs, int64_t count, int64_t len, const double* mean,

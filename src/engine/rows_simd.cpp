@@ -751,6 +751,27 @@ void DevSumsRows(const S* x, const int64_t* offs, int64_t count, int64_t len, co
 }
 
 template <class S, class C = compute_t<S>>
+void GradSumsRows(const S* dy, const S* x, const int64_t* offs, int64_t count, int64_t len, const double* mean,
+                  double* s1, double* s2) {
+  for (int64_t k = 0; k < count; ++k) {
+    const SplitMean<C> split(mean[k]);
+    double p, q;
+    GradSums(dy + offs[k], x + offs[k], len, split.hi, split.lo, static_cast<const C*>(nullptr), &p, &q);
+    s1[k] = 0.0 + p, s2[k] = 0.0 + q;  // as GradSumsList's sum of one run
+  }
+}
+
+template <class S, class C = compute_t<S>>
+void GradInputRows(const S* dy, const S* x, S* dx, const int64_t* offs, int64_t count, int64_t len,
+                   const double* mean, const C* P, const C* Q, const C* R, bool stream) {
+  for (int64_t k = 0; k < count; ++k) {
+    const SplitMean<C> split(mean[k]);
+    GradInput(dy + offs[k], x + offs[k], dx + offs[k], len, split.hi, split.lo, static_cast<const C*>(nullptr), P[k],
+              Q[k], R[k], stream);
+  }
+}
+
+template <class S, class C = compute_t<S>>
 void ScaleShiftRowsList(const S* x, S* y, const int64_t* offs, int64_t count, int64_t len, const double* mean,
                         const double* alpha, const double* beta, bool stream) {
   for (int64_t k = 0; k < count; ++k) {
@@ -1284,6 +1305,14 @@ void ColGradInputLanes(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* dx,
                                const double* a, const double* b, bool st) {                               \
     ScaleShiftRowsList(x, y, o, c, n, m, a, b, st), EndStream(st);                                        \
   }                                                                                                       \
+  void GradSumsRows##SUF(const S* dy, const S* x, const int64_t* o, int64_t c, int64_t n, const double* m, \
+                         double* a, double* b) {                                                          \
+    GradSumsRows(dy, x, o, c, n, m, a, b);                                                                \
+  }                                                                                                       \
+  void GradInputRows##SUF(const S* dy, const S* x, S* dx, const int64_t* o, int64_t c, int64_t n,         \
+                          const double* m, const C##SUF* P, const C##SUF* Q, const C##SUF* R, bool st) {  \
+    GradInputRows(dy, x, dx, o, c, n, m, P, Q, R, st), EndStream(st);                                     \
+  }                                                                                                       \
   void ScaleShiftRowsAffineList##SUF(const S* x, S* y, const int64_t* o, int64_t c, int64_t n,          \
                                      const double* m, const double* r, const C##SUF* w, const C##SUF* b,  \
                                      bool rx, bool st) {                                                  \
@@ -1393,6 +1422,19 @@ namespace normkit::engine::rows {
   void scale_shift_rows_list<S>(const S* x, S* y, const int64_t* offs, int64_t count, int64_t len,        \
                                 const double* mean, const double* alpha, const double* beta, bool stream) { \
     HWY_DYNAMIC_DISPATCH(ScaleShiftRowsList##SUF)(x, y, offs, count, len, mean, alpha, beta, stream);     \
+  }                                                                                                       \
+  HWY_EXPORT(GradSumsRows##SUF);                                                                          \
+  HWY_EXPORT(GradInputRows##SUF);                                                                         \
+  template <>                                                                                             \
+  void grad_sums_rows<S>(const S* dy, const S* x, const int64_t* offs, int64_t count, int64_t len,        \
+                         const double* mean, double* s1, double* s2) {                                    \
+    HWY_DYNAMIC_DISPATCH(GradSumsRows##SUF)(dy, x, offs, count, len, mean, s1, s2);                       \
+  }                                                                                                       \
+  template <>                                                                                             \
+  void grad_input_rows<S>(const S* dy, const S* x, S* dx, const int64_t* offs, int64_t count, int64_t len, \
+                          const double* mean, const compute_t<S>* P, const compute_t<S>* Q,               \
+                          const compute_t<S>* R, bool stream) {                                           \
+    HWY_DYNAMIC_DISPATCH(GradInputRows##SUF)(dy, x, dx, offs, count, len, mean, P, Q, R, stream);         \
   }                                                                                                       \
   HWY_EXPORT(ScaleShiftRowsAffineList##SUF);                                                              \
   template <>                                                                                             \
