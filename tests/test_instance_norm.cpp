@@ -82,6 +82,16 @@ void check_against_reference(const Shape& shape, bool use_input_stats, bool affi
     expect_close(db, db_ref, grad_tol<T>(), "dbias");
   }
   running_stats.expect_unchanged("backward");
+  if (use_input_stats) {  // with the forward's saved statistics: the blocked path, no recompute
+    auto dx_saved = sentinel_vec<T>(n), dw_saved = sentinel_vec<T>(C), db_saved = sentinel_vec<T>(C);
+    normkit::instance_norm_backward<T>(cview(c.dy, shape), cview(c.x, shape), mview(dx_saved, shape), args,
+                                       mspan(dw_saved, affine), mspan(db_saved, affine), {mean, rstd});
+    expect_close(dx_saved, dx_ref, grad_tol<T>(), "dx (saved statistics)");
+    if (affine) {
+      expect_close(dw_saved, dw_ref, grad_tol<T>(), "dweight (saved statistics)");
+      expect_close(db_saved, db_ref, grad_tol<T>(), "dbias (saved statistics)");
+    }
+  }
 }
 
 TYPED_TEST(InstanceNormTest, InputStatsMatchReference) {
