@@ -910,15 +910,19 @@ template <class T>
 class AffineRowSums {
  public:
   using C = compute_t<T>;
-  AffineRowSums(const T* dy, const T* x, int64_t row_len, int64_t len, double* s1, double* s2)
-      : dy_(dy), x_(x), len_(len), s1_(s1), s2_(s2), cap_(affine_row_block(row_len, int64_t(sizeof(T)))) {}
+  // assign_first: the first block's sums are stored, not added (s1, s2 need no zeroing).
+  AffineRowSums(const T* dy, const T* x, int64_t row_len, int64_t len, double* s1, double* s2,
+                bool assign_first = false)
+      : dy_(dy), x_(x), len_(len), s1_(s1), s2_(s2), cap_(affine_row_block(row_len, int64_t(sizeof(T)))),
+        assign_(assign_first) {}
   void add(int64_t mem, double mean, double rstd) {
     const rows::SplitMean<C> m(mean);
     offs_[n_] = mem, hi_[n_] = m.hi, lo_[n_] = m.lo, rstd_[n_] = C(rstd);
     if (++n_ == cap_) flush();
   }
   void flush() {
-    if (n_ > 0) rows::col_grad_sums_rows(dy_, x_, offs_, n_, len_, hi_, lo_, rstd_, s1_, s2_);
+    if (n_ > 0) rows::col_grad_sums_rows(dy_, x_, offs_, n_, len_, hi_, lo_, rstd_, s1_, s2_, assign_);
+    if (n_ > 0) assign_ = false;
     n_ = 0;
   }
 
@@ -929,6 +933,7 @@ class AffineRowSums {
   double* s1_;
   double* s2_;
   int64_t cap_, n_ = 0;
+  bool assign_;
   int64_t offs_[rows::kColRows];
   C hi_[rows::kColRows], lo_[rows::kColRows], rstd_[rows::kColRows];
 };
@@ -1254,7 +1259,7 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
       ga.owners.count == 1 && ga.key_len == S && ga.run.size == L) {  // (reduce_grads' column blocks
                                                                       // only cut the same sums)
     const int64_t segs = ga.num_segs;
-    ScratchBuffer<double> p1(size_t(segs * L)), p2(size_t(segs * L));  // each segment zeroes its own
+    ScratchBuffer<double> p1(size_t(segs * L)), p2(size_t(segs * L));  // each segment's first block stores
     // One parallel region for the segments and their merge (per index, in segment order: the
     // same bits at any thread count); one thread alone zeroing and merging [32, 50176]'s
     // partials kept the other waiting a tenth of the backward.
@@ -1263,9 +1268,8 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
 #pragma omp for schedule(static)
       for (int64_t seg = 0; seg < segs; ++seg) {
         const int64_t q0 = seg * ga.seg_len, q1 = std::min(S, q0 + ga.seg_len);
-        std::fill_n(p1.data() + seg * L, L, 0.0), std::fill_n(p2.data() + seg * L, L, 0.0);
-        Cursor c(g.owners, q0);
-        AffineRowSums<T> row_sums(dy, x, L, L, p1.data() + seg * L, p2.data() + seg * L);
+        Cursor c(g.owners, q0);  // q0 < q1: every segment has a row, so its first block stores
+        AffineRowSums<T> row_sums(dy, x, L, L, p1.data() + seg * L, p2.data() + seg * L, true);
         for (int64_t q = q0; q < q1; ++q, c.next()) {
           const Offsets base = *c;
           stat_body(base);

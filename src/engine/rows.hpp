@@ -156,11 +156,13 @@ NORMKIT_ROWS_INTERNAL void col_scale_shift_block(const S* x, S* y, const int64_t
 // LayerNorm's and RMSNorm's dweight / dbias: each run a statistic of its own (hi[r] + lo[r],
 // rstd[r], r < rows): s1[i] += sum dy, s2[i] += sum dy * (x - mean_r) * rstd_r. Like the
 // forward's blocks, in compute_t<S> lanes across the block (plain sums of products: nothing
-// cancels), then double.
+// cancels), then double. assign: s1[i] = 0.0 + sum dy (and s2 likewise), the same bits as
+// adding to zeroed sums without the zeroing.
 template <class S>
 NORMKIT_ROWS_INTERNAL void col_grad_sums_rows(const S* dy, const S* x, const int64_t* offs, int64_t rows,
                                               int64_t len, const compute_t<S>* hi, const compute_t<S>* lo,
-                                              const compute_t<S>* rstd, double* s1, double* s2);
+                                              const compute_t<S>* rstd, double* s1, double* s2,
+                                              bool assign = false);
 
 // The backward's blocks for a statistic of a few elements keep double lanes (dx of a statistic
 // of one or two elements is a difference of nearly equal terms): s1[i] += sum dy,

@@ -874,17 +874,17 @@ void ColGradInput(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* HWY_REST
 
 // p[0, k) += v's first k lanes, widened to double.
 template <class D>
-HWY_INLINE void AddWide(D d, hn::Vec<D> v, double* HWY_RESTRICT p, size_t k) {
+HWY_INLINE void AddWide(D d, hn::Vec<D> v, double* HWY_RESTRICT p, size_t k, bool assign = false) {
   using C = hn::TFromD<D>;
   if constexpr (std::is_same_v<C, double>) {
-    const auto sum = hn::Add(LoadAcc(d, p, k), v);
+    const auto sum = hn::Add(assign ? hn::Zero(d) : LoadAcc(d, p, k), v);
     return StoreAcc(d, sum, p, k);
   } else {
     C tmp[kMaxLanes];
     hn::StoreU(v, d, tmp);
     const hn::ScalableTag<double> dd;
     ForLanes(dd, int64_t(k), [&](size_t j, size_t kk) {
-      StoreAcc(dd, hn::Add(LoadAcc(dd, p + j, kk), LoadWide(dd, tmp + j, kk)), p + j, kk);
+      StoreAcc(dd, hn::Add(assign ? hn::Zero(dd) : LoadAcc(dd, p + j, kk), LoadWide(dd, tmp + j, kk)), p + j, kk);
     });
   }
 }
@@ -1016,7 +1016,7 @@ void ColDevSums(const S* HWY_RESTRICT x, const int64_t* HWY_RESTRICT offs, int64
 template <class S, class C = compute_t<S>>
 void ColGradSumsRows(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, const int64_t* HWY_RESTRICT offs,
                      int64_t rows, int64_t len, const C* HWY_RESTRICT hi, const C* HWY_RESTRICT lo,
-                     const C* HWY_RESTRICT rstd, double* HWY_RESTRICT s1, double* HWY_RESTRICT s2) {
+                     const C* HWY_RESTRICT rstd, double* HWY_RESTRICT s1, double* HWY_RESTRICT s2, bool assign) {
   const hn::ScalableTag<C> d;
   const size_t N = hn::Lanes(d), n = static_cast<size_t>(len);
   size_t i = 0;
@@ -1034,8 +1034,10 @@ void ColGradSumsRows(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, const in
       q2 = hn::MulAdd(g2, hn::Mul(hn::Sub(hn::Sub(LoadFull(d, px + 2 * N), h), l), rs), q2);
       q3 = hn::MulAdd(g3, hn::Mul(hn::Sub(hn::Sub(LoadFull(d, px + 3 * N), h), l), rs), q3);
     }
-    AddWide(d, a0, s1 + i, N), AddWide(d, a1, s1 + i + N, N), AddWide(d, a2, s1 + i + 2 * N, N), AddWide(d, a3, s1 + i + 3 * N, N);
-    AddWide(d, q0, s2 + i, N), AddWide(d, q1, s2 + i + N, N), AddWide(d, q2, s2 + i + 2 * N, N), AddWide(d, q3, s2 + i + 3 * N, N);
+    AddWide(d, a0, s1 + i, N, assign), AddWide(d, a1, s1 + i + N, N, assign);
+    AddWide(d, a2, s1 + i + 2 * N, N, assign), AddWide(d, a3, s1 + i + 3 * N, N, assign);
+    AddWide(d, q0, s2 + i, N, assign), AddWide(d, q1, s2 + i + N, N, assign);
+    AddWide(d, q2, s2 + i + 2 * N, N, assign), AddWide(d, q3, s2 + i + 3 * N, N, assign);
   }
   for (; i < n; i += N) {
     const size_t k = std::min(N, n - i);
@@ -1047,7 +1049,7 @@ void ColGradSumsRows(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, const in
                               hn::Set(d, rstd[r]));
       a = hn::Add(a, g), q = hn::MulAdd(g, hn::IfThenElseZero(live, xh), q);
     }
-    AddWide(d, a, s1 + i, k), AddWide(d, q, s2 + i, k);
+    AddWide(d, a, s1 + i, k, assign), AddWide(d, q, s2 + i, k, assign);
   }
 }
 
@@ -1324,8 +1326,9 @@ void ColGradInputLanes(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* dx,
     ColDevSums(x, o, r, n, k, a, b);                                                                      \
   }                                                                                                       \
   void ColGradSumsRows##SUF(const S* dy, const S* x, const int64_t* o, int64_t r, int64_t n,             \
-                            const C##SUF* h, const C##SUF* l, const C##SUF* rs, double* a, double* b) {   \
-    ColGradSumsRows(dy, x, o, r, n, h, l, rs, a, b);                                                      \
+                            const C##SUF* h, const C##SUF* l, const C##SUF* rs, double* a, double* b,     \
+                            bool as) {                                                                    \
+    ColGradSumsRows(dy, x, o, r, n, h, l, rs, a, b, as);                                                  \
   }                                                                                                       \
   void ColGradSumsBlock##SUF(const S* dy, const S* x, const int64_t* o, int64_t r, int64_t n,            \
                              const double* m, double* a, double* b) {                                    \
@@ -1471,8 +1474,8 @@ namespace normkit::engine::rows {
   template <>                                                                                             \
   void col_grad_sums_rows<S>(const S* dy, const S* x, const int64_t* offs, int64_t rows, int64_t len,     \
                              const compute_t<S>* hi, const compute_t<S>* lo, const compute_t<S>* rstd,    \
-                             double* s1, double* s2) {                                                    \
-    HWY_DYNAMIC_DISPATCH(ColGradSumsRows##SUF)(dy, x, offs, rows, len, hi, lo, rstd, s1, s2);             \
+                             double* s1, double* s2, bool assign) {                                       \
+    HWY_DYNAMIC_DISPATCH(ColGradSumsRows##SUF)(dy, x, offs, rows, len, hi, lo, rstd, s1, s2, assign);     \
   }                                                                                                       \
   template <>                                                                                             \
   void col_grad_sums_block<S>(const S* dy, const S* x, const int64_t* offs, int64_t rows, int64_t len,    \
