@@ -36,7 +36,7 @@ template <class T>
 using Scratch = std::vector<T, ScratchAllocator<T>>;
 
 // n elements of a trivial T from the same pool, left uninitialized (for partials that the
-// threads filling them zero themselves).
+// threads filling them write before they read them).
 template <class T>
 class ScratchBuffer {
   static_assert(std::is_trivially_default_constructible_v<T> && std::is_trivially_destructible_v<T>);
