@@ -334,11 +334,13 @@ HWY_INLINE void PutPair(D d, hn::Vec<D> lo, hn::Vec<D> hi, S* HWY_RESTRICT p) {
 #endif
 
 // Whether the output y lies just ahead of the input x modulo 4 KiB (by 1 to 767 bytes): then a
-// row pass loads x at the page offsets of the stores it has just issued, and a load whose
-// address matches an older store's low 12 bits waits for that store to leave; a non-temporal
-// store leaves only when its line goes to memory. LayerNorm 4096x4096 forward, one thread,
-// y - x = 64 MiB + 64 bytes: 100 ms with non-temporal stores, 8 ms with plain ones, 6 ms at
-// other offsets. Row pairs (two loads and two stores per step) stall; single rows measured not.
+// row pass loads x at the page offsets of the stores it has just issued. Measured (Zen 3),
+// LayerNorm 4096x4096 forward, one thread, y - x = 64 MiB + 32..600 bytes: 16-100 ms with
+// non-temporal stores, 8 ms with plain ones, 5-6 ms at other offsets (768 bytes and up, or
+// y - x a multiple of 4 KiB); the likely cause, a load matching an older store's low 12 bits
+// waits for it, and a non-temporal store leaves only when its line goes to memory. The row
+// pairs stall so; single rows (WeightNorm) measured not. The bench's allocations hit it after
+// gn32_detect (ln_last 44 ms instead of 6).
 HWY_INLINE bool StoresJustAhead(const void* y, const void* x) {
   const uintptr_t d = (reinterpret_cast<uintptr_t>(y) - reinterpret_cast<uintptr_t>(x)) % 4096;
   return d != 0 && d < 768;
