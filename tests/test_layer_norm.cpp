@@ -1,6 +1,8 @@
 // test_layer_norm.cpp — layer_norm_forward/backward against the oracle for row lengths that
 // hit vector tails (1, 3, 5, 7, 17, 33, 1000+), multi-dim normalized_shape, weight and bias
 // each optional, finite differences, strided views, and the argument errors.
+#include <cstring>
+
 #include "test_util.hpp"
 
 namespace {
@@ -201,6 +203,45 @@ TEST(LayerNormErrors, OutputShapeAndStrideMismatch) {
 TEST(LayerNormErrors, NullInputData) {
   LNErrorCase e;
   e.expect_fails({3, 4, 5}, {3, 4, 5}, {}, {}, true);
+}
+
+// Outputs of 16 MiB and more are written with non-temporal stores; where y lies just ahead of
+// x modulo 4 KiB the row pairs walk their rows from the end or store plainly instead (a
+// performance path: rows_simd.cpp, BytesAhead). Every layout must give the same bits as
+// separate buffers, and float32 the reference's values.
+template <class T>
+void check_offsets_from_input(int64_t M, int64_t D) {
+  const int64_t n = M * D;
+  const auto src = random_vec<float>(n, 1.0, 2.0);
+  const auto w = random_vec<float>(D, 1.0, 0.5), b = random_vec<float>(D);
+  LayerNormArgs<T, float> args;
+  args.normalized_shape = {D};
+  args.weight = w;
+  args.bias = b;
+  std::vector<T> x_alone(n), y_alone(n);
+  for (int64_t i = 0; i < n; ++i) x_alone[size_t(i)] = T(src[size_t(i)]);
+  normkit::layer_norm_forward<T, float>(cview(x_alone, {M, D}), mview(y_alone, {M, D}), args);
+  if constexpr (std::is_same_v<T, float>) {
+    std::vector<float> y_ref(static_cast<size_t>(n));
+    normkit::reference::layer_norm_forward(src.data(), y_ref.data(), M, D, w.data(), b.data(), 1e-5);
+    expect_close(y_alone, y_ref, tol<float>(), "y");
+  }
+  for (int64_t ahead : {32, 64, 256, 512, 600, 4096}) {
+    SCOPED_TRACE("y " + std::to_string(ahead) + " bytes past the end of x");
+    std::vector<T> buf(size_t(2 * n + (ahead + 64) / int64_t(sizeof(T))));
+    T* x = buf.data();
+    T* y = buf.data() + n + ahead / int64_t(sizeof(T));
+    std::copy(x_alone.begin(), x_alone.end(), x);
+    normkit::layer_norm_forward<T, float>(normkit::TensorView<const T>(x, {M, D}), normkit::TensorView<T>(y, {M, D}),
+                                          args);
+    EXPECT_EQ(std::memcmp(y, y_alone.data(), size_t(n) * sizeof(T)), 0);
+  }
+}
+
+TEST(LayerNormStreams, OutputJustAheadOfInputGivesTheSameBits) {
+  check_offsets_from_input<float>(1030, 4096);              // 16.1 MiB: streamed, pairs from the end
+  check_offsets_from_input<normkit::bfloat16>(2050, 4096);  // the half pairs' path
+  check_offsets_from_input<float>(1031, 4100);              // a length the backward walk does not take
 }
 
 }  // namespace

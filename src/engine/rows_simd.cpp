@@ -333,17 +333,18 @@ HWY_INLINE void PutPair(D d, hn::Vec<D> lo, hn::Vec<D> hi, S* HWY_RESTRICT p) {
 }
 #endif
 
-// Whether the output y lies just ahead of the input x modulo 4 KiB (by 1 to 767 bytes): then a
-// row pass loads x at the page offsets of the stores it has just issued. Measured (Zen 3),
-// LayerNorm 4096x4096 forward, one thread, y - x = 64 MiB + 32..600 bytes: 16-100 ms with
-// non-temporal stores, 8 ms with plain ones, 5-6 ms at other offsets (768 bytes and up, or
-// y - x a multiple of 4 KiB); the likely cause, a load matching an older store's low 12 bits
-// waits for it, and a non-temporal store leaves only when its line goes to memory. The row
-// pairs stall so; single rows (WeightNorm) measured not. The bench's allocations hit it after
+// How far the output y lies ahead of the input x modulo 4 KiB, in bytes. A row pass with y
+// 1 to 767 bytes ahead loads x at the page offsets of the stores it has just issued. Measured
+// (Zen 3), LayerNorm 4096x4096 forward, one thread, y - x = 64 MiB + 32..700 bytes: 10-100 ms
+// with non-temporal stores, 8 ms with plain ones, 5-6 ms at other offsets (768 bytes and up,
+// or y - x a multiple of 4 KiB); the likely cause, a load matching an older store's low 12
+// bits waits for it, and a non-temporal store leaves only when its line goes to memory.
+// Walking the rows from their end streams at full speed from 64 to 512 bytes ahead (6.2-6.8
+// ms; the loads then precede the stores they match) but not at 32 or 600-700. The row pairs
+// stall so; single rows (WeightNorm) measured not. The bench's allocations hit it after
 // gn32_detect (ln_last 44 ms instead of 6).
-HWY_INLINE bool StoresJustAhead(const void* y, const void* x) {
-  const uintptr_t d = (reinterpret_cast<uintptr_t>(y) - reinterpret_cast<uintptr_t>(x)) % 4096;
-  return d != 0 && d < 768;
+HWY_INLINE uintptr_t BytesAhead(const void* y, const void* x) {
+  return (reinterpret_cast<uintptr_t>(y) - reinterpret_cast<uintptr_t>(x)) % 4096;
 }
 
 // Whether rows [a, a + n) and [b, b + n) share no element.
@@ -405,10 +406,34 @@ HWY_INLINE void WriteRow(D d, S* HWY_RESTRICT y, size_t n, bool stream, bool apa
 // WriteRow for two rows at once: value(i, k) returns lanes [i, i + k) of both (a std::pair), so
 // what the rows share (an affine weight and bias along them) is loaded once for the two.
 // fetch0/fetch1 as WriteRow's fetch/fetch2, both or neither.
+// backward: from the row's end, in steps of 4 * Lanes(d), which must divide n (see
+// BytesAhead).
 template <class D, class S, class Value>
 HWY_INLINE void WriteRowPair(D d, S* HWY_RESTRICT y0, S* HWY_RESTRICT y1, size_t n, bool stream, bool apart,
-                             const S* fetch0, const S* fetch1, Value&& value) {
+                             const S* fetch0, const S* fetch1, Value&& value, bool backward = false) {
   const size_t N = hn::Lanes(d);
+  if (backward) {
+    for (size_t j = n; j > 0;) {
+      j -= 4 * N;
+      if (fetch0) {
+        hwy::Prefetch(fetch0 + j), hwy::Prefetch(fetch1 + j);
+        if constexpr (std::is_same_v<S, hn::TFromD<D>>) hwy::Prefetch(fetch0 + j + 2 * N), hwy::Prefetch(fetch1 + j + 2 * N);
+      }
+      const auto a = value(j, N), b = value(j + N, N), c = value(j + 2 * N, N), e = value(j + 3 * N, N);
+#if HWY_TARGET != HWY_SCALAR
+      if constexpr (!std::is_same_v<S, hn::TFromD<D>>) {
+        StorePair(d, a.first, b.first, y0 + j, stream), StorePair(d, c.first, e.first, y0 + j + 2 * N, stream);
+        StorePair(d, a.second, b.second, y1 + j, stream), StorePair(d, c.second, e.second, y1 + j + 2 * N, stream);
+        continue;
+      }
+#endif
+      StoreOut(d, a.first, y0 + j, stream), StoreOut(d, b.first, y0 + j + N, stream);
+      StoreOut(d, c.first, y0 + j + 2 * N, stream), StoreOut(d, e.first, y0 + j + 3 * N, stream);
+      StoreOut(d, a.second, y1 + j, stream), StoreOut(d, b.second, y1 + j + N, stream);
+      StoreOut(d, c.second, y1 + j + 2 * N, stream), StoreOut(d, e.second, y1 + j + 3 * N, stream);
+    }
+    return;
+  }
   size_t i = 0;
   auto whole = [&](auto fetching) NORMKIT_INLINE_LAMBDA {
     auto prefetch = [&](size_t j) NORMKIT_INLINE_LAMBDA {
@@ -567,7 +592,7 @@ void ScaleShiftRows(const S* HWY_RESTRICT x, S* y, int64_t len, C m_hi, C m_lo, 
 template <class S, class C = compute_t<S>>
 void ScaleShiftRowPair(const S* x0, const S* x1, S* y0, S* y1, int64_t len, SplitMean<C> s0, SplitMean<C> s1,
                        C r0, C r1, const C* HWY_RESTRICT w, const C* HWY_RESTRICT b, bool round_xhat, bool stream,
-                       const S* fetch0, const S* fetch1) {
+                       const S* fetch0, const S* fetch1, bool backward = false) {
   const hn::ScalableTag<C> d;
   const size_t n = static_cast<size_t>(len);
   const auto hi0 = hn::Set(d, s0.hi), lo0 = hn::Set(d, s0.lo), rv0 = hn::Set(d, r0);
@@ -583,7 +608,7 @@ void ScaleShiftRowPair(const S* x0, const S* x1, S* y0, S* y1, int64_t len, Spli
           const auto wv = has_w ? LoadN(d, w + i, k) : hn::Set(d, C(1));
           const auto bv = has_b ? LoadN(d, b + i, k) : hn::Zero(d);
           return std::make_pair(hn::MulAdd(xh0, wv, bv), hn::MulAdd(xh1, wv, bv));
-        });
+        }, backward);
       });
     });
   });
@@ -824,18 +849,23 @@ void ScaleShiftRowsAffineList(const S* x, S* y, const int64_t* offs, int64_t cou
   // Out of cache, the rows of the next block (the same spacing assumed) are fetched meanwhile:
   // the statistics pass reads them next.
   const int64_t step = count > 1 ? offs[1] - offs[0] : len;
-  const bool nt = stream && !StoresJustAhead(y, x);
+  // Output just ahead of the input (BytesAhead): the pairs walk their rows from the end where
+  // that streams at full speed and the length allows, else store plainly.
+  const uintptr_t d = BytesAhead(y, x);
+  const bool ahead = d != 0 && d < 768;
+  const bool backward = stream && d >= 64 && d <= 512 && size_t(len) % (4 * hn::Lanes(hn::ScalableTag<C>())) == 0;
+  const bool nt = stream && (!ahead || backward);
   int64_t k = 0;
   for (; k + 2 <= count; k += 2) {
     const S* x0 = x + offs[k];
     const S* x1 = x + offs[k + 1];
     ScaleShiftRowPair(x0, x1, y + offs[k], y + offs[k + 1], len, SplitMean<C>(mean[k]), SplitMean<C>(mean[k + 1]),
                       C(rstd[k]), C(rstd[k + 1]), w, b, round_xhat, nt, stream ? x0 + count * step : nullptr,
-                      stream ? x1 + count * step : nullptr);
+                      stream ? x1 + count * step : nullptr, backward);
   }
   for (; k < count; ++k) {
     const SplitMean<C> split(mean[k]);
-    ScaleShiftRows(x + offs[k], y + offs[k], len, split.hi, split.lo, C(rstd[k]), w, b, round_xhat, nt,
+    ScaleShiftRows(x + offs[k], y + offs[k], len, split.hi, split.lo, C(rstd[k]), w, b, round_xhat, stream && !ahead,
                    stream ? x + offs[k] + count * step : nullptr);
   }
 }
