@@ -307,4 +307,67 @@ TEST(Stress, BatchNormChannelsLastOffset) {
   expect_close(gather(ys, sh, st), yd, kOut, label("batch_norm NHWC", sh, s) + " y");
 }
 
+// ---- rows that begin far from their mean ------------------------------------------------
+// A row's one-pass sums are taken around the mean of its first 16 elements; where that lies
+// more than 4 standard deviations from the row's mean, the row is summed again around the
+// first pass's mean (engine.cpp, shift_too_far). InstanceNorm and LayerNorm over rows of 1031
+// elements, every third row starting with 16 values near 1e4 among values near 0 (about 8
+// standard deviations off), the rest plain, in the same blocks of rows; then one row with a
+// NaN and one with an Inf: those rows give NaN (as PyTorch), the others keep their bits.
+TEST(Stress, RowsThatBeginFarFromTheirMean) {
+  const int64_t N = 2, C = 37, S = 1031, M = N * C;
+  const Shape sh = {N, C, S}, rows = {M, S};
+  auto x = random_vec<float>(M * S, 0.0, 1.0);
+  for (int64_t r = 0; r < M; r += 3)
+    for (int64_t i = 0; i < 16; ++i) x[size_t(r * S + i)] += 1e4f;
+  const auto w = random_vec<float>(S, 1.0, 0.5), b = random_vec<float>(S, 0.0, 0.5);
+  const double eps = 1e-5;
+  auto run = [&](const std::vector<float>& in, std::vector<float>& yi, std::vector<float>& mi, std::vector<float>& yl,
+                 std::vector<float>& ml) {
+    yi.assign(in.size(), 0.f), mi.assign(size_t(M), 0.f), yl.assign(in.size(), 0.f), ml.assign(size_t(M), 0.f);
+    std::vector<float> ri(static_cast<size_t>(M)), rl(static_cast<size_t>(M));
+    normkit::instance_norm_forward<float>(cview(in, sh), mview(yi, sh), normkit::InstanceNormArgs<float>{}, {mi, ri});
+    normkit::LayerNormArgs<float> a;
+    a.normalized_shape = {S}, a.weight = w, a.bias = b, a.eps = eps;
+    normkit::layer_norm_forward<float>(cview(in, rows), mview(yl, rows), a, {ml, rl});
+  };
+  std::vector<float> yi, mi, yl, ml;
+  run(x, yi, mi, yl, ml);
+  const auto xd = widen(x), wd = widen(w), bd = widen(b);
+  std::vector<double> yid(x.size()), mid(static_cast<size_t>(M)), yld(x.size()), mld(static_cast<size_t>(M));
+  ref::instance_norm_forward<double>(xd.data(), yid.data(), N, C, S, nullptr, nullptr, nullptr, nullptr, true, 0.1,
+                                     eps, mid.data());
+  ref::layer_norm_forward<double>(xd.data(), yld.data(), M, S, wd.data(), bd.data(), eps, mld.data());
+  expect_close(yi, yid, kOut, "instance_norm y");
+  expect_close(mi, mid, kMean, "instance_norm mean");
+  expect_close(yl, yld, kOut, "layer_norm y");
+  expect_close(ml, mld, kMean, "layer_norm mean");
+
+  const int saved = normkit::get_num_threads();  // the same bits on 3 threads
+  normkit::set_num_threads(3);
+  std::vector<float> yi3, mi3, yl3, ml3;
+  run(x, yi3, mi3, yl3, ml3);
+  normkit::set_num_threads(saved);
+  expect_bitwise(yi3, yi, "instance_norm y, 3 threads"), expect_bitwise(yl3, yl, "layer_norm y, 3 threads");
+
+  auto bad = x;
+  const int64_t nan_row = 5, inf_row = 9;  // one far row (9), one plain
+  bad[size_t(nan_row * S + 100)] = NAN, bad[size_t(inf_row * S + 3)] = INFINITY;
+  std::vector<float> yib, mib, ylb, mlb;
+  run(bad, yib, mib, ylb, mlb);
+  for (int64_t r = 0; r < M; ++r) {
+    const auto at = [&](const std::vector<float>& v) {
+      return std::vector<float>(v.begin() + r * S, v.begin() + (r + 1) * S);
+    };
+    if (r == nan_row || r == inf_row) {
+      EXPECT_TRUE(std::isnan(mib[size_t(r)]) && std::isnan(mlb[size_t(r)])) << "row " << r << " mean";
+      for (int64_t i = 0; i < S; ++i)
+        ASSERT_TRUE(std::isnan(yib[size_t(r * S + i)]) && std::isnan(ylb[size_t(r * S + i)])) << "row " << r << " y";
+    } else {
+      expect_bitwise(at(yib), at(yi), "instance_norm row " + std::to_string(r) + " beside NaN rows");
+      expect_bitwise(at(ylb), at(yl), "layer_norm row " + std::to_string(r) + " beside NaN rows");
+    }
+  }
+}
+
 }  // namespace

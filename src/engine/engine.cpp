@@ -727,24 +727,24 @@ void forward_rows(const Geometry& g, int64_t len, Statistic statistic, double ep
   const double n = double(len);
   const bool stream = g.owners.count * len * int64_t(sizeof(T)) >= kStreamBytes;
   for_each_group_block(g, g.owners.count * len, block, [&](const Offsets* bases, int64_t count) {
-    int64_t offs[kBlock];
-    double m[kBlock], s1[kBlock], s2[kBlock], alpha[kBlock], beta[kBlock];
+    int64_t offs[kBlock] = {};  // zeroed: GCC's LTO cannot tell the first `count` are all that is read
+    double m[kBlock] = {}, s1[kBlock], s2[kBlock], alpha[kBlock], beta[kBlock];
     const bool variance = statistic == Statistic::Variance;
     for (int64_t k = 0; k < count; ++k) offs[k] = bases[k].mem, m[k] = variance ? shift_of(x + offs[k], len) : 0.0;
     rows::dev_sums_rows(x, offs, count, len, variance ? m : nullptr, s1, s2);
+    // As moments_of, finish_stats and rstd_of per row, the block's rows a vector at a time; a
+    // row whose shift lay too far from its mean is summed again around the first pass's mean.
+    double sec[kBlock], rs[kBlock], far[kBlock];
+    const bool some_far = rows::row_moments(count, n, variance, statistic == Statistic::L2Norm, eps, m, s1, s2, m,
+                                            sec, rs, far);
     for (int64_t k = 0; k < count; ++k) {
-      Partial p{n, 0.0, s2[k]};
-      if (variance) {  // as moments_of
-        if (shift_too_far(n, s1[k], s2[k])) {
-          m[k] += s1[k] / n;
-          rows::dev_sums_rows(x, offs + k, 1, len, m + k, s1 + k, s2 + k);
-        }
-        p = shifted_moments(n, m[k], s1[k], s2[k]);
+      if (some_far && far[k] != 0.0) {  // m[k] = shift + s1 / n, as moments_of's second shift
+        rows::dev_sums_rows(x, offs + k, 1, len, m + k, s1 + k, s2 + k);
+        finish_stats(statistic, shifted_moments(n, m[k], s1[k], s2[k]), m + k, sec + k);
+        rs[k] = rstd_of(statistic, sec[k], eps);
       }
       const int64_t s = bases[k].stat;
-      finish_stats(statistic, p, mean + s, second + s);
-      rstd[s] = rstd_of(statistic, second[s], eps);
-      m[k] = mean[s];
+      mean[s] = m[k], second[s] = sec[k], rstd[s] = rs[k];
       if (along) {
         alpha[k] = rstd[s];
         continue;

@@ -194,6 +194,21 @@ NORMKIT_ROWS_INTERNAL void col_grad_input_lanes(const S* dy, const S* x, S* dx, 
                                                 const compute_t<S>* P, const compute_t<S>* Q,
                                                 const compute_t<S>* R, bool stream);
 
+// The per-statistic arithmetic of a block of rows after their sums, vectorized across the
+// rows (one row at a time its divisions and square roots held InstanceNorm 32x256x14x14's
+// forward at the divider's throughput): for k < count, from the sums s1[k], s2[k] of n
+// elements, or with `centered` of their deviations from shift[k],
+//   centered:   mean = shift + s1/n, second = max(s2 - s1 * (s1/n), 0) / n
+//   otherwise:  mean = 0, second = s2 / n, or with `l2` s2 itself
+//   rstd = 1 / sqrt(second + eps), or with `l2` 1 / max(sqrt(second), eps),
+// written to mean, second and rstd (`shift` and `mean` may be one array). far[k] = 1 where a
+// centered row's shift lay too far from its mean for its s2 (the engine's shift_too_far, or a
+// sum not finite; mean[k] is then the shift for its second pass), else 0; returns whether any
+// did. The caller takes those rows again; the others are final.
+NORMKIT_ROWS_INTERNAL bool row_moments(int64_t count, double n, bool centered, bool l2, double eps,
+                                       const double* shift, const double* s1, const double* s2, double* mean,
+                                       double* second, double* rstd, double* far);
+
 #undef NORMKIT_ROWS_INTERNAL
 
 }  // namespace normkit::engine::rows

@@ -1330,6 +1330,48 @@ void ColGradInputLanes(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* dx,
   }
 }
 
+// rows.hpp's row_moments: the engine's moments_of, finish_stats and rstd_of, the same formulas
+// Lanes(d) rows at a time (where the target has FMA the compiler may fuse s2 - s1 * md into one
+// rounding; every row of every block takes this path, so the thread count changes no bit).
+bool RowMoments(int64_t count, double n, bool centered, bool l2, double eps, const double* shift, const double* s1,
+                const double* s2, double* mean, double* second, double* rstd, double* far_rows) {
+  const hn::ScalableTag<double> d;
+  const size_t N = hn::Lanes(d), rows = static_cast<size_t>(count);
+  const auto vn = hn::Set(d, n), zero = hn::Zero(d), one = hn::Set(d, 1.0), ve = hn::Set(d, eps);
+  const auto sixteen = hn::Set(d, 16.0);
+  bool far = false;
+  for (size_t k = 0; k < rows; k += N) {
+    const size_t c = std::min(N, rows - k);
+    const auto a = LoadN(d, s1 + k, c), b = LoadN(d, s2 + k, c);
+    auto m = zero, sec = b, f = zero;
+    if (centered) {
+      const auto md = hn::Div(a, vn), m2 = hn::Sub(b, hn::Mul(a, md));
+      const auto near = hn::Le(hn::Mul(hn::Mul(md, md), vn), hn::Mul(sixteen, m2));  // false for NaN
+      far = far || !hn::AllTrue(d, hn::Or(near, hn::Not(hn::FirstN(d, c))));
+      f = hn::IfThenZeroElse(near, one);
+      m = hn::Add(LoadN(d, shift + k, c), md);
+      sec = hn::Div(hn::IfThenElse(hn::Lt(m2, zero), zero, m2), vn);  // NaN stays NaN
+    } else if (!l2) {
+      sec = hn::Div(b, vn);
+    }
+    auto r = zero;
+    if (l2) {
+      const auto root = hn::Sqrt(sec);
+      r = hn::Div(one, hn::IfThenElse(hn::Lt(root, ve), ve, root));  // std::max(root, eps)
+    } else {
+      r = hn::Div(one, hn::Sqrt(hn::Add(sec, ve)));
+    }
+    if (c == N) {
+      hn::StoreU(m, d, mean + k), hn::StoreU(sec, d, second + k), hn::StoreU(r, d, rstd + k);
+      hn::StoreU(f, d, far_rows + k);
+    } else {
+      StorePartial(d, m, mean + k, c), StorePartial(d, sec, second + k, c), StorePartial(d, r, rstd + k, c);
+      StorePartial(d, f, far_rows + k, c);
+    }
+  }
+  return far;
+}
+
 // Monomorphic entry points for HWY_EXPORT, one set per storage type.
 #define NORMKIT_ROWS_ENTRIES(S, SUF)                                                                      \
   using C##SUF = compute_t<S>;                                                                            \
@@ -1602,6 +1644,11 @@ namespace normkit::engine::rows {
                      const compute_t<S>* w, compute_t<S> P, compute_t<S> Q, compute_t<S> R, bool stream) { \
     HWY_DYNAMIC_DISPATCH(GradInput##SUF)(dy, x, dx, len, m.hi, m.lo, w, P, Q, R, stream);                 \
   }
+HWY_EXPORT(RowMoments);
+bool row_moments(int64_t count, double n, bool centered, bool l2, double eps, const double* shift, const double* s1,
+                 const double* s2, double* mean, double* second, double* rstd, double* far) {
+  return HWY_DYNAMIC_DISPATCH(RowMoments)(count, n, centered, l2, eps, shift, s1, s2, mean, second, rstd, far);
+}
 NORMKIT_ROWS_DISPATCH(float, F)
 NORMKIT_ROWS_DISPATCH(double, D)
 NORMKIT_ROWS_DISPATCH(bfloat16, B)
