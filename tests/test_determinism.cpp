@@ -76,6 +76,16 @@ TEST(Determinism, GroupNormAndInstanceNorm) {
     normkit::group_norm_backward<double>(cview(dy, sh), cview(x, sh), mview(dx, sh), a, dw, db);
     return std::vector<std::vector<double>>{y, mean, rstd, dx, dw, db};
   });
+  const Shape big = {4, 16, 97, 89};  // groups of 34532 elements: more than one reduction chunk
+  const auto xb = random_vec<double>(numel(big), -1.0, 2.0), dyb = random_vec<double>(numel(big));
+  expect_thread_invariant<double>("group_norm, big groups", [&] {
+    std::vector<double> y(xb.size()), dx(xb.size()), mean(4 * 4), rstd(4 * 4), dw(16), db(16);
+    normkit::GroupNormArgs<double> a;
+    a.num_groups = 4, a.weight = std::span<const double>(w).first(16), a.bias = std::span<const double>(b).first(16);
+    normkit::group_norm_forward<double>(cview(xb, big), mview(y, big), a, {mean, rstd});
+    normkit::group_norm_backward<double>(cview(dyb, big), cview(xb, big), mview(dx, big), a, dw, db);
+    return std::vector<std::vector<double>>{y, mean, rstd, dx, dw, db};
+  });
   const Strides cl = channels_last_strides(sh);  // GroupNorm NHWC: statistics per channel, merged per group
   expect_thread_invariant<double>("group_norm NHWC", [&] {
     std::vector<double> y(x.size()), dx(x.size()), mean(16 * 8), rstd(16 * 8), dw(64), db(64);

@@ -1162,10 +1162,13 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
   const RunList runs = make_run_list(g, affine_within_kept(plan));
   Scratch<double> Q(static_cast<size_t>(S)), R(static_cast<size_t>(S));  // dx coefficients
   // Each run one affine index (GroupNorm: a channel's H*W): the per-run sums the statistic's
-  // own pass takes are kept, then added per affine index in statistic and run order.
+  // own pass takes are kept, then added per affine index in statistic and run order. Its
+  // passes take whole runs whatever the statistic's segments (for_each_listed_run over all of
+  // it), so groups of more than kChunk elements keep them too: without, GroupNorm
+  // 2x256x100x152 read dy and x once more for dweight and dbias.
   const int64_t K = int64_t(runs.rel.size());
   const bool per_run_affine = affine_dy && !per_stat_w && !runs.whole && as == 0 && g.run.stride == 1 &&
-                              g.num_segs == 1 && runs.len == g.run.size;
+                              runs.len == g.run.size;
   Scratch<double> run_dy(per_run_affine ? size_t(S * K) : 0), run_dyx(run_dy.size());
   Scratch<int64_t> run_aff(run_dy.size());
   // Whole contiguous runs of one statistic, each with one affine index (GroupNorm on NCHW): the
