@@ -370,4 +370,53 @@ TEST(Stress, RowsThatBeginFarFromTheirMean) {
   }
 }
 
+// ---- large statistics out of cache: the pipelined forward ---------------------------------
+// Outputs of 16 MiB and more whose statistics span several reduction chunks normalize each
+// statistic in the same loop as the next one's statistics pass (engine.cpp,
+// forward_pipelined). GroupNorm and InstanceNorm on 2x12x181x1013 (17.6 MB), one statistic
+// with 16 values near 1e4 at the start of each of its chunks (so each is summed again around
+// its mean): against the float64 oracle, and the same bits on 1, 2 and 3 threads (each
+// thread's first statistic alone, the others fused with their neighbour).
+TEST(Stress, LargeStatisticsOutOfCache) {
+  const int64_t N = 2, C = 12, H = 181, W = 1013, S = H * W, G = 3;
+  const Shape sh = {N, C, H, W};
+  auto x = random_vec<float>(numel(sh), 0.5, 1.0);
+  const int64_t group = C / G * S, chunk = 32768;  // the second group of image 0
+  for (int64_t d = 0; d < group; d += chunk)
+    for (int64_t i = 0; i < 16 && d + i < group; ++i) x[size_t(group + d + i)] += 1e4f;
+  const auto w = random_vec<float>(C, 1.0, 0.5), b = random_vec<float>(C, 0.0, 0.5);
+  auto run = [&](int threads, std::vector<float>& yg, std::vector<float>& mg, std::vector<float>& yi,
+                 std::vector<float>& mi) {
+    const int saved = normkit::get_num_threads();
+    normkit::set_num_threads(threads);
+    yg.assign(x.size(), 0.f), mg.assign(size_t(N * G), 0.f), yi.assign(x.size(), 0.f), mi.assign(size_t(N * C), 0.f);
+    std::vector<float> rg(static_cast<size_t>(N * G)), ri(static_cast<size_t>(N * C));
+    normkit::GroupNormArgs<float> a;
+    a.num_groups = G, a.weight = w, a.bias = b;
+    normkit::group_norm_forward<float>(cview(x, sh), mview(yg, sh), a, {mg, rg});
+    normkit::InstanceNormArgs<float> ia;
+    ia.weight = w, ia.bias = b;
+    normkit::instance_norm_forward<float>(cview(x, sh), mview(yi, sh), ia, {mi, ri});
+    normkit::set_num_threads(saved);
+  };
+  std::vector<float> yg, mg, yi, mi;
+  run(2, yg, mg, yi, mi);
+  const auto xd = widen(x), wd = widen(w), bd = widen(b);
+  std::vector<double> ygd(x.size()), mgd(static_cast<size_t>(N * G)), yid(x.size()), mid(static_cast<size_t>(N * C));
+  ref::group_norm_forward<double>(xd.data(), ygd.data(), N, C, S, G, wd.data(), bd.data(), 1e-5, mgd.data());
+  ref::instance_norm_forward<double>(xd.data(), yid.data(), N, C, S, wd.data(), bd.data(), nullptr, nullptr, true,
+                                     0.1, 1e-5, mid.data());
+  expect_close(yg, ygd, kOut, "group_norm y");
+  expect_close(mg, mgd, kMean, "group_norm mean");
+  expect_close(yi, yid, kOut, "instance_norm y");
+  expect_close(mi, mid, kMean, "instance_norm mean");
+  for (int t : {1, 3}) {
+    std::vector<float> yg2, mg2, yi2, mi2;
+    run(t, yg2, mg2, yi2, mi2);
+    const std::string on = " on " + std::to_string(t) + " threads";
+    expect_bitwise(yg2, yg, "group_norm y" + on), expect_bitwise(mg2, mg, "group_norm mean" + on);
+    expect_bitwise(yi2, yi, "instance_norm y" + on), expect_bitwise(mi2, mi, "instance_norm mean" + on);
+  }
+}
+
 }  // namespace

@@ -839,6 +839,105 @@ bool forward_columns(const ReductionPlan& plan, int64_t r, Statistic statistic, 
   return true;
 }
 
+namespace {
+// Out of cache, statistics of more than one reduction chunk that are each one contiguous span
+// of whole runs with one affine index per run (InstanceNorm on NCHW over a large H*W,
+// GroupNorm's groups of channels): a thread takes its statistics in order and normalizes each
+// in the same loop as the next one's statistics pass (rows::dev_sums_scale_shift), so this
+// one's stores stream out while the next one streams in; in turns, the memory was busy one
+// way at a time. Every chunk, shift, piece and sum is listed_stats's (the same partials, merged
+// in the same order) and every output normalize_run's: the same bits as the statistic at a
+// time. Returns false where it does not apply.
+template <class T>
+bool forward_pipelined(const ReductionPlan& plan, const Geometry& g, const RunList& runs, Statistic statistic,
+                       double eps, const T* x, T* y, const compute_t<T>* w, const compute_t<T>* b, double* mean,
+                       double* second, double* rstd) {
+  using C = compute_t<T>;
+  const int64_t L = runs.len, K = int64_t(runs.rel.size());
+  if (g.column || g.num_segs < 2 || !streams<T>(plan) || g.run.stride != 1 || g.run.stat_stride != 0 ||
+      g.run.affine_stride != 0 || L != g.run.size || g.owners.count < 2)
+    return false;
+  for (int64_t k = 0; k < K; ++k)
+    if (runs.rel[size_t(k)].mem != k * L) return false;
+  const bool variance = statistic == Statistic::Variance;
+  auto finish = [&](Offsets base, const Partial& p) {
+    finish_stats(statistic, p, mean + base.stat, second + base.stat);
+    rstd[base.stat] = rstd_of(statistic, second[base.stat], eps);
+  };
+  // The statistics of `next` (its chunks as listed_stats cuts them) while `cur`, if any, is
+  // normalized piece by piece alongside.
+  auto step = [&](const Offsets* cur, Offsets next) {
+    const T* xs = x + next.mem;
+    Partial acc;
+    for (int64_t seg = 0; seg < g.num_segs; ++seg) {
+      const int64_t d0 = seg * g.seg_len, d1 = std::min(g.key_len, d0 + g.seg_len);
+      double first = 0.0;  // as chunk_stats_of: the chunk's first kShiftElems elements, in order
+      const int64_t k = variance ? std::min(kShiftElems, d1 - d0) : 0;
+      for (int64_t i = 0; i < k; ++i) first += double(xs[d0 + i]);
+      const double mk = k > 0 ? first / double(k) : 0.0, shift = std::isfinite(mk) ? mk : 0.0;
+      double s1 = 0, s2 = 0;
+      for (int64_t p0 = d0; p0 < d1;) {  // pieces: the runs cut at the chunk's bounds
+        const int64_t r = p0 / L, p1 = std::min(d1, (r + 1) * L);
+        double a = 0, c = 0;
+        if (cur) {
+          const int64_t s = cur->stat, aff = cur->aff + runs.rel[size_t(r)].aff;
+          const double wv = w ? double(w[aff]) : 1.0, bv = b ? double(b[aff]) : 0.0;
+          rows::dev_sums_scale_shift(xs + p0, p1 - p0, rows::SplitMean<C>(shift), &a, &c, x + cur->mem + p0,
+                                     y + cur->mem + p0, rows::SplitMean<C>(mean[s]), C(rstd[s] * wv), C(bv), true);
+        } else {
+          rows::dev_sums(xs + p0, p1 - p0, rows::SplitMean<C>(shift), &a, &c);
+        }
+        s1 += a, s2 += c;
+        p0 = p1;
+      }
+      Partial part{double(d1 - d0), 0.0, s2};
+      if (variance) {  // as moments_of: a shift too far from the chunk's mean, the chunk again
+        if (shift_too_far(part.n, s1, s2)) {
+          const double again = shift + s1 / part.n;
+          s1 = s2 = 0;
+          for (int64_t p0 = d0; p0 < d1;) {
+            const int64_t p1 = std::min(d1, (p0 / L + 1) * L);
+            double a = 0, c = 0;
+            rows::dev_sums(xs + p0, p1 - p0, rows::SplitMean<C>(again), &a, &c);
+            s1 += a, s2 += c;
+            p0 = p1;
+          }
+          part = shifted_moments(part.n, again, s1, s2);
+        } else {
+          part = shifted_moments(part.n, shift, s1, s2);
+        }
+      }
+      acc = seg == 0 ? part : merge_stats(statistic, acc, part);
+    }
+    finish(next, acc);
+  };
+  const int64_t total = g.owners.count;
+#pragma omp parallel if (plan.numel() >= kParallelMin)
+  {
+    const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
+    const int64_t q0 = total * t / nt, q1 = total * (t + 1) / nt;
+    if (q0 < q1) {
+      Cursor c(g.owners, q0);
+      Offsets cur = *c;
+      step(nullptr, cur);
+      for (int64_t q = q0 + 1; q < q1; ++q) {
+        c.next();
+        const Offsets next = *c;
+        step(&cur, next);
+        cur = next;
+      }
+      for (int64_t r = 0; r < K; ++r) {  // the last one alone
+        const int64_t s = cur.stat, aff = cur.aff + runs.rel[size_t(r)].aff;
+        const double wv = w ? double(w[aff]) : 1.0, bv = b ? double(b[aff]) : 0.0;
+        rows::scale_shift(x + cur.mem + r * L, y + cur.mem + r * L, L, rows::SplitMean<C>(mean[s]), C(rstd[s] * wv),
+                          C(bv), true);
+      }
+    }
+  }
+  return true;
+}
+}  // namespace
+
 template <class T>
 void forward(const ReductionPlan& plan, Statistic statistic, double eps, const T* x, T* y,
              const compute_t<T>* w, const compute_t<T>* b, double* mean, double* second,
@@ -859,6 +958,7 @@ void forward(const ReductionPlan& plan, Statistic statistic, double eps, const T
     return forward_rows(g, runs.len, statistic, eps, x, y, w, b, mean, second, rstd, false, false);
   if (rows_with_affine_along(g, runs))
     return forward_rows(g, runs.len, statistic, eps, x, y, w, b, mean, second, rstd, true, round_xhat);
+  if (!round_xhat && forward_pipelined(plan, g, runs, statistic, eps, x, y, w, b, mean, second, rstd)) return;
   for_each_group(g, plan.numel(), [&](int64_t, Offsets base) {
     const int64_t s = base.stat;
     finish_stats(statistic, listed_stats(g, runs, base, x, statistic), mean + s, second + s);

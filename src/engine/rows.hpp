@@ -40,6 +40,14 @@ struct SplitMean {
 template <class S>
 NORMKIT_ROWS_INTERNAL void dev_sums(const S* x, int64_t len, SplitMean<compute_t<S>> m, double* s1, double* s2);
 
+// dev_sums of xs around ms and, in the same loop, scale_shift of xn (the same length) around
+// mn into y: the same sums and the same y as the two calls, with the next statistic's reads
+// and this one's stores in flight together (out of cache they took turns).
+template <class S>
+NORMKIT_ROWS_INTERNAL void dev_sums_scale_shift(const S* xs, int64_t len, SplitMean<compute_t<S>> ms, double* s1,
+                                                double* s2, const S* xn, S* y, SplitMean<compute_t<S>> mn,
+                                                compute_t<S> alpha, compute_t<S> beta, bool stream);
+
 // y = d * alpha + beta
 template <class S>
 NORMKIT_ROWS_INTERNAL void scale_shift(const S* x, S* y, int64_t len, SplitMean<compute_t<S>> m, compute_t<S> alpha,

@@ -564,6 +564,52 @@ void DevSums(const S* HWY_RESTRICT x, int64_t len, C m_hi, C m_lo, double* s1, d
   *s2 = lane_sum(d, q0, q1, q2, q3);
 }
 
+// DevSums of xs and ScaleShift of xn into y in one loop: DevSums's accumulators, loops and tail
+// (so its bits), and per element ScaleShift's value, stored as WriteRow stores it.
+template <class S, class C = compute_t<S>>
+void DevSumsScaleShift(const S* HWY_RESTRICT xs, int64_t len, C s_hi, C s_lo, double* s1, double* s2,
+                       const S* HWY_RESTRICT xn, S* y, C m_hi, C m_lo, C alpha, C beta, bool stream) {
+  const hn::ScalableTag<C> d;
+  const size_t N = hn::Lanes(d), n = static_cast<size_t>(len);
+  const auto hi = hn::Set(d, s_hi), lo = hn::Set(d, s_lo);
+  const auto mh = hn::Set(d, m_hi), ml = hn::Set(d, m_lo), a = hn::Set(d, alpha), b = hn::Set(d, beta);
+  auto value = [&](size_t i, size_t k) NORMKIT_INLINE_LAMBDA {
+    return hn::MulAdd(hn::Sub(hn::Sub(LoadN(d, xn + i, k), mh), ml), a, b);
+  };
+  auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
+  auto q0 = hn::Zero(d), q1 = hn::Zero(d), q2 = hn::Zero(d), q3 = hn::Zero(d);
+  size_t i = 0;
+  WithFlag(Shifted(s_hi, s_lo), [&](auto centered) NORMKIT_INLINE_LAMBDA {
+    for (; i + 4 * N <= n; i += 4 * N) {
+      const auto d0 = Center<centered>(LoadFull(d, xs + i), hi, lo);
+      const auto d1 = Center<centered>(LoadFull(d, xs + i + N), hi, lo);
+      const auto d2 = Center<centered>(LoadFull(d, xs + i + 2 * N), hi, lo);
+      const auto d3 = Center<centered>(LoadFull(d, xs + i + 3 * N), hi, lo);
+      a0 = hn::Add(a0, d0), a1 = hn::Add(a1, d1), a2 = hn::Add(a2, d2), a3 = hn::Add(a3, d3);
+      q0 = hn::MulAdd(d0, d0, q0), q1 = hn::MulAdd(d1, d1, q1), q2 = hn::MulAdd(d2, d2, q2), q3 = hn::MulAdd(d3, d3, q3);
+      StoreOut(d, value(i, N), y + i, stream), StoreOut(d, value(i + N, N), y + i + N, stream);
+      StoreOut(d, value(i + 2 * N, N), y + i + 2 * N, stream), StoreOut(d, value(i + 3 * N, N), y + i + 3 * N, stream);
+    }
+  });
+  for (; i + N <= n; i += N) {
+    const auto v = hn::Sub(hn::Sub(LoadFull(d, xs + i), hi), lo);
+    a0 = hn::Add(a0, v), q0 = hn::MulAdd(v, v, q0);
+    StoreOut(d, value(i, N), y + i, stream);
+  }
+  if (i < n) {
+    const Tail t(d, i, n);
+    const auto v = hn::IfThenElseZero(TailLanes(d, t, i, n), hn::Sub(hn::Sub(LoadTail(d, xs, t, i, n), hi), lo));
+    a0 = hn::Add(a0, v), q0 = hn::MulAdd(v, v, q0);
+    if (n >= N && Apart<S>(xn, y, n)) {
+      StoreFull(d, value(n - N, N), y + n - N);
+    } else {
+      StorePartial(d, value(i, n - i), y + i, n - i);
+    }
+  }
+  *s1 = lane_sum(d, a0, a1, a2, a3);
+  *s2 = lane_sum(d, q0, q1, q2, q3);
+}
+
 template <class S, class C = compute_t<S>>
 void ScaleShift(const S* HWY_RESTRICT x, S* y, int64_t len, C m_hi, C m_lo, C alpha, C beta, bool stream,
                 const S* next = nullptr) {  // next: the row to fetch meanwhile, if any
@@ -1381,6 +1427,10 @@ bool RowMoments(int64_t count, double n, bool centered, bool l2, double eps, con
   void ScaleShift##SUF(const S* x, S* y, int64_t n, C##SUF h, C##SUF l, C##SUF a, C##SUF b, bool st) {    \
     ScaleShift(x, y, n, h, l, a, b, st), EndStream(st);                                                   \
   }                                                                                                       \
+  void DevSumsScaleShift##SUF(const S* xs, int64_t n, C##SUF sh, C##SUF sl, double* s1, double* s2,       \
+                              const S* xn, S* y, C##SUF h, C##SUF l, C##SUF a, C##SUF b, bool st) {       \
+    DevSumsScaleShift(xs, n, sh, sl, s1, s2, xn, y, h, l, a, b, st), EndStream(st);                       \
+  }                                                                                                       \
   void ScaleShiftRows##SUF(const S* x, S* y, int64_t n, C##SUF h, C##SUF l, C##SUF r, const C##SUF* w,    \
                            const C##SUF* b, bool rx, bool st) {                                           \
     ScaleShiftRows(x, y, n, h, l, r, w, b, rx, st, st ? x + n : nullptr), EndStream(st);                  \
@@ -1623,6 +1673,14 @@ namespace normkit::engine::rows {
   template <>                                                                                             \
   void dev_sums<S>(const S* x, int64_t len, SplitMean<compute_t<S>> m, double* s1, double* s2) {          \
     HWY_DYNAMIC_DISPATCH(DevSums##SUF)(x, len, m.hi, m.lo, s1, s2);                                       \
+  }                                                                                                       \
+  HWY_EXPORT(DevSumsScaleShift##SUF);                                                                     \
+  template <>                                                                                             \
+  void dev_sums_scale_shift<S>(const S* xs, int64_t len, SplitMean<compute_t<S>> ms, double* s1, double* s2, \
+                               const S* xn, S* y, SplitMean<compute_t<S>> mn, compute_t<S> alpha,         \
+                               compute_t<S> beta, bool stream) {                                          \
+    HWY_DYNAMIC_DISPATCH(DevSumsScaleShift##SUF)(xs, len, ms.hi, ms.lo, s1, s2, xn, y, mn.hi, mn.lo, alpha, \
+                                                 beta, stream);                                           \
   }                                                                                                       \
   template <>                                                                                             \
   void scale_shift<S>(const S* x, S* y, int64_t len, SplitMean<compute_t<S>> m, compute_t<S> alpha,       \
