@@ -236,6 +236,24 @@ void check_offsets_from_input(int64_t M, int64_t D) {
                                           args);
     EXPECT_EQ(std::memcmp(y, y_alone.data(), size_t(n) * sizeof(T)), 0);
   }
+  // The weight and bias, read along every row, count as x does.
+  for (int64_t ahead : {16, 64, 256, 600}) {
+    SCOPED_TRACE("y " + std::to_string(ahead) + " bytes ahead of the weight and bias modulo 4 KiB");
+    std::vector<T> y(static_cast<size_t>(n));
+    auto place = [&](std::vector<float>& store, const std::vector<float>& v) {
+      store.assign(v.size() + 1024, 0.f);
+      const uintptr_t want = (reinterpret_cast<uintptr_t>(y.data()) - uintptr_t(ahead)) % 4096;
+      size_t o = 0;  // float-aligned, so one of the first 1024 positions
+      while (reinterpret_cast<uintptr_t>(store.data() + o) % 4096 != want) ++o;
+      std::copy(v.begin(), v.end(), store.begin() + std::ptrdiff_t(o));
+      return std::span<const float>(store.data() + o, v.size());
+    };
+    std::vector<float> ws, bs;
+    LayerNormArgs<T, float> placed = args;
+    placed.weight = place(ws, w), placed.bias = place(bs, b);
+    normkit::layer_norm_forward<T, float>(cview(x_alone, {M, D}), mview(y, {M, D}), placed);
+    EXPECT_EQ(std::memcmp(y.data(), y_alone.data(), size_t(n) * sizeof(T)), 0);
+  }
 }
 
 TEST(LayerNormStreams, OutputJustAheadOfInputGivesTheSameBits) {
