@@ -533,8 +533,11 @@ HWY_INLINE bool Shifted(C m_hi, C m_lo) {
   return m_hi != C(0) || m_lo != C(0);
 }
 
-template <class S, class C = compute_t<S>>
-void DevSums(const S* HWY_RESTRICT x, int64_t len, C m_hi, C m_lo, double* s1, double* s2) {
+// DevSums's loop, calling then(i, k) after summing each stretch [i, i + k) (4 vectors, one,
+// or the tail's k < Lanes(d) elements): the fused pass below does its own work there.
+template <class S, class C, class Then>
+HWY_INLINE void DevSumsThen(const S* HWY_RESTRICT x, int64_t len, C m_hi, C m_lo, double* s1, double* s2,
+                            Then&& then) {
   const hn::ScalableTag<C> d;
   const size_t N = hn::Lanes(d), n = static_cast<size_t>(len);
   const auto hi = hn::Set(d, m_hi), lo = hn::Set(d, m_lo);
@@ -549,65 +552,49 @@ void DevSums(const S* HWY_RESTRICT x, int64_t len, C m_hi, C m_lo, double* s1, d
       const auto d3 = Center<centered>(LoadFull(d, x + i + 3 * N), hi, lo);
       a0 = hn::Add(a0, d0), a1 = hn::Add(a1, d1), a2 = hn::Add(a2, d2), a3 = hn::Add(a3, d3);
       q0 = hn::MulAdd(d0, d0, q0), q1 = hn::MulAdd(d1, d1, q1), q2 = hn::MulAdd(d2, d2, q2), q3 = hn::MulAdd(d3, d3, q3);
+      then(i, 4 * N);
     }
   });
   for (; i + N <= n; i += N) {
     const auto v = hn::Sub(hn::Sub(LoadFull(d, x + i), hi), lo);
     a0 = hn::Add(a0, v), q0 = hn::MulAdd(v, v, q0);
+    then(i, N);
   }
   if (i < n) {
     const Tail t(d, i, n);
     const auto v = hn::IfThenElseZero(TailLanes(d, t, i, n), hn::Sub(hn::Sub(LoadTail(d, x, t, i, n), hi), lo));
     a0 = hn::Add(a0, v), q0 = hn::MulAdd(v, v, q0);
+    then(i, n - i);
   }
   *s1 = lane_sum(d, a0, a1, a2, a3);
   *s2 = lane_sum(d, q0, q1, q2, q3);
 }
 
-// DevSums of xs and ScaleShift of xn into y in one loop: DevSums's accumulators, loops and tail
-// (so its bits), and per element ScaleShift's value, stored as WriteRow stores it.
+template <class S, class C = compute_t<S>>
+void DevSums(const S* HWY_RESTRICT x, int64_t len, C m_hi, C m_lo, double* s1, double* s2) {
+  DevSumsThen(x, len, m_hi, m_lo, s1, s2, [](size_t, size_t) NORMKIT_INLINE_LAMBDA {});
+}
+
+// DevSums of xs (the same loop, so its bits) and in it ScaleShift of xn into y: per element
+// ScaleShift's value, stored as WriteRow stores it.
 template <class S, class C = compute_t<S>>
 void DevSumsScaleShift(const S* HWY_RESTRICT xs, int64_t len, C s_hi, C s_lo, double* s1, double* s2,
                        const S* HWY_RESTRICT xn, S* y, C m_hi, C m_lo, C alpha, C beta, bool stream) {
   const hn::ScalableTag<C> d;
   const size_t N = hn::Lanes(d), n = static_cast<size_t>(len);
-  const auto hi = hn::Set(d, s_hi), lo = hn::Set(d, s_lo);
   const auto mh = hn::Set(d, m_hi), ml = hn::Set(d, m_lo), a = hn::Set(d, alpha), b = hn::Set(d, beta);
   auto value = [&](size_t i, size_t k) NORMKIT_INLINE_LAMBDA {
     return hn::MulAdd(hn::Sub(hn::Sub(LoadN(d, xn + i, k), mh), ml), a, b);
   };
-  auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
-  auto q0 = hn::Zero(d), q1 = hn::Zero(d), q2 = hn::Zero(d), q3 = hn::Zero(d);
-  size_t i = 0;
-  WithFlag(Shifted(s_hi, s_lo), [&](auto centered) NORMKIT_INLINE_LAMBDA {
-    for (; i + 4 * N <= n; i += 4 * N) {
-      const auto d0 = Center<centered>(LoadFull(d, xs + i), hi, lo);
-      const auto d1 = Center<centered>(LoadFull(d, xs + i + N), hi, lo);
-      const auto d2 = Center<centered>(LoadFull(d, xs + i + 2 * N), hi, lo);
-      const auto d3 = Center<centered>(LoadFull(d, xs + i + 3 * N), hi, lo);
-      a0 = hn::Add(a0, d0), a1 = hn::Add(a1, d1), a2 = hn::Add(a2, d2), a3 = hn::Add(a3, d3);
-      q0 = hn::MulAdd(d0, d0, q0), q1 = hn::MulAdd(d1, d1, q1), q2 = hn::MulAdd(d2, d2, q2), q3 = hn::MulAdd(d3, d3, q3);
-      StoreOut(d, value(i, N), y + i, stream), StoreOut(d, value(i + N, N), y + i + N, stream);
-      StoreOut(d, value(i + 2 * N, N), y + i + 2 * N, stream), StoreOut(d, value(i + 3 * N, N), y + i + 3 * N, stream);
-    }
-  });
-  for (; i + N <= n; i += N) {
-    const auto v = hn::Sub(hn::Sub(LoadFull(d, xs + i), hi), lo);
-    a0 = hn::Add(a0, v), q0 = hn::MulAdd(v, v, q0);
-    StoreOut(d, value(i, N), y + i, stream);
-  }
-  if (i < n) {
-    const Tail t(d, i, n);
-    const auto v = hn::IfThenElseZero(TailLanes(d, t, i, n), hn::Sub(hn::Sub(LoadTail(d, xs, t, i, n), hi), lo));
-    a0 = hn::Add(a0, v), q0 = hn::MulAdd(v, v, q0);
-    if (n >= N && Apart<S>(xn, y, n)) {
+  DevSumsThen(xs, len, s_hi, s_lo, s1, s2, [&](size_t i, size_t k) NORMKIT_INLINE_LAMBDA {
+    if (k >= N) {
+      for (size_t j = 0; j < k; j += N) StoreOut(d, value(i + j, N), y + i + j, stream);
+    } else if (n >= N && Apart<S>(xn, y, n)) {
       StoreFull(d, value(n - N, N), y + n - N);
     } else {
-      StorePartial(d, value(i, n - i), y + i, n - i);
+      StorePartial(d, value(i, k), y + i, k);
     }
-  }
-  *s1 = lane_sum(d, a0, a1, a2, a3);
-  *s2 = lane_sum(d, q0, q1, q2, q3);
+  });
 }
 
 template <class S, class C = compute_t<S>>
