@@ -85,6 +85,54 @@ TYPED_TEST(LayerNormTest, MatchesReference) {
   check_against_reference<TypeParam>({{3, 17}, {17}}, false, true);
 }
 
+// Rows of more than one reduction chunk (32768 elements) take their statistics chunk by chunk,
+// and in cache rows whose x, w and b outgrow L2 are normalized in column tiles across a block
+// of rows (engine.cpp, forward_rows): odd lengths leave a partial last tile.
+TYPED_TEST(LayerNormTest, LongRowsOfSeveralChunks) {
+  // At least 8 rows: fewer are not fused (engine.cpp, kFuseMinStats).
+  check_against_reference<TypeParam>({{9, 40009}, {40009}}, true, true);
+  check_against_reference<TypeParam>({{8, 7, 5003}, {7, 5003}}, true, false);
+  check_against_reference<TypeParam>({{9, 70001}, {70001}}, false, false);  // three chunks, no affine
+}
+
+// The rows of one call have the bits of each row normalized alone (one statistic: the
+// unfused reduction and elementwise pass), for any thread count.
+template <class T>
+void check_rows_as_alone(int64_t M, int64_t D) {
+  SCOPED_TRACE(std::to_string(M) + "x" + std::to_string(D));
+  const auto src = random_vec<float>(M * D, 2.0, 1.5);
+  const auto w = random_vec<float>(D, 1.0, 0.5), b = random_vec<float>(D);
+  std::vector<T> x(src.begin(), src.end());
+  LayerNormArgs<T, float> args;
+  args.normalized_shape = {D};
+  args.weight = w;
+  args.bias = b;
+  std::vector<T> alone(x.size());
+  std::vector<float> mean_alone(M), rstd_alone(M);
+  for (int64_t m = 0; m < M; ++m)
+    normkit::layer_norm_forward<T, float>(normkit::TensorView<const T>(x.data() + m * D, {1, D}),
+                                          normkit::TensorView<T>(alone.data() + m * D, {1, D}), args,
+                                          {std::span<float>(mean_alone).subspan(size_t(m), 1),
+                                           std::span<float>(rstd_alone).subspan(size_t(m), 1)});
+  const int saved = normkit::get_num_threads();
+  for (int t = 1; t <= 4; ++t) {
+    normkit::set_num_threads(t);
+    std::vector<T> y(x.size());
+    std::vector<float> mean(M), rstd(M);
+    normkit::layer_norm_forward<T, float>(cview(x, {M, D}), mview(y, {M, D}), args, {mean, rstd});
+    expect_bitwise(y, alone, "y with " + std::to_string(t) + " threads");
+    expect_bitwise(mean, mean_alone, "mean with " + std::to_string(t) + " threads");
+    expect_bitwise(rstd, rstd_alone, "rstd with " + std::to_string(t) + " threads");
+  }
+  normkit::set_num_threads(saved);
+}
+
+TEST(LayerNormRows, LongRowsHaveTheBitsOfEachRowAlone) {
+  check_rows_as_alone<float>(11, 40009);
+  check_rows_as_alone<normkit::bfloat16>(10, 50176);  // LayerNorm([256,14,14]), rounded xhat
+  check_rows_as_alone<float>(9, 30011);                // one chunk, still tiled
+}
+
 TYPED_TEST(LayerNormTest, OutputHasZeroMeanUnitVariancePerRow) {
   using T = TypeParam;
   LNCase<T> c({6, 257}, {257});
