@@ -1,6 +1,8 @@
 // test_batch_norm.cpp — batch_norm_forward/backward against the reference oracle (odd sizes
 // to hit vector tails), finite differences, strided/channels-last views, statistics
 // identities, and every argument error (message + nothing written).
+#include <limits>
+
 #include "test_util.hpp"
 
 namespace {
@@ -100,6 +102,55 @@ TYPED_TEST(BatchNormTest, EvalMatchesReference) {
 TYPED_TEST(BatchNormTest, EvalWithoutRunningStatsUsesBatchStats) {
   check_against_reference<TypeParam>({6, 5, 7}, false, true, false);
   check_against_reference<TypeParam>({2, 67, 9, 11}, false, true, false);
+}
+
+// With fixed statistics (eval, running statistics) dx = dy * w * rstd does not involve x, as
+// in PyTorch: an Inf or a NaN in x leaves dx finite (the reference, which computes
+// rstd * (dy * w - xhat * 0), makes it NaN there), whichever path takes the layout: NCHW with
+// enough channels (the sums and dx in one pass), few channels (not fused), channels-last
+// (column mode), a strided view (listed runs); and InstanceNorm with running statistics (rows).
+TEST(BatchNormEval, GradInputDoesNotInvolveTheInput) {
+  struct Layout {
+    Shape shape;
+    bool channels_last, doubled, instance;
+  };
+  for (const Layout& l : std::vector<Layout>{{{3, 16, 5, 7}, false, false, false},
+                                             {{3, 4, 5, 7}, false, false, false},
+                                             {{3, 16, 5, 7}, true, false, false},
+                                             {{3, 16, 5, 7}, false, true, false},
+                                             {{3, 16, 5, 7}, false, false, true}}) {
+    SCOPED_TRACE(normkit::shape_str(l.shape) + (l.channels_last ? " channels-last" : "") +
+                 (l.doubled ? " strided" : "") + (l.instance ? " InstanceNorm" : ""));
+    BNCase<float> c(l.shape);
+    const auto [N, C, S] = c.d;
+    c.x[7] = std::numeric_limits<float>::infinity(), c.x[size_t(S) + 2] = std::numeric_limits<float>::quiet_NaN();
+    std::vector<float> want(c.x.size());
+    for (size_t i = 0; i < want.size(); ++i) {
+      const size_t ch = (i / size_t(S)) % size_t(C);
+      want[i] = float(double(c.dy[i]) * double(c.w[ch]) / std::sqrt(double(c.rv[ch]) + 1e-5));
+    }
+    const Strides st = l.channels_last ? channels_last_strides(l.shape)
+                       : l.doubled     ? doubled_strides(l.shape)
+                                       : normkit::contiguous_strides(l.shape);
+    const auto xs = scatter(c.x, l.shape, st), dys = scatter(c.dy, l.shape, st);
+    auto dxs = scatter(sentinel_vec<float>(numel(l.shape)), l.shape, st);
+    std::vector<float> dw(static_cast<size_t>(C)), db(static_cast<size_t>(C));
+    if (l.instance) {
+      normkit::InstanceNormArgs<float> a;
+      a.weight = c.w, a.bias = c.b, a.running_mean = c.rm, a.running_var = c.rv, a.use_input_stats = false;
+      normkit::instance_norm_backward<float>(cview(dys, l.shape, st), cview(xs, l.shape, st), mview(dxs, l.shape, st),
+                                             a, dw, db);
+    } else {
+      normkit::batch_norm_backward<float>(cview(dys, l.shape, st), cview(xs, l.shape, st), mview(dxs, l.shape, st),
+                                          c.args(false), dw, db);
+    }
+    expect_close(gather(dxs, l.shape, st), want, grad_tol<float>(), "dx");
+    std::vector<float> db_want(static_cast<size_t>(C), 0.f);
+    std::vector<double> sum(static_cast<size_t>(C), 0.0);
+    for (size_t i = 0; i < want.size(); ++i) sum[(i / size_t(S)) % size_t(C)] += double(c.dy[i]);
+    for (size_t ch = 0; ch < sum.size(); ++ch) db_want[ch] = float(sum[ch]);
+    expect_close(db, db_want, grad_tol<float>(), "dbias");  // dy alone
+  }
 }
 
 TYPED_TEST(BatchNormTest, EvalUsesRunningStatistics) {

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from torch_reference import DTYPES, check_op
+from torch_reference import DTYPES, GRAD_TOL, assert_close, check_op
 
 SHAPES = [(3, 5), (7, 1), (5, 3, 7), (2, 5, 3, 3), (1, 17, 3, 1), (2, 3, 5, 1, 7), (4, 3, 1, 1, 1)]
 AFFINE = ["weight+bias", "weight", "none"]
@@ -34,6 +34,30 @@ def test_batch_norm_matches_torch(shape, affine, mode, dtype, rng):
     # with track_running_stats=False (F.batch_norm itself refuses that call).
     torch_params = dict(params, training=True) if mode == "eval" else None
     check_op("batch_norm", arrays, params, dtype, rng, torch_params)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channels_last", "few_channels"])
+def test_batch_norm_eval_grad_input_does_not_involve_input(layout, rng):
+    # torch's eval backward: grad_input = grad_output * weight / sqrt(running_var + eps), without
+    # the input, so an Inf or a NaN in it leaves grad_input finite.
+    import torch
+    import torch.nn.functional as F
+
+    import normkit
+    arrays = make((3, 4 if layout == "few_channels" else 16, 5, 7), np.float32, rng, "weight+bias", "eval+running")
+    x = arrays["input"]
+    x[0, 0, 0, 3], x[1, 2, 1, 1] = np.inf, np.nan
+    if layout == "channels_last":
+        arrays["input"] = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    gx = normkit.batch_norm_backward(dy, **arrays, training=False, momentum=0.1, eps=1e-5)[0]
+    t = {k: torch.tensor(v, dtype=torch.float64) for k, v in arrays.items()}
+    t["input"].requires_grad_(True)
+    F.batch_norm(t["input"], t["running_mean"], t["running_var"], t["weight"], t["bias"], training=False,
+                 eps=1e-5).backward(torch.tensor(dy, dtype=torch.float64))
+    want = t["input"].grad.numpy()
+    assert np.isfinite(want).all() and np.isfinite(gx).all()
+    assert_close(gx, want, None, GRAD_TOL[np.float32], "batch_norm eval grad_input")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

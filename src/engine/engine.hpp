@@ -71,7 +71,7 @@ void apply_backward(const ReductionPlan& plan, const T* dy, const T* x, T* dx, c
 
 // The whole backward pass for dx. With batch_stats the statistics come from x (training)
 // and mean, second and rstd are written; otherwise they are read (fixed statistics) and dx
-// = rstd * dy * w. Fused per statistic when its elements fit in cache. When every affine
+// = rstd * dy * w, x not involved (as PyTorch's eval backward: an Inf in x leaves dx finite). Fused per statistic when its elements fit in cache. When every affine
 // axis is a kept axis (w is constant over each statistic: BatchNorm, InstanceNorm,
 // WeightNorm), also writes sum_dy[s] and sum_dy_xhat[s] per statistic and returns true, so
 // dweight and dbias need no pass of their own; otherwise returns false and leaves them.

@@ -81,6 +81,12 @@ NORMKIT_ROWS_INTERNAL void scale_shift_list(const S* x, S* y, const int64_t* off
 template <class S>
 NORMKIT_ROWS_INTERNAL void grad_sums_list(const S* dy, const S* x, const int64_t* offs, int64_t count, int64_t len,
                     SplitMean<compute_t<S>> m, double* s1, double* s2);
+// grad_sums_list's sums (unweighted) and, in the same pass, dx = P * dy: the backward through
+// fixed statistics (BatchNorm in eval mode), whose dx, as PyTorch's, does not involve x.
+template <class S>
+NORMKIT_ROWS_INTERNAL void grad_sums_scale_list(const S* dy, const S* x, S* dx, const int64_t* offs, int64_t count,
+                                                int64_t len, SplitMean<compute_t<S>> m, compute_t<S> P, double* s1,
+                                                double* s2, bool stream = false);
 template <class S>
 NORMKIT_ROWS_INTERNAL void grad_input_list(const S* dy, const S* x, S* dx, const int64_t* offs, int64_t count, int64_t len,
                      SplitMean<compute_t<S>> m, compute_t<S> P, compute_t<S> Q, compute_t<S> R, bool stream = false);

@@ -658,9 +658,11 @@ void ScaleShiftRowPair(const S* x0, const S* x1, S* y0, S* y1, int64_t len, Spli
   });
 }
 
-template <class S, class C = compute_t<S>>
-void GradSums(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, int64_t len, C m_hi, C m_lo,
-              const C* HWY_RESTRICT w, double* s1, double* s2) {
+// GradSums's loop, calling then(i, k) after summing each stretch [i, i + k) (two vectors, one,
+// or the tail's k < Lanes(d) elements), as DevSumsThen.
+template <class S, class C, class Then>
+HWY_INLINE void GradSumsThen(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, int64_t len, C m_hi, C m_lo,
+                             const C* HWY_RESTRICT w, double* s1, double* s2, Then&& then) {
   const hn::ScalableTag<C> d;
   const size_t N = hn::Lanes(d), n = static_cast<size_t>(len);
   const auto hi = hn::Set(d, m_hi), lo = hn::Set(d, m_lo);
@@ -685,14 +687,16 @@ void GradSums(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, int64_t len, C 
           hwy::Prefetch(dy + i + kAhead + N), hwy::Prefetch(x + i + kAhead + N);
         }
         step(i, a0, q0), step(i + N, a1, q1);
+        then(i, 2 * N);
       }
-      for (; i + 2 * N <= n; i += 2 * N) step(i, a0, q0), step(i + N, a1, q1);
+      for (; i + 2 * N <= n; i += 2 * N) step(i, a0, q0), step(i + N, a1, q1), then(i, 2 * N);
     });
   });
   for (; i + N <= n; i += N) {
     auto g = LoadFull(d, dy + i);
     if (w) g = hn::Mul(g, hn::LoadU(d, w + i));
     a0 = hn::Add(a0, g), q0 = hn::MulAdd(g, hn::Sub(hn::Sub(LoadFull(d, x + i), hi), lo), q0);
+    then(i, N);
   }
   if (i < n) {
     const Tail t(d, i, n);
@@ -702,9 +706,37 @@ void GradSums(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, int64_t len, C 
     g = hn::IfThenElseZero(live, g);
     const auto dv = hn::IfThenElseZero(live, hn::Sub(hn::Sub(LoadTail(d, x, t, i, n), hi), lo));
     a0 = hn::Add(a0, g), q0 = hn::MulAdd(g, dv, q0);
+    then(i, n - i);
   }
   *s1 = lane_sum(d, a0, a1, hn::Zero(d), hn::Zero(d));
   *s2 = lane_sum(d, q0, q1, hn::Zero(d), hn::Zero(d));
+}
+
+template <class S, class C = compute_t<S>>
+void GradSums(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, int64_t len, C m_hi, C m_lo,
+              const C* HWY_RESTRICT w, double* s1, double* s2) {
+  GradSumsThen(dy, x, len, m_hi, m_lo, w, s1, s2, [](size_t, size_t) NORMKIT_INLINE_LAMBDA {});
+}
+
+// GradSums of dy and x, unweighted (the same loop, so its bits), and in it dx = dy * P: the
+// backward through fixed statistics (BatchNorm in eval mode), whose dx does not involve x.
+template <class S, class C = compute_t<S>>
+void GradSumsScale(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* dx, int64_t len, C m_hi, C m_lo, C P,
+                   double* s1, double* s2, bool stream) {
+  const hn::ScalableTag<C> d;
+  const size_t N = hn::Lanes(d), n = static_cast<size_t>(len);
+  const auto p = hn::Set(d, P);
+  auto value = [&](size_t i, size_t k) NORMKIT_INLINE_LAMBDA { return hn::Mul(LoadN(d, dy + i, k), p); };
+  GradSumsThen(dy, x, len, m_hi, m_lo, static_cast<const C*>(nullptr), s1, s2,
+               [&](size_t i, size_t k) NORMKIT_INLINE_LAMBDA {
+                 if (k >= N) {
+                   for (size_t j = 0; j < k; j += N) StoreOut(d, value(i + j, N), dx + i + j, stream);
+                 } else if (n >= N && Apart<S>(dx, dy, n)) {  // elements before i: their values again
+                   StoreFull(d, value(n - N, N), dx + n - N);
+                 } else {
+                   StorePartial(d, value(i, k), dx + i, k);
+                 }
+               });
 }
 
 template <class S, class C = compute_t<S>>
@@ -792,6 +824,25 @@ void GradSumsList(const S* dy, const S* x, const int64_t* offs, int64_t count, i
       FetchRun(dy + offs[r + kListAhead], len);
     }
     GradSums(dy + offs[r], x + offs[r], len, hi, lo, static_cast<const C*>(nullptr), &p, &q);
+    a += p, b += q;
+  }
+  *s1 = a, *s2 = b;
+}
+
+// Per run: GradSumsScale, the sums added in run order (as GradSumsList's).
+template <class S, class C = compute_t<S>>
+void GradSumsScaleList(const S* dy, const S* x, S* dx, const int64_t* offs, int64_t count, int64_t len, C hi, C lo,
+                       C P, double* s1, double* s2, bool stream) {
+  double a = 0, b = 0;
+  const bool fetch = FetchesRuns<S>(len);
+  for (int64_t r = 0; r < count; ++r) {
+    double p, q;
+    if (fetch && r + kListAhead < count) {
+      FetchRun(x + offs[r + kListAhead], len);
+      FetchRun(dy + offs[r + kListAhead], len);
+      if (!stream) FetchRun(dx + offs[r + kListAhead], len);  // streamed lines are not read
+    }
+    GradSumsScale(dy + offs[r], x + offs[r], dx + offs[r], len, hi, lo, P, &p, &q, stream);
     a += p, b += q;
   }
   *s1 = a, *s2 = b;
@@ -1457,6 +1508,10 @@ bool RowMoments(int64_t count, double n, bool centered, bool l2, double eps, con
                           C##SUF l, C##SUF P, C##SUF Q, C##SUF R, bool st) {                              \
     GradInputList(dy, x, dx, o, c, n, h, l, P, Q, R, st), EndStream(st);                                  \
   }                                                                                                       \
+  void GradSumsScaleList##SUF(const S* dy, const S* x, S* dx, const int64_t* o, int64_t c, int64_t n,     \
+                              C##SUF h, C##SUF l, C##SUF P, double* a, double* b, bool st) {              \
+    GradSumsScaleList(dy, x, dx, o, c, n, h, l, P, a, b, st), EndStream(st);                              \
+  }                                                                                                       \
   void ScaleShiftRuns##SUF(const S* x, S* y, const int64_t* o, int64_t c, int64_t n, C##SUF h, C##SUF l,  \
                            const C##SUF* a, const C##SUF* b, bool st) {                                   \
     ScaleShiftRuns(x, y, o, c, n, h, l, a, b, st), EndStream(st);                                         \
@@ -1543,6 +1598,7 @@ namespace normkit::engine::rows {
   HWY_EXPORT(ScaleShiftList##SUF);                                                                        \
   HWY_EXPORT(GradSumsList##SUF);                                                                          \
   HWY_EXPORT(GradInputList##SUF);                                                                         \
+  HWY_EXPORT(GradSumsScaleList##SUF);                                                                     \
   template <>                                                                                             \
   void dev_sums_list<S>(const S* x, const int64_t* offs, int64_t count, int64_t len,                      \
                         SplitMean<compute_t<S>> m, double* s1, double* s2) {                              \
@@ -1563,6 +1619,13 @@ namespace normkit::engine::rows {
                           SplitMean<compute_t<S>> m, compute_t<S> P, compute_t<S> Q, compute_t<S> R,      \
                           bool stream) {                                                                  \
     HWY_DYNAMIC_DISPATCH(GradInputList##SUF)(dy, x, dx, offs, count, len, m.hi, m.lo, P, Q, R, stream);   \
+  }                                                                                                       \
+  template <>                                                                                             \
+  void grad_sums_scale_list<S>(const S* dy, const S* x, S* dx, const int64_t* offs, int64_t count,        \
+                               int64_t len, SplitMean<compute_t<S>> m, compute_t<S> P, double* s1,        \
+                               double* s2, bool stream) {                                                 \
+    HWY_DYNAMIC_DISPATCH(GradSumsScaleList##SUF)(dy, x, dx, offs, count, len, m.hi, m.lo, P, s1, s2,      \
+                                                 stream);                                                 \
   }                                                                                                       \
   HWY_EXPORT(ScaleShiftRuns##SUF);                                                                        \
   template <>                                                                                             \
