@@ -812,9 +812,12 @@ void ScaleShiftList(const S* x, S* y, const int64_t* offs, int64_t count, int64_
   }
 }
 
-template <class S, class C = compute_t<S>>
-void GradSumsList(const S* dy, const S* x, const int64_t* offs, int64_t count, int64_t len, C hi, C lo, double* s1,
-                  double* s2) {
+// The runs' sums added in run order, run(r, &p, &q) giving run r's (and writing its output in
+// the same loop, if any); the runs kListAhead further on requested meanwhile: their dy and x,
+// and their output lines where `out` (written next, a read for ownership each) is given.
+template <class S, class Run>
+HWY_INLINE void SumRunList(const S* dy, const S* x, const S* out, const int64_t* offs, int64_t count, int64_t len,
+                           double* s1, double* s2, Run&& run) {
   double a = 0, b = 0;
   const bool fetch = FetchesRuns<S>(len);
   for (int64_t r = 0; r < count; ++r) {
@@ -822,30 +825,31 @@ void GradSumsList(const S* dy, const S* x, const int64_t* offs, int64_t count, i
     if (fetch && r + kListAhead < count) {
       FetchRun(x + offs[r + kListAhead], len);
       FetchRun(dy + offs[r + kListAhead], len);
+      if (out) FetchRun(out + offs[r + kListAhead], len);
     }
-    GradSums(dy + offs[r], x + offs[r], len, hi, lo, static_cast<const C*>(nullptr), &p, &q);
+    run(r, &p, &q);
     a += p, b += q;
   }
   *s1 = a, *s2 = b;
+}
+
+template <class S, class C = compute_t<S>>
+void GradSumsList(const S* dy, const S* x, const int64_t* offs, int64_t count, int64_t len, C hi, C lo, double* s1,
+                  double* s2) {
+  SumRunList(dy, x, static_cast<const S*>(nullptr), offs, count, len, s1, s2,
+             [&](int64_t r, double* p, double* q) NORMKIT_INLINE_LAMBDA {
+               GradSums(dy + offs[r], x + offs[r], len, hi, lo, static_cast<const C*>(nullptr), p, q);
+             });
 }
 
 // Per run: GradSumsScale, the sums added in run order (as GradSumsList's).
 template <class S, class C = compute_t<S>>
 void GradSumsScaleList(const S* dy, const S* x, S* dx, const int64_t* offs, int64_t count, int64_t len, C hi, C lo,
                        C P, double* s1, double* s2, bool stream) {
-  double a = 0, b = 0;
-  const bool fetch = FetchesRuns<S>(len);
-  for (int64_t r = 0; r < count; ++r) {
-    double p, q;
-    if (fetch && r + kListAhead < count) {
-      FetchRun(x + offs[r + kListAhead], len);
-      FetchRun(dy + offs[r + kListAhead], len);
-      if (!stream) FetchRun(dx + offs[r + kListAhead], len);  // streamed lines are not read
-    }
-    GradSumsScale(dy + offs[r], x + offs[r], dx + offs[r], len, hi, lo, P, &p, &q, stream);
-    a += p, b += q;
-  }
-  *s1 = a, *s2 = b;
+  SumRunList(dy, x, stream ? nullptr : dx, offs, count, len, s1, s2,  // streamed lines are not read
+             [&](int64_t r, double* p, double* q) NORMKIT_INLINE_LAMBDA {
+               GradSumsScale(dy + offs[r], x + offs[r], dx + offs[r], len, hi, lo, P, p, q, stream);
+             });
 }
 
 template <class S, class C = compute_t<S>>
