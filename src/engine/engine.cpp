@@ -898,42 +898,28 @@ bool forward_pipelined(const ReductionPlan& plan, const Geometry& g, const RunLi
     Partial acc;
     for (int64_t seg = 0; seg < g.num_segs; ++seg) {
       const int64_t d0 = seg * g.seg_len, d1 = std::min(g.key_len, d0 + g.seg_len);
-      double first = 0.0;  // as chunk_stats_of: the chunk's first kShiftElems elements, in order
-      const int64_t k = variance ? std::min(kShiftElems, d1 - d0) : 0;
-      for (int64_t i = 0; i < k; ++i) first += double(xs[d0 + i]);
-      const double mk = k > 0 ? first / double(k) : 0.0, shift = std::isfinite(mk) ? mk : 0.0;
-      double s1 = 0, s2 = 0;
-      for (int64_t p0 = d0; p0 < d1;) {  // pieces: the runs cut at the chunk's bounds
-        const int64_t r = p0 / L, p1 = std::min(d1, (r + 1) * L);
-        double a = 0, c = 0;
-        if (cur) {
-          const int64_t s = cur->stat, aff = cur->aff + runs.rel[size_t(r)].aff;
-          const double wv = w ? double(w[aff]) : 1.0, bv = b ? double(b[aff]) : 0.0;
-          rows::dev_sums_scale_shift(xs + p0, p1 - p0, rows::SplitMean<C>(shift), &a, &c, x + cur->mem + p0,
-                                     y + cur->mem + p0, rows::SplitMean<C>(mean[s]), C(rstd[s] * wv), C(bv), true);
-        } else {
-          rows::dev_sums(xs + p0, p1 - p0, rows::SplitMean<C>(shift), &a, &c);
-        }
-        s1 += a, s2 += c;
-        p0 = p1;
-      }
-      Partial part{double(d1 - d0), 0.0, s2};
-      if (variance) {  // as moments_of: a shift too far from the chunk's mean, the chunk again
-        if (shift_too_far(part.n, s1, s2)) {
-          const double again = shift + s1 / part.n;
-          s1 = s2 = 0;
-          for (int64_t p0 = d0; p0 < d1;) {
-            const int64_t p1 = std::min(d1, (p0 / L + 1) * L);
-            double a = 0, c = 0;
-            rows::dev_sums(xs + p0, p1 - p0, rows::SplitMean<C>(again), &a, &c);
-            s1 += a, s2 += c;
-            p0 = p1;
+      // As chunk_stats_of: the chunk's pieces (its runs cut at its bounds), the first pass fused
+      // with the normalization of `cur`, a second one (moments_of's, rarely) plain.
+      bool first = true;
+      auto sums = [&](double m, double& s1, double& s2) {
+        s1 = s2 = 0;
+        for (int64_t p0 = d0; p0 < d1;) {
+          const int64_t r = p0 / L, p1 = std::min(d1, (r + 1) * L);
+          double a = 0, c = 0;
+          if (cur && first) {
+            const int64_t s = cur->stat, aff = cur->aff + runs.rel[size_t(r)].aff;
+            const double wv = w ? double(w[aff]) : 1.0, bv = b ? double(b[aff]) : 0.0;
+            rows::dev_sums_scale_shift(xs + p0, p1 - p0, rows::SplitMean<C>(m), &a, &c, x + cur->mem + p0,
+                                       y + cur->mem + p0, rows::SplitMean<C>(mean[s]), C(rstd[s] * wv), C(bv), true);
+          } else {
+            rows::dev_sums(xs + p0, p1 - p0, rows::SplitMean<C>(m), &a, &c);
           }
-          part = shifted_moments(part.n, again, s1, s2);
-        } else {
-          part = shifted_moments(part.n, shift, s1, s2);
+          s1 += a, s2 += c;
+          p0 = p1;
         }
-      }
+        first = false;
+      };
+      const Partial part = moments_of(sums, double(d1 - d0), statistic, variance ? shift_of(xs + d0, d1 - d0) : 0.0);
       acc = seg == 0 ? part : merge_stats(statistic, acc, part);
     }
     finish(next, acc);
