@@ -1215,7 +1215,7 @@ void backward_rows(const Geometry& g, int64_t len, Statistic statistic, bool bat
   const int64_t block = std::clamp<int64_t>((int64_t{64} << 10) / (2 * len * int64_t(sizeof(T))), 1, kBlock);
   for_each_group_block(g, g.owners.count * len, block, [&](const Offsets* bases, int64_t count) {
     int64_t offs[kBlock] = {};  // (zeroed: GCC cannot see that count > 0)
-    double m[kBlock] = {}, u1[kBlock], u2[kBlock], fixed[kBlock];
+    double m[kBlock] = {}, u1[kBlock], u2[kBlock];
     C P[kBlock], Q[kBlock], R[kBlock];
     for (int64_t k = 0; k < count; ++k) offs[k] = bases[k].mem, m[k] = mean[bases[k].stat];
     rows::grad_sums_rows(dy, x, offs, count, len, m, u1, u2);
@@ -1226,11 +1226,6 @@ void backward_rows(const Geometry& g, int64_t len, Statistic statistic, bool bat
       double q = 0, rr = 0;
       if (batch_stats) dx_coefficients(statistic, M, r, second[s], eps, wv * u1[k], wv * u2[k] * r, &q, &rr);
       P[k] = C(r * wv), Q[k] = C(q), R[k] = C(rr);
-      fixed[k] = r * wv;
-    }
-    if (dx && !batch_stats) {  // as backward's: dx = dy * w * rstd, without x
-      const double zero[kBlock] = {};
-      return rows::scale_shift_rows_list(dy, dx, offs, count, len, zero, fixed, zero, stream);
     }
     if (dx) rows::grad_input_rows(dy, x, dx, offs, count, len, m, P, Q, R, stream);
   });
@@ -1248,6 +1243,21 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
   const double M = double(plan.stat_size());
   const bool per_stat_w = affine_within_kept(plan);
   const bool fuse = !g.column && g.key_len <= kFuseMax && S >= kFuseMinStats;
+  // Fixed statistics: dx = dy * w * rstd needs no sums and, as PyTorch's eval backward, not x
+  // (an Inf in x leaves it finite). A statistic of whole runs (BatchNorm on NCHW) writes it in
+  // its sums' pass (stat_body); elsewhere the sums go alone and dx is the forward's
+  // elementwise pass on dy around a zero mean.
+  auto whole_runs = [&] {  // stat_body's first branch (one run per statistic goes to backward_rows)
+    const RunList r = make_run_list(g, per_stat_w);
+    return r.whole && r.mem.size() > 1;
+  };
+  if (dx && !batch_stats && !(fuse && whole_runs())) {
+    const bool kept = backward(plan, statistic, false, eps, dy, x, static_cast<T*>(nullptr), w, mean, second, rstd,
+                               sum_dy, sum_dy_xhat, recompute, affine_dy, affine_dy_xhat, affine_done);
+    Scratch<double> zero(static_cast<size_t>(S), 0.0);
+    apply_forward(plan, dy, dx, zero.data(), rstd, w, static_cast<const C*>(nullptr));
+    return kept;
+  }
   if (!fuse) {
     if (batch_stats && recompute) {
       reduce_stats(plan, x, statistic, mean, second);
@@ -1266,11 +1276,6 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
       reduce_grads(plan, GroupBy::Statistic, dy, x, mean, rstd, w, sg.data(), sgx.data());
     }
     if (!dx) return per_stat_w;
-    if (!batch_stats) {  // fixed statistics: dx = dy * w * rstd, the forward's pass on dy around 0
-      Scratch<double> zero(static_cast<size_t>(S), 0.0);
-      apply_forward(plan, dy, dx, zero.data(), rstd, w, static_cast<const C*>(nullptr));
-      return per_stat_w;
-    }
     Scratch<double> Q(static_cast<size_t>(S), 0.0), R(static_cast<size_t>(S), 0.0);
     for (int64_t s = 0; s < S; ++s)
       dx_coefficients(statistic, M, rstd[s], second[s], eps, sg[size_t(s)], sgx[size_t(s)], &Q[size_t(s)],
@@ -1283,7 +1288,6 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
   const bool stream = streams<T>(plan);
   const RunList runs = make_run_list(g, affine_within_kept(plan));
   Scratch<double> Q(static_cast<size_t>(S)), R(static_cast<size_t>(S));  // dx coefficients
-  Scratch<double> zero(batch_stats ? 0 : static_cast<size_t>(S), 0.0);    // fixed statistics: dx around 0
   // Each run one affine index (GroupNorm: a channel's H*W): the per-run sums the statistic's
   // own pass takes are kept, then added per affine index in statistic and run order. Its
   // passes take whole runs whatever the statistic's segments (for_each_listed_run over all of
@@ -1374,20 +1378,12 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
         C P[kRunChunk];
         for (int64_t k = k0; k < k0 + n; ++k)
           P[k - k0] = C(r * (w ? double(w[base.aff + runs.rel[size_t(k)].aff]) : 1.0));
-        if (!batch_stats) {  // as the whole runs': dx = dy * w * rstd, without x
-          const C none[kRunChunk] = {};
-          rows::scale_shift_runs(dy + base.mem, dx + base.mem, runs.mem.data() + k0, n, runs.len,
-                                 rows::SplitMean<C>(0.0), P, none, stream);
-          continue;
-        }
         rows::grad_input_runs(dy + base.mem, x + base.mem, dx + base.mem, runs.mem.data() + k0, n, runs.len, m, P,
                               C(Q[s]), C(R[s]), stream);
       }
       return;
     }
     for_each_listed_run(runs, g.run, base, 0, g.key_len, [&](Offsets o, int64_t len) {
-      if (!batch_stats)  // as the whole runs': dx = dy * w * rstd, without x
-        return normalize_run(g.run, o, len, dy, dx, zero.data(), rstd, w, static_cast<const C*>(nullptr), false, stream);
       grad_input_run(g.run, o, len, dy, x, dx, mean, rstd, Q.data(), R.data(), w, stream);
     });
   };
