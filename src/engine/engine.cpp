@@ -10,6 +10,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <memory>
+#include <utility>
 #include <vector>
 
 #include "engine/rows.hpp"
@@ -725,6 +727,103 @@ namespace {
 // forward 0.26-0.29 -> 0.22-0.25 ms at 2 threads, 0.54-0.70 -> 0.46-0.52 ms at 1.
 inline constexpr int64_t kAffineTile = 8192;  // elements of w and b per tile (64 KiB in float)
 
+// Out of cache, a row pass whose output rows lie 1 to 767 bytes ahead of what it reads in step
+// with them modulo 4 KiB (rows::stores_just_ahead: x, or w and b) loads at the page offsets of
+// the non-temporal stores it has just issued and stalls. Its kernel then walks the rows
+// backward, which avoids the stall but streams 20-30% slower than forward on Zen 3 (LayerNorm
+// 4096x4096 forward, 2 threads, y 1 KiB ahead of x: 3.4-4.0 ms forward, 4.8-5.5 backward).
+// A thread's copies, made where that cannot happen, let it walk forward instead:
+// - w and b (one value per element of the row): four copies 1 KiB apart, w and b of a copy at
+//   the same page offset, so a row's 767 near bytes rule out at most one copy and at least two
+//   remain for a pair of rows (bench LayerNorm 4096x4096, y 64 and 384 bytes ahead of w and b:
+//   5.4 -> 3.8 ms);
+// - x's rows, copied by the statistics pass as it reads them (its loads come from memory, so the
+//   stores cost little) to places that neither that pass's stores nor the normalization's lie
+//   just ahead of (y 64 bytes ahead of x: 4.6-5.1 -> 3.4-4.0 ms).
+// The same values; only where they are read from changes.
+template <class T>
+class AwayFromStores {
+  using C = compute_t<T>;
+
+ public:
+  AwayFromStores(const C* w, const C* b, int64_t len) : w_(w), b_(b), len_(len) {}
+
+  // w and b for the rows of y at offs[0..count): the originals unless some row's stores lie
+  // just ahead of them, else the first copy that no row's do (the originals if none).
+  std::pair<const C*, const C*> affine(const T* y, const int64_t* offs, int64_t count) {
+    auto near = [&](const C* w, const C* b) {
+      for (int64_t k = 0; k < count; ++k)
+        if ((w && rows::stores_just_ahead(y + offs[k], w)) || (b && rows::stores_just_ahead(y + offs[k], b)))
+          return true;
+      return false;
+    };
+    if (!(w_ || b_) || !near(w_, b_)) return {w_, b_};
+    for (int j = 0; j < kPlaces; ++j) {
+      const int64_t span = page_span(len_ * int64_t(sizeof(C)));
+      C* w = w_ ? placed<C>(affine_, 2 * kPlaces * span, 2 * j * span, j) : nullptr;
+      C* b = b_ ? placed<C>(affine_, 2 * kPlaces * span, (2 * j + 1) * span, j) : nullptr;
+      if (near(w, b)) continue;
+      if (!(filled_ & (1u << j))) {
+        if (w) std::copy(w_, w_ + len_, w);
+        if (b) std::copy(b_, b_ + len_, b);
+        filled_ |= 1u << j;
+      }
+      return {w, b};
+    }
+    return {w_, b_};
+  }
+
+  // Places for copies of the rows x + offs[k] (nullptr: none of the rows' outputs lies just
+  // ahead of them, or no place suits every row): row k's copy lies in its own pages at one of
+  // four offsets 1 KiB apart that its own x's offset and every row's y's leave free.
+  T* const* rows(const T* x, const T* y, const int64_t* offs, int64_t count) {
+    bool ahead = false;
+    for (int64_t k = 0; k < count; ++k) ahead = ahead || rows::stores_just_ahead(y + offs[k], x + offs[k]);
+    if (!ahead) return nullptr;
+    const int64_t span = page_span(len_ * int64_t(sizeof(T)));
+    for (int64_t k = 0; k < count; ++k) {
+      T* copy = nullptr;
+      for (int j = 0; j < kPlaces && !copy; ++j) {
+        T* c = placed<T>(rows_, count * span, k * span, j);
+        bool free = !rows::stores_just_ahead(c, x + offs[k]);
+        for (int64_t i = 0; i < count && free; ++i) free = !rows::stores_just_ahead(y + offs[i], c);
+        if (free) copy = c;
+      }
+      if (!copy) return nullptr;
+      row_ptrs_[size_t(k)] = copy;
+    }
+    return row_ptrs_;
+  }
+
+ private:
+  static constexpr int kPlaces = 4;
+  static constexpr int64_t kPage = 4096;
+  // Bytes from one copy to the next: whole pages, and one more for the offsets within them.
+  static int64_t page_span(int64_t bytes) { return (bytes + kPage - 1) / kPage * kPage + kPage; }
+  // Scratch bytes that grow to the largest request (rewritten before each use).
+  struct Pages {
+    std::unique_ptr<ScratchBuffer<unsigned char>> buf;
+    int64_t bytes = 0;
+  };
+  // Place j (page offset 1 KiB * j) in the pages `at` bytes into p, grown to `bytes` + a page.
+  template <class U>
+  static U* placed(Pages& p, int64_t bytes, int64_t at, int j) {
+    if (p.bytes < bytes + kPage) {
+      p.buf = std::make_unique<ScratchBuffer<unsigned char>>(size_t(bytes + kPage));
+      p.bytes = bytes + kPage;
+    }
+    const uintptr_t base = (reinterpret_cast<uintptr_t>(p.buf->data()) + kPage - 1) / kPage * kPage;
+    return reinterpret_cast<U*>(base + uintptr_t(at + 1024 * j));
+  }
+
+  const C* w_;
+  const C* b_;
+  int64_t len_;
+  Pages affine_, rows_;
+  unsigned filled_ = 0;  // affine copies made
+  T* row_ptrs_[64];  // forward_rows's blocks hold at most 64 rows
+};
+
 template <class T>
 void forward_rows(const Geometry& g, const RunList& runs, Statistic statistic, double eps, const T* x, T* y,
                   const compute_t<T>* w, const compute_t<T>* b, double* mean, double* second, double* rstd,
@@ -737,6 +836,12 @@ void forward_rows(const Geometry& g, const RunList& runs, Statistic statistic, d
   const bool tiled = along && !stream && (w || b) && len * int64_t(sizeof(T) + 2 * sizeof(C)) > (int64_t{256} << 10);
   const int64_t block =
       tiled ? kBlock : std::clamp<int64_t>((int64_t{32} << 10) / (len * int64_t(sizeof(T))), 1, kBlock);
+  // Out of cache, each thread's copies placed away from the stores (AwayFromStores): of w and b,
+  // and of rows of at least a page (shorter ones start at every offset: no place suits a block).
+  const bool away_rows = along && stream && g.num_segs == 1 && len * int64_t(sizeof(T)) >= 4096;
+  std::vector<AwayFromStores<T>> away;
+  if (along && stream && (away_rows || w || b))
+    for (int t = 0; t < omp_get_max_threads(); ++t) away.emplace_back(w, b, len);
   for_each_group_block(g, g.owners.count * len, block, [&](const Offsets* bases, int64_t count) {
     int64_t offs[kBlock] = {};  // zeroed: GCC's LTO cannot tell the first `count` are all that is read
     double m[kBlock] = {}, s1[kBlock], s2[kBlock], alpha[kBlock], beta[kBlock];
@@ -744,6 +849,9 @@ void forward_rows(const Geometry& g, const RunList& runs, Statistic statistic, d
     const bool variance = statistic == Statistic::Variance;
     for (int64_t k = 0; k < count; ++k) offs[k] = bases[k].mem;
     bool some_far = false;
+    const int thread = omp_get_thread_num();
+    AwayFromStores<T>* placing = thread < int(away.size()) ? &away[size_t(thread)] : nullptr;
+    T* const* copies = placing && away_rows ? placing->rows(x, y, offs, count) : nullptr;
     if (g.num_segs > 1) {
       for (int64_t k = 0; k < count; ++k) {
         finish_stats(statistic, listed_stats(g, runs, bases[k], x, statistic), m + k, sec + k);
@@ -751,7 +859,7 @@ void forward_rows(const Geometry& g, const RunList& runs, Statistic statistic, d
       }
     } else {
       for (int64_t k = 0; k < count; ++k) m[k] = variance ? shift_of(x + offs[k], len) : 0.0;
-      rows::dev_sums_rows(x, offs, count, len, variance ? m : nullptr, s1, s2);
+      rows::dev_sums_rows(x, offs, count, len, variance ? m : nullptr, s1, s2, copies);
       // As moments_of, finish_stats and rstd_of per row, the block's rows a vector at a time; a
       // row whose shift lay too far from its mean is summed again around the first pass's mean.
       some_far = rows::row_moments(count, n, variance, statistic == Statistic::L2Norm, eps, m, s1, s2, m, sec, rs, far);
@@ -779,7 +887,10 @@ void forward_rows(const Geometry& g, const RunList& runs, Statistic statistic, d
       }
       return;
     }
-    if (along) return rows::scale_shift_rows_affine_list(x, y, offs, count, len, m, alpha, w, b, round_xhat, stream);
+    if (along) {
+      const auto [wa, ba] = placing ? placing->affine(y, offs, count) : std::pair{w, b};
+      return rows::scale_shift_rows_affine_list(x, y, offs, count, len, m, alpha, wa, ba, round_xhat, stream, copies);
+    }
     rows::scale_shift_rows_list(x, y, offs, count, len, m, alpha, beta, stream);
   });
 }

@@ -28,6 +28,14 @@ struct SplitMean {
   explicit SplitMean(double m) : hi(T(m)), lo(T(m - double(T(m)))) {}
 };
 
+// Whether a pass storing at y and loading p in step with it (the same element index) loads p at
+// the page offsets of stores it has just issued: y lies 1 to 767 bytes ahead of p modulo 4 KiB.
+// Such a pass runs at a fraction of its speed (rows_simd.cpp, BytesAhead, has the figures).
+inline bool stores_just_ahead(const void* y, const void* p) {
+  const uintptr_t d = (reinterpret_cast<uintptr_t>(y) - reinterpret_cast<uintptr_t>(p)) % 4096;
+  return d != 0 && d < 768;
+}
+
 // The primitives that write an output take `stream`: non-temporal stores for outputs too big
 // for the cache (the driver decides; the values are the same).
 //
@@ -109,10 +117,11 @@ NORMKIT_ROWS_INTERNAL void grad_input_runs(const S* dy, const S* x, S* dx, const
 
 // ---- blocks of statistics that are one run each (InstanceNorm on NCHW: H*W per (n, c)),
 // `count` of them at x + offs[k], in one dispatched call:
-// s1[k], s2[k] = the sums of d and d^2, d = x - m[k] (m null: 0), as dev_sums per row;
+// s1[k], s2[k] = the sums of d and d^2, d = x - m[k] (m null: 0), as dev_sums per row; with
+// `copies`, each row is also copied to copies[k] as it is read (see the affine list below);
 template <class S>
 NORMKIT_ROWS_INTERNAL void dev_sums_rows(const S* x, const int64_t* offs, int64_t count, int64_t len, const double* m, double* s1,
-                   double* s2);
+                   double* s2, S* const* copies = nullptr);
 // s1[k], s2[k] = grad_sums of row k, unweighted, around mean[k] (as grad_sums_list of one run);
 template <class S>
 NORMKIT_ROWS_INTERNAL void grad_sums_rows(const S* dy, const S* x, const int64_t* offs, int64_t count, int64_t len,
@@ -128,12 +137,15 @@ NORMKIT_ROWS_INTERNAL void scale_shift_rows_list(const S* x, S* y, const int64_t
                            const double* alpha, const double* beta, bool stream = false);
 
 // y = (x - mean[k]) * rstd[k] * w[i] + b[i] (w, b null: 1, 0; round_xhat as
-// scale_shift_rows), as scale_shift_rows per row.
+// scale_shift_rows), as scale_shift_rows per row. `copies`: row k's x is read from the copy
+// copies[k] (dev_sums_rows made it) placed where the pass stores no output just ahead of it
+// (stores_just_ahead); x itself is still what the next block's rows are fetched from.
 template <class S>
 NORMKIT_ROWS_INTERNAL void scale_shift_rows_affine_list(const S* x, S* y, const int64_t* offs, int64_t count,
                                                         int64_t len, const double* mean, const double* rstd,
                                                         const compute_t<S>* w, const compute_t<S>* b,
-                                                        bool round_xhat, bool stream = false);
+                                                        bool round_xhat, bool stream = false,
+                                                        const S* const* copies = nullptr);
 
 // ---- column mode: the statistic changes along the run (channels-last BatchNorm and
 // InstanceNorm, a trailing reduced dim of size 1), or the column sums of runs that are each a

@@ -900,10 +900,18 @@ void GradInputRuns(const S* dy, const S* x, S* dx, const int64_t* offs, int64_t 
 
 template <class S, class C = compute_t<S>>
 void DevSumsRows(const S* x, const int64_t* offs, int64_t count, int64_t len, const double* m, double* s1,
-                 double* s2) {
+                 double* s2, S* const* copies) {
   for (int64_t k = 0; k < count; ++k) {
     const SplitMean<C> split(m ? m[k] : 0.0);
-    DevSums(x + offs[k], len, split.hi, split.lo, s1 + k, s2 + k);
+    const S* HWY_RESTRICT row = x + offs[k];
+    if (!copies) {
+      DevSums(row, len, split.hi, split.lo, s1 + k, s2 + k);
+      continue;
+    }
+    S* HWY_RESTRICT copy = copies[k];
+    DevSumsThen(row, len, split.hi, split.lo, s1 + k, s2 + k, [&](size_t i, size_t n) NORMKIT_INLINE_LAMBDA {
+      std::memcpy(copy + i, row + i, n * sizeof(S));
+    });
   }
 }
 
@@ -944,18 +952,23 @@ void ScaleShiftRowsList(const S* x, S* y, const int64_t* offs, int64_t count, in
 
 template <class S, class C = compute_t<S>>
 void ScaleShiftRowsAffineList(const S* x, S* y, const int64_t* offs, int64_t count, int64_t len, const double* mean,
-                              const double* rstd, const C* w, const C* b, bool round_xhat, bool stream) {
+                              const double* rstd, const C* w, const C* b, bool round_xhat, bool stream,
+                              const S* const* copies) {
   // Out of cache, the rows of the next block (the same spacing assumed) are fetched meanwhile:
   // the statistics pass reads them next.
   const int64_t step = count > 1 ? offs[1] - offs[0] : len;
   // Output just ahead of an input (BytesAhead; the weight and bias read along the rows count as
   // x does: y 16-448 bytes ahead of w made RMSNorm 4096x4096 forward 9-105 ms instead of 6,
   // one thread): the pairs walk their rows from the end where that streams at full speed and
-  // the length allows, else store plainly. x lies as far behind every row; w and b per row.
-  const uintptr_t behind_x = BytesAhead(y, x);
-  auto assess = [&](const S* row_y, bool& ahead, bool& walkable) {
-    for (const uintptr_t d : {behind_x, w ? BytesAhead(row_y, w) : uintptr_t{0}, b ? BytesAhead(row_y, b) : uintptr_t{0}}) {
-      if (d == 0 || d >= 768) continue;
+  // the length allows, else store plainly. Out of cache the driver passes copies of x's rows, w
+  // and b placed where that cannot happen where it can (engine.cpp, AwayFromStores): forward
+  // streams faster still. Each row is assessed with the source it reads.
+  auto source = [&](int64_t k) { return copies ? copies[k] : x + offs[k]; };
+  auto assess = [&](int64_t k, bool& ahead, bool& walkable) {
+    const S* row_y = y + offs[k];
+    for (const uintptr_t d : {BytesAhead(row_y, source(k)), w ? BytesAhead(row_y, w) : uintptr_t{0},
+                              b ? BytesAhead(row_y, b) : uintptr_t{0}}) {
+      if (d == 0 || d >= 768) continue;  // as stores_just_ahead
       ahead = true;
       walkable = walkable && d >= 64 && d <= 512;
     }
@@ -966,17 +979,17 @@ void ScaleShiftRowsAffineList(const S* x, S* y, const int64_t* offs, int64_t cou
     const S* x0 = x + offs[k];
     const S* x1 = x + offs[k + 1];
     bool ahead = false, walkable = true;
-    assess(y + offs[k], ahead, walkable), assess(y + offs[k + 1], ahead, walkable);
+    assess(k, ahead, walkable), assess(k + 1, ahead, walkable);
     const bool backward = walk_fits && ahead && walkable, nt = stream && (!ahead || backward);
-    ScaleShiftRowPair(x0, x1, y + offs[k], y + offs[k + 1], len, SplitMean<C>(mean[k]), SplitMean<C>(mean[k + 1]),
-                      C(rstd[k]), C(rstd[k + 1]), w, b, round_xhat, nt, stream ? x0 + count * step : nullptr,
-                      stream ? x1 + count * step : nullptr, backward);
+    ScaleShiftRowPair(source(k), source(k + 1), y + offs[k], y + offs[k + 1], len, SplitMean<C>(mean[k]),
+                      SplitMean<C>(mean[k + 1]), C(rstd[k]), C(rstd[k + 1]), w, b, round_xhat, nt,
+                      stream ? x0 + count * step : nullptr, stream ? x1 + count * step : nullptr, backward);
   }
   for (; k < count; ++k) {
     const SplitMean<C> split(mean[k]);
     bool ahead = false, walkable = true;
-    assess(y + offs[k], ahead, walkable);
-    ScaleShiftRows(x + offs[k], y + offs[k], len, split.hi, split.lo, C(rstd[k]), w, b, round_xhat, stream && !ahead,
+    assess(k, ahead, walkable);
+    ScaleShiftRows(source(k), y + offs[k], len, split.hi, split.lo, C(rstd[k]), w, b, round_xhat, stream && !ahead,
                    stream ? x + offs[k] + count * step : nullptr);
   }
 }
@@ -1529,8 +1542,8 @@ bool RowMoments(int64_t count, double n, bool centered, bool l2, double eps, con
     GradInputRuns(dy, x, dx, o, c, n, h, l, P, Q, R, st), EndStream(st);                                  \
   }                                                                                                       \
   void DevSumsRows##SUF(const S* x, const int64_t* o, int64_t c, int64_t n, const double* m, double* a,   \
-                        double* b) {                                                                      \
-    DevSumsRows(x, o, c, n, m, a, b);                                                                     \
+                        double* b, S* const* cp) {                                                        \
+    DevSumsRows(x, o, c, n, m, a, b, cp);                                                                 \
   }                                                                                                       \
   void ScaleShiftRowsList##SUF(const S* x, S* y, const int64_t* o, int64_t c, int64_t n, const double* m, \
                                const double* a, const double* b, bool st) {                               \
@@ -1546,8 +1559,8 @@ bool RowMoments(int64_t count, double n, bool centered, bool l2, double eps, con
   }                                                                                                       \
   void ScaleShiftRowsAffineList##SUF(const S* x, S* y, const int64_t* o, int64_t c, int64_t n,          \
                                      const double* m, const double* r, const C##SUF* w, const C##SUF* b,  \
-                                     bool rx, bool st) {                                                  \
-    ScaleShiftRowsAffineList(x, y, o, c, n, m, r, w, b, rx, st), EndStream(st);                           \
+                                     bool rx, bool st, const S* const* cp) {                              \
+    ScaleShiftRowsAffineList(x, y, o, c, n, m, r, w, b, rx, st, cp), EndStream(st);                       \
   }                                                                                                       \
   void ColAddSqDev##SUF(double* a, const S* x, int64_t n, const double* m) { ColAddSqDev(a, x, n, m); }  \
   void ColDevSums##SUF(const S* x, const int64_t* o, int64_t r, int64_t n, const C##SUF* k, double* a,   \
@@ -1655,8 +1668,8 @@ namespace normkit::engine::rows {
   HWY_EXPORT(ScaleShiftRowsList##SUF);                                                                    \
   template <>                                                                                             \
   void dev_sums_rows<S>(const S* x, const int64_t* offs, int64_t count, int64_t len, const double* m,     \
-                        double* s1, double* s2) {                                                         \
-    HWY_DYNAMIC_DISPATCH(DevSumsRows##SUF)(x, offs, count, len, m, s1, s2);                               \
+                        double* s1, double* s2, S* const* copies) {                                       \
+    HWY_DYNAMIC_DISPATCH(DevSumsRows##SUF)(x, offs, count, len, m, s1, s2, copies);                       \
   }                                                                                                       \
   template <>                                                                                             \
   void scale_shift_rows_list<S>(const S* x, S* y, const int64_t* offs, int64_t count, int64_t len,        \
@@ -1680,9 +1693,10 @@ namespace normkit::engine::rows {
   template <>                                                                                             \
   void scale_shift_rows_affine_list<S>(const S* x, S* y, const int64_t* offs, int64_t count, int64_t len, \
                                        const double* mean, const double* rstd, const compute_t<S>* w,     \
-                                       const compute_t<S>* b, bool round_xhat, bool stream) {             \
+                                       const compute_t<S>* b, bool round_xhat, bool stream,               \
+                                       const S* const* copies) {                                          \
     HWY_DYNAMIC_DISPATCH(ScaleShiftRowsAffineList##SUF)(x, y, offs, count, len, mean, rstd, w, b,         \
-                                                        round_xhat, stream);                              \
+                                                        round_xhat, stream, copies);                      \
   }                                                                                                       \
   HWY_EXPORT(ColAddSqDev##SUF);                                                                           \
   HWY_EXPORT(ColDevSums##SUF);                                                                            \
