@@ -1,6 +1,7 @@
 // test_rms_norm.cpp — rms_norm_forward/backward against the oracle (LLaMA form and the
 // Gemma (1 + w) form, weight optional, eps unset = machine epsilon of T), finite
 // differences, strided views, and the argument errors.
+#include <cstring>
 #include <limits>
 
 #include "test_util.hpp"
@@ -200,6 +201,49 @@ TEST(RMSNormErrors, OutputShapeAndStrideMismatch) {
 TEST(RMSNormErrors, NullInputData) {
   RMSErrorCase e;
   e.expect_fails({3, 4, 5}, {3, 4, 5}, {}, {}, true);
+}
+
+// Outputs of 16 MiB and more are written with non-temporal stores; where y lies just ahead of
+// x or of the weight modulo 4 KiB the rows are read from copies placed elsewhere (engine.cpp,
+// AwayFromStores; the weight alone, no bias, is RMSNorm's case). The same bits as separate
+// buffers, and the reference's values.
+TEST(RMSNormStreams, OutputJustAheadOfInputOrWeightGivesTheSameBits) {
+  const int64_t M = 1030, D = 4096, n = M * D;  // 16.1 MiB
+  const auto x_alone = random_vec<float>(n, 1.0, 2.0), w = random_vec<float>(D, 1.0, 0.5);
+  // The weight at `ahead` bytes behind y modulo 4 KiB (in `store`).
+  auto place = [&](std::vector<float>& store, const float* y, int64_t ahead) {
+    store.assign(w.size() + 1024, 0.f);
+    const uintptr_t want = (reinterpret_cast<uintptr_t>(y) - uintptr_t(ahead)) % 4096;
+    size_t o = 0;  // float-aligned, so one of the first 1024 positions
+    while (reinterpret_cast<uintptr_t>(store.data() + o) % 4096 != want) ++o;
+    std::copy(w.begin(), w.end(), store.begin() + std::ptrdiff_t(o));
+    RMSNormArgs<float> args;
+    args.normalized_shape = {D};
+    args.weight = std::span<const float>(store.data() + o, w.size());
+    args.eps = 1e-5;
+    return args;
+  };
+  // The baseline: separate buffers, the weight half a page from y (no copy involved).
+  std::vector<float> y_alone(static_cast<size_t>(n)), y_ref(static_cast<size_t>(n)), w_far;
+  normkit::rms_norm_forward<float>(cview(x_alone, {M, D}), mview(y_alone, {M, D}), place(w_far, y_alone.data(), 2048));
+  normkit::reference::rms_norm_forward(x_alone.data(), y_ref.data(), M, D, w.data(), false, 1e-5);
+  expect_close(y_alone, y_ref, tol<float>(), "y");
+  for (int64_t ahead : {64, 600}) {
+    SCOPED_TRACE("y " + std::to_string(ahead) + " bytes past the end of x");
+    std::vector<float> buf(static_cast<size_t>(2 * n + ahead / 4 + 16)), ws;
+    float* x = buf.data();
+    float* y = x + n + ahead / 4;
+    std::copy(x_alone.begin(), x_alone.end(), x);
+    normkit::rms_norm_forward<float>(normkit::TensorView<const float>(x, {M, D}), normkit::TensorView<float>(y, {M, D}),
+                                     place(ws, y, 2048));
+    EXPECT_EQ(std::memcmp(y, y_alone.data(), static_cast<size_t>(n) * sizeof(float)), 0);
+  }
+  for (int64_t ahead : {64, 448}) {
+    SCOPED_TRACE("y " + std::to_string(ahead) + " bytes ahead of the weight modulo 4 KiB");
+    std::vector<float> y(static_cast<size_t>(n)), ws;
+    normkit::rms_norm_forward<float>(cview(x_alone, {M, D}), mview(y, {M, D}), place(ws, y.data(), ahead));
+    EXPECT_EQ(std::memcmp(y.data(), y_alone.data(), static_cast<size_t>(n) * sizeof(float)), 0);
+  }
 }
 
 }  // namespace
