@@ -776,7 +776,7 @@ class AwayFromStores {
   // Places for copies of the rows x + offs[k] (nullptr: none of the rows' outputs lies just
   // ahead of them, or no place suits every row): row k's copy lies in its own pages at one of
   // four offsets 1 KiB apart that its own x's offset and every row's y's leave free.
-  T* const* rows(const T* x, const T* y, const int64_t* offs, int64_t count) {
+  T* const* row_copies(const T* x, const T* y, const int64_t* offs, int64_t count) {
     bool ahead = false;
     for (int64_t k = 0; k < count; ++k) ahead = ahead || rows::stores_just_ahead(y + offs[k], x + offs[k]);
     if (!ahead) return nullptr;
@@ -785,9 +785,9 @@ class AwayFromStores {
       T* copy = nullptr;
       for (int j = 0; j < kPlaces && !copy; ++j) {
         T* c = placed<T>(rows_, count * span, k * span, j);
-        bool free = !rows::stores_just_ahead(c, x + offs[k]);
-        for (int64_t i = 0; i < count && free; ++i) free = !rows::stores_just_ahead(y + offs[i], c);
-        if (free) copy = c;
+        bool clear = !rows::stores_just_ahead(c, x + offs[k]);
+        for (int64_t i = 0; i < count && clear; ++i) clear = !rows::stores_just_ahead(y + offs[i], c);
+        if (clear) copy = c;
       }
       if (!copy) return nullptr;
       row_ptrs_[size_t(k)] = copy;
@@ -851,7 +851,7 @@ void forward_rows(const Geometry& g, const RunList& runs, Statistic statistic, d
     bool some_far = false;
     const int thread = omp_get_thread_num();
     AwayFromStores<T>* placing = thread < int(away.size()) ? &away[size_t(thread)] : nullptr;
-    T* const* copies = placing && away_rows ? placing->rows(x, y, offs, count) : nullptr;
+    T* const* copies = placing && away_rows ? placing->row_copies(x, y, offs, count) : nullptr;
     if (g.num_segs > 1) {
       for (int64_t k = 0; k < count; ++k) {
         finish_stats(statistic, listed_stats(g, runs, bases[k], x, statistic), m + k, sec + k);
