@@ -31,9 +31,10 @@ struct SplitMean {
 // Whether a pass storing at y and loading p in step with it (the same element index) loads p at
 // the page offsets of stores it has just issued: y lies 1 to 767 bytes ahead of p modulo 4 KiB.
 // Such a pass runs at a fraction of its speed (rows_simd.cpp, BytesAhead, has the figures).
+inline constexpr uintptr_t kStoresNear = 768;  // bytes
 inline bool stores_just_ahead(const void* y, const void* p) {
   const uintptr_t d = (reinterpret_cast<uintptr_t>(y) - reinterpret_cast<uintptr_t>(p)) % 4096;
-  return d != 0 && d < 768;
+  return d != 0 && d < kStoresNear;
 }
 
 // The primitives that write an output take `stream`: non-temporal stores for outputs too big

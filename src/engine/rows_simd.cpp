@@ -968,7 +968,7 @@ void ScaleShiftRowsAffineList(const S* x, S* y, const int64_t* offs, int64_t cou
     const S* row_y = y + offs[k];
     for (const uintptr_t d : {BytesAhead(row_y, source(k)), w ? BytesAhead(row_y, w) : uintptr_t{0},
                               b ? BytesAhead(row_y, b) : uintptr_t{0}}) {
-      if (d == 0 || d >= 768) continue;  // as stores_just_ahead
+      if (d == 0 || d >= kStoresNear) continue;  // as stores_just_ahead (d is needed below)
       ahead = true;
       walkable = walkable && d >= 64 && d <= 512;
     }
