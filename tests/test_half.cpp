@@ -395,6 +395,42 @@ TYPED_TEST(HalfOps, RMSNormCastingOrders) {
   EXPECT_GT(differ, 0u);  // the two orders are not the same function
 }
 
+// Outputs of 16 MiB and more are written with non-temporal stores (bfloat16 rows by their
+// even/odd loops, rows_simd.cpp): the same bits as the same rows a few at a time, in cache.
+TYPED_TEST(HalfOps, StreamedOutputsGiveTheBitsOfRowsInCache) {
+  using H = TypeParam;
+  {  // InstanceNorm, planes of 1000: whole stretches and a tail
+    const int64_t N = 9, C = 1000, L = 1000, plane = C * L;  // 18 MB
+    const auto x = to_half<H>(random_vec<float>(N * plane, 0.5, 2.0));
+    const auto w = random_vec<float>(C, 1.0, 0.5), b = random_vec<float>(C);
+    normkit::InstanceNormArgs<H, float> a;
+    a.weight = w, a.bias = b;
+    std::vector<H> y(x.size());
+    normkit::instance_norm_forward<H, float>(cview(x, {N, C, L}), mview(y, {N, C, L}), a);
+    for (int64_t n : {int64_t{0}, N - 1}) {
+      std::vector<H> one(static_cast<size_t>(plane));
+      normkit::instance_norm_forward<H, float>(normkit::TensorView<const H>(x.data() + n * plane, {1, C, L}),
+                                               mview(one, {1, C, L}), a);
+      EXPECT_EQ(std::memcmp(one.data(), y.data() + n * plane, one.size() * sizeof(H)), 0) << "image " << n;
+    }
+  }
+  for (auto cast : {normkit::HalfCast::MultiplyThenCast, normkit::HalfCast::NormalizeThenCast}) {
+    const int64_t M = 2051, D = 4100;  // 16.8 MB; rows in pairs and one alone, a tail after the lines
+    const auto x = to_half<H>(random_vec<float>(M * D, 0.0, 3.0));
+    const auto w = random_vec<float>(D, 1.0, 0.5);
+    normkit::RMSNormArgs<H, float> a{{D}, w, 1e-6};
+    a.cast = cast;
+    std::vector<H> y(x.size());
+    normkit::rms_norm_forward<H, float>(cview(x, {M, D}), mview(y, {M, D}), a);
+    for (const auto& [first, count] : {std::pair<int64_t, int64_t>{0, 3}, {M - 3, 3}}) {
+      std::vector<H> few(static_cast<size_t>(count * D));
+      normkit::rms_norm_forward<H, float>(normkit::TensorView<const H>(x.data() + first * D, {count, D}),
+                                          mview(few, {count, D}), a);
+      EXPECT_EQ(std::memcmp(few.data(), y.data() + first * D, few.size() * sizeof(H)), 0) << "rows from " << first;
+    }
+  }
+}
+
 TYPED_TEST(HalfOps, EpsDefaultsToFloat32Epsilon) {
   using H = TypeParam;
   const Shape sh{2, 5};

@@ -275,6 +275,15 @@ void check_offsets_from_input(int64_t M, int64_t D) {
     normkit::reference::layer_norm_forward(src.data(), y_ref.data(), M, D, w.data(), b.data(), 1e-5);
     expect_close(y_alone, y_ref, tol<float>(), "y");
   }
+  // Rows a few at a time (in cache, plain stores; an odd count takes the single-row path) give
+  // the streamed rows' bits.
+  for (const auto& [first, count] : {std::pair<int64_t, int64_t>{0, 3}, {M - 2, 2}}) {
+    SCOPED_TRACE("rows " + std::to_string(first) + " + " + std::to_string(count) + " alone");
+    std::vector<T> y_few(size_t(count * D));
+    normkit::layer_norm_forward<T, float>(normkit::TensorView<const T>(x_alone.data() + first * D, {count, D}),
+                                          mview(y_few, {count, D}), args);
+    EXPECT_EQ(std::memcmp(y_few.data(), y_alone.data() + first * D, y_few.size() * sizeof(T)), 0);
+  }
   for (int64_t ahead : {32, 64, 256, 512, 600, 4096}) {
     SCOPED_TRACE("y " + std::to_string(ahead) + " bytes past the end of x");
     std::vector<T> buf(size_t(2 * n + (ahead + 64) / int64_t(sizeof(T))));

@@ -836,6 +836,19 @@ void forward_rows(const Geometry& g, const RunList& runs, Statistic statistic, d
   const bool tiled = along && !stream && (w || b) && len * int64_t(sizeof(T) + 2 * sizeof(C)) > (int64_t{256} << 10);
   const int64_t block =
       tiled ? kBlock : std::clamp<int64_t>((int64_t{32} << 10) / (len * int64_t(sizeof(T))), 1, kBlock);
+  // bfloat16 rows read w and b along them in the order of their even/odd loop
+  // (rows::even_odd_affine), reordered here once per call.
+  bool even_odd = false;
+  std::unique_ptr<ScratchBuffer<C>> reordered;
+  if constexpr (std::is_same_v<T, bfloat16>) {
+    if (along && !tiled && (w || b)) {
+      reordered = std::make_unique<ScratchBuffer<C>>(size_t(2 * len));
+      C* w_eo = reordered->data();
+      C* b_eo = w_eo + len;
+      even_odd = (!w || rows::even_odd_affine<T>(w, len, w_eo)) && (!b || rows::even_odd_affine<T>(b, len, b_eo));
+      if (even_odd) w = w ? w_eo : nullptr, b = b ? b_eo : nullptr;
+    }
+  }
   // Out of cache, each thread's copies placed away from the stores (AwayFromStores): of w and b,
   // and of rows of at least a page (shorter ones start at every offset: no place suits a block).
   const bool away_rows = along && stream && g.num_segs == 1 && len * int64_t(sizeof(T)) >= 4096;
@@ -889,7 +902,8 @@ void forward_rows(const Geometry& g, const RunList& runs, Statistic statistic, d
     }
     if (along) {
       const auto [wa, ba] = placing ? placing->affine(y, offs, count) : std::pair{w, b};
-      return rows::scale_shift_rows_affine_list(x, y, offs, count, len, m, alpha, wa, ba, round_xhat, stream, copies);
+      return rows::scale_shift_rows_affine_list(x, y, offs, count, len, m, alpha, wa, ba, round_xhat, stream, copies,
+                                                even_odd);
     }
     rows::scale_shift_rows_list(x, y, offs, count, len, m, alpha, beta, stream);
   });

@@ -141,12 +141,19 @@ NORMKIT_ROWS_INTERNAL void scale_shift_rows_list(const S* x, S* y, const int64_t
 // scale_shift_rows), as scale_shift_rows per row. `copies`: row k's x is read from the copy
 // copies[k] (dev_sums_rows made it) placed where the pass stores no output just ahead of it
 // (stores_just_ahead); x itself is still what the next block's rows are fetched from.
+// `even_odd`: w and b are given in even_odd_affine's order (only where it returned true).
 template <class S>
 NORMKIT_ROWS_INTERNAL void scale_shift_rows_affine_list(const S* x, S* y, const int64_t* offs, int64_t count,
                                                         int64_t len, const double* mean, const double* rstd,
                                                         const compute_t<S>* w, const compute_t<S>* b,
                                                         bool round_xhat, bool stream = false,
-                                                        const S* const* copies = nullptr);
+                                                        const S* const* copies = nullptr, bool even_odd = false);
+// bfloat16 rows compute as their even and odd elements, which on x86 before AVX-512 saves the
+// shuffles of widening and narrowing; an affine along the rows is then read in that order.
+// Writes v[0, len) in it to out and returns true where scale_shift_rows_affine_list has that
+// loop for S (bfloat16 on a vector target); else false, out untouched.
+template <class S>
+NORMKIT_ROWS_INTERNAL bool even_odd_affine(const compute_t<S>* v, int64_t len, compute_t<S>* out);
 
 // ---- column mode: the statistic changes along the run (channels-last BatchNorm and
 // InstanceNorm, a trailing reduced dim of size 1), or the column sums of runs that are each a

@@ -498,6 +498,68 @@ HWY_INLINE hn::Vec<D> RoundTo(D d, hn::Vec<D> v) {
   }
 }
 
+// ---- bfloat16 rows as their even and odd elements -------------------------------------------
+// 2 * Lanes(d) bfloat16 at p read as 32-bit lanes hold an even element in each lane's low half
+// and the next odd one in its high half: the odd elements are the lanes masked, the even ones
+// the lanes shifted, and back one shift, a mask and an OR, the halves in place. No shuffle,
+// against a widening shuffle and a shift per vector in and a shift per vector, a pack and a
+// permutation per pair out, which on Zen 3 queue on the two ports the multiplies use too.
+// Little-endian targets only; the lanes are then in even/odd order, so an affine along the row
+// must be too (EvenOddAffine).
+#undef NORMKIT_EVEN_ODD  // this file is compiled once per target
+#if HWY_TARGET != HWY_SCALAR && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define NORMKIT_EVEN_ODD 1
+#else
+#define NORMKIT_EVEN_ODD 0
+#endif
+
+// The first elements of a row of n that the even/odd loop takes: whole lines of 4 * Lanes(d)
+// (on AVX2 one 64-byte line), the rest in natural order.
+template <class D>
+HWY_INLINE size_t EvenOddSpan(D d, size_t n) {
+  return NORMKIT_EVEN_ODD ? n - n % (4 * hn::Lanes(d)) : 0;
+}
+
+// out = v[0, len) in the order the even/odd loop reads an affine along its rows: each stretch
+// of 2 * Lanes(d) within EvenOddSpan its even elements, then its odd ones; after it, as v.
+// Returns whether that loop exists for S (bfloat16 on a little-endian vector target); if not,
+// out is not written.
+template <class S, class C = compute_t<S>>
+bool EvenOddAffine(const C* HWY_RESTRICT v, int64_t len, C* HWY_RESTRICT out) {
+  if (!(NORMKIT_EVEN_ODD && std::is_same_v<S, bfloat16>)) return false;
+  const hn::ScalableTag<C> d;
+  const size_t N = hn::Lanes(d), n = static_cast<size_t>(len), span = EvenOddSpan(d, n);
+  for (size_t i = 0; i < span; i += 2 * N)
+    for (size_t j = 0; j < N; ++j) out[i + j] = v[i + 2 * j], out[i + N + j] = v[i + 2 * j + 1];
+  std::copy(v + span, v + n, out + span);
+  return true;
+}
+
+#if NORMKIT_EVEN_ODD
+template <class D>
+HWY_INLINE void LoadEvenOdd(D d, const bfloat16* HWY_RESTRICT p, hn::Vec<D>& even, hn::Vec<D>& odd) {
+  const hn::RebindToUnsigned<D> du;
+  const auto u = hn::LoadU(du, reinterpret_cast<const uint32_t*>(p));
+  even = hn::BitCast(d, hn::ShiftLeft<16>(u));
+  odd = hn::BitCast(d, hn::And(u, hn::Set(du, 0xFFFF0000u)));
+}
+
+// even and odd rounded to bfloat16 (as ToBits) and written to p as 2 * Lanes(d) elements;
+// non-temporal where kStream (p aligned to a whole vector).
+template <bool kStream, class D>
+HWY_INLINE void PutEvenOdd(D d, hn::Vec<D> even, hn::Vec<D> odd, bfloat16* HWY_RESTRICT p) {
+  const hn::RebindToUnsigned<D> du;
+  const auto bits =
+      hn::Or(hn::ShiftRight<16>(BF16High(d, even)), hn::And(BF16High(d, odd), hn::Set(du, 0xFFFF0000u)));
+  auto* out = reinterpret_cast<uint32_t*>(p);
+  if constexpr (kStream) {
+    hn::Stream(bits, du, out);
+  } else {
+    hn::StoreU(bits, du, out);
+  }
+}
+#endif
+
 // ---- the primitives ------------------------------------------------------------------------
 
 // Sums the lanes of four accumulators, in a fixed order (a tree within the vector). Each
@@ -546,10 +608,18 @@ HWY_INLINE void DevSumsThen(const S* HWY_RESTRICT x, int64_t len, C m_hi, C m_lo
   size_t i = 0;
   WithFlag(Shifted(m_hi, m_lo), [&](auto centered) NORMKIT_INLINE_LAMBDA {
     for (; i + 4 * N <= n; i += 4 * N) {
-      const auto d0 = Center<centered>(LoadFull(d, x + i), hi, lo);
-      const auto d1 = Center<centered>(LoadFull(d, x + i + N), hi, lo);
-      const auto d2 = Center<centered>(LoadFull(d, x + i + 2 * N), hi, lo);
-      const auto d3 = Center<centered>(LoadFull(d, x + i + 3 * N), hi, lo);
+      hn::Vec<decltype(d)> v0, v1, v2, v3;
+#if NORMKIT_EVEN_ODD
+      if constexpr (std::is_same_v<S, bfloat16>) {  // the same stretch, its lanes in even/odd order
+        LoadEvenOdd(d, x + i, v0, v1), LoadEvenOdd(d, x + i + 2 * N, v2, v3);
+      } else
+#endif
+      {
+        v0 = LoadFull(d, x + i), v1 = LoadFull(d, x + i + N), v2 = LoadFull(d, x + i + 2 * N);
+        v3 = LoadFull(d, x + i + 3 * N);
+      }
+      const auto d0 = Center<centered>(v0, hi, lo), d1 = Center<centered>(v1, hi, lo);
+      const auto d2 = Center<centered>(v2, hi, lo), d3 = Center<centered>(v3, hi, lo);
       a0 = hn::Add(a0, d0), a1 = hn::Add(a1, d1), a2 = hn::Add(a2, d2), a3 = hn::Add(a3, d3);
       q0 = hn::MulAdd(d0, d0, q0), q1 = hn::MulAdd(d1, d1, q1), q2 = hn::MulAdd(d2, d2, q2), q3 = hn::MulAdd(d3, d3, q3);
       then(i, 4 * N);
@@ -603,9 +673,38 @@ void ScaleShift(const S* HWY_RESTRICT x, S* y, int64_t len, C m_hi, C m_lo, C al
   const hn::ScalableTag<C> d;
   const auto hi = hn::Set(d, m_hi), lo = hn::Set(d, m_lo), a = hn::Set(d, alpha), b = hn::Set(d, beta);
   const size_t n = static_cast<size_t>(len);
-  WriteRow(d, y, n, stream, Apart<S>(x, y, n), next, [&](size_t i, size_t k) NORMKIT_INLINE_LAMBDA {
+  auto value = [&](size_t i, size_t k) NORMKIT_INLINE_LAMBDA {
     return hn::MulAdd(hn::Sub(hn::Sub(LoadN(d, x + i, k), hi), lo), a, b);
-  });
+  };
+#if NORMKIT_EVEN_ODD
+  if constexpr (std::is_same_v<S, bfloat16>) {
+    // Stretches of 2 * Lanes(d) even/odd (two at a time: a line's halves stored together, see
+    // WriteRow), then the rest as WriteRow does it from there.
+    const size_t N = hn::Lanes(d), span = n - n % (2 * N);
+    const hn::RebindToUnsigned<decltype(d)> du;
+    const bool nt = stream && StreamsAligned(du, reinterpret_cast<const uint32_t*>(y), N);
+    WithFlag(nt, [&](auto kStream) NORMKIT_INLINE_LAMBDA {
+      auto put = [&](size_t i) NORMKIT_INLINE_LAMBDA {
+        hn::Vec<decltype(d)> e, o;
+        LoadEvenOdd(d, x + i, e, o);
+        PutEvenOdd<kStream>(d, hn::MulAdd(hn::Sub(hn::Sub(e, hi), lo), a, b),
+                            hn::MulAdd(hn::Sub(hn::Sub(o, hi), lo), a, b), y + i);
+      };
+      size_t i = 0;
+      for (; i + 4 * N <= span; i += 4 * N) {
+        if (next) hwy::Prefetch(next + i);
+        put(i), put(i + 2 * N);
+      }
+      if (i < span) put(i);
+    });
+    if (span == n) return;
+    const bool apart = Apart<S>(x, y, n);
+    if (apart && n - span < N && n >= N) return StoreFull(d, value(n - N, N), y + n - N);  // as WriteRow's tail
+    return WriteRow(d, y + span, n - span, stream, apart, static_cast<const S*>(nullptr),
+                    [&](size_t i, size_t k) NORMKIT_INLINE_LAMBDA { return value(span + i, k); });
+  }
+#endif
+  WriteRow(d, y, n, stream, Apart<S>(x, y, n), next, value);
 }
 
 // fetch: the row to request meanwhile (out of cache: the one read next), or null.
@@ -657,6 +756,61 @@ void ScaleShiftRowPair(const S* x0, const S* x1, S* y0, S* y1, int64_t len, Spli
     });
   });
 }
+
+#if NORMKIT_EVEN_ODD
+// ScaleShiftRows over [0, EvenOddSpan) of kRows rows at once (x[k], y[k]; means s[k], rstd
+// r[k]; fetch[k] or null as WriteRowPair's), even/odd; w and b (either may be null) in
+// EvenOddAffine's order. The same bits: each element computed as there. backward: the line
+// stretches from the row's end (see BytesAhead).
+template <size_t kRows, class C>
+void ScaleShiftEvenOdd(const bfloat16* const* x, bfloat16* const* y, size_t n, const SplitMean<C>* s, const C* r,
+                       const C* HWY_RESTRICT w, const C* HWY_RESTRICT b, bool round_xhat, bool stream,
+                       const bfloat16* const* fetch, bool backward) {
+  const hn::ScalableTag<C> d;
+  const hn::RebindToUnsigned<decltype(d)> du;
+  const size_t N = hn::Lanes(d), span = EvenOddSpan(d, n);
+  hn::Vec<decltype(d)> hi[kRows], lo[kRows], rv[kRows];
+  bool centered = false, aligned = stream && hn::Lanes(du) == hn::MaxLanes(du);
+  for (size_t k = 0; k < kRows; ++k) {
+    hi[k] = hn::Set(d, s[k].hi), lo[k] = hn::Set(d, s[k].lo), rv[k] = hn::Set(d, r[k]);
+    centered = centered || Shifted(s[k].hi, s[k].lo);
+    aligned = aligned && reinterpret_cast<uintptr_t>(y[k]) % (hn::MaxLanes(du) * sizeof(uint32_t)) == 0;
+  }
+  WithFlag(centered, [&](auto kCentered) NORMKIT_INLINE_LAMBDA {
+    WithFlag(round_xhat, [&](auto kRound) NORMKIT_INLINE_LAMBDA {
+      WithFlag(w != nullptr, [&](auto has_w) NORMKIT_INLINE_LAMBDA {
+        WithFlag(b != nullptr, [&](auto has_b) NORMKIT_INLINE_LAMBDA {
+          auto stretch = [&](size_t i) NORMKIT_INLINE_LAMBDA {  // 4 * N elements of each row from i
+            if (fetch)
+              for (size_t k = 0; k < kRows; ++k) hwy::Prefetch(fetch[k] + i);
+            for (size_t k = 0; k < kRows; ++k) {  // a row's line computed, then stored
+              hn::Vec<decltype(d)> v[4];
+              LoadEvenOdd(d, x[k] + i, v[0], v[1]);
+              LoadEvenOdd(d, x[k] + i + 2 * N, v[2], v[3]);
+              for (size_t q = 0; q < 4; ++q) {
+                auto xh = hn::Mul(Center<kCentered>(v[q], hi[k], lo[k]), rv[k]);
+                if constexpr (kRound) xh = RoundTo<bfloat16>(d, xh);
+                v[q] = hn::MulAdd(xh, has_w ? hn::LoadU(d, w + i + q * N) : hn::Set(d, C(1)),
+                                  has_b ? hn::LoadU(d, b + i + q * N) : hn::Zero(d));
+              }
+              if (aligned) {
+                PutEvenOdd<true>(d, v[0], v[1], y[k] + i), PutEvenOdd<true>(d, v[2], v[3], y[k] + i + 2 * N);
+              } else {
+                PutEvenOdd<false>(d, v[0], v[1], y[k] + i), PutEvenOdd<false>(d, v[2], v[3], y[k] + i + 2 * N);
+              }
+            }
+          };
+          if (backward) {
+            for (size_t i = span; i > 0;) stretch(i -= 4 * N);
+          } else {
+            for (size_t i = 0; i < span; i += 4 * N) stretch(i);
+          }
+        });
+      });
+    });
+  });
+}
+#endif
 
 // GradSums's loop, calling then(i, k) after summing each stretch [i, i + k) (two vectors, one,
 // or the tail's k < Lanes(d) elements), as DevSumsThen.
@@ -953,7 +1107,8 @@ void ScaleShiftRowsList(const S* x, S* y, const int64_t* offs, int64_t count, in
 template <class S, class C = compute_t<S>>
 void ScaleShiftRowsAffineList(const S* x, S* y, const int64_t* offs, int64_t count, int64_t len, const double* mean,
                               const double* rstd, const C* w, const C* b, bool round_xhat, bool stream,
-                              const S* const* copies) {
+                              const S* const* copies, bool even_odd) {
+  static_cast<void>(even_odd);  // read only where the even/odd loop exists
   // Out of cache, the rows of the next block (the same spacing assumed) are fetched meanwhile:
   // the statistics pass reads them next.
   const int64_t step = count > 1 ? offs[1] - offs[0] : len;
@@ -981,6 +1136,24 @@ void ScaleShiftRowsAffineList(const S* x, S* y, const int64_t* offs, int64_t cou
     bool ahead = false, walkable = true;
     assess(k, ahead, walkable), assess(k + 1, ahead, walkable);
     const bool backward = walk_fits && ahead && walkable, nt = stream && (!ahead || backward);
+#if NORMKIT_EVEN_ODD
+    if constexpr (std::is_same_v<S, bfloat16>) {
+      if (even_odd || (!w && !b)) {  // the line stretches even/odd, the rest below as ever
+        const S* xs[2] = {source(k), source(k + 1)};
+        S* ys[2] = {y + offs[k], y + offs[k + 1]};
+        const S* next[2] = {x0 + count * step, x1 + count * step};
+        const SplitMean<C> sm[2] = {SplitMean<C>(mean[k]), SplitMean<C>(mean[k + 1])};
+        const C rs[2] = {C(rstd[k]), C(rstd[k + 1])};
+        ScaleShiftEvenOdd<2>(xs, ys, size_t(len), sm, rs, w, b, round_xhat, nt, stream ? next : nullptr, backward);
+        const int64_t at = int64_t(EvenOddSpan(hn::ScalableTag<C>(), size_t(len)));
+        if (at < len)
+          ScaleShiftRowPair(xs[0] + at, xs[1] + at, ys[0] + at, ys[1] + at, len - at, sm[0], sm[1], rs[0], rs[1],
+                            w ? w + at : w, b ? b + at : b, round_xhat, nt, stream ? next[0] + at : nullptr,
+                            stream ? next[1] + at : nullptr);
+        continue;
+      }
+    }
+#endif
     ScaleShiftRowPair(source(k), source(k + 1), y + offs[k], y + offs[k + 1], len, SplitMean<C>(mean[k]),
                       SplitMean<C>(mean[k + 1]), C(rstd[k]), C(rstd[k + 1]), w, b, round_xhat, nt,
                       stream ? x0 + count * step : nullptr, stream ? x1 + count * step : nullptr, backward);
@@ -989,6 +1162,23 @@ void ScaleShiftRowsAffineList(const S* x, S* y, const int64_t* offs, int64_t cou
     const SplitMean<C> split(mean[k]);
     bool ahead = false, walkable = true;
     assess(k, ahead, walkable);
+#if NORMKIT_EVEN_ODD
+    if constexpr (std::is_same_v<S, bfloat16>) {
+      if (even_odd || (!w && !b)) {
+        const S* xs[1] = {source(k)};
+        S* ys[1] = {y + offs[k]};
+        const S* next[1] = {x + offs[k] + count * step};
+        const C rs[1] = {C(rstd[k])};
+        ScaleShiftEvenOdd<1>(xs, ys, size_t(len), &split, rs, w, b, round_xhat, stream && !ahead,
+                             stream ? next : nullptr, false);
+        const int64_t at = int64_t(EvenOddSpan(hn::ScalableTag<C>(), size_t(len)));
+        if (at < len)
+          ScaleShiftRows(xs[0] + at, ys[0] + at, len - at, split.hi, split.lo, rs[0], w ? w + at : w, b ? b + at : b,
+                         round_xhat, stream && !ahead, stream ? next[0] + at : nullptr);
+        continue;
+      }
+    }
+#endif
     ScaleShiftRows(source(k), y + offs[k], len, split.hi, split.lo, C(rstd[k]), w, b, round_xhat, stream && !ahead,
                    stream ? x + offs[k] + count * step : nullptr);
   }
@@ -1559,9 +1749,10 @@ bool RowMoments(int64_t count, double n, bool centered, bool l2, double eps, con
   }                                                                                                       \
   void ScaleShiftRowsAffineList##SUF(const S* x, S* y, const int64_t* o, int64_t c, int64_t n,          \
                                      const double* m, const double* r, const C##SUF* w, const C##SUF* b,  \
-                                     bool rx, bool st, const S* const* cp) {                              \
-    ScaleShiftRowsAffineList(x, y, o, c, n, m, r, w, b, rx, st, cp), EndStream(st);                       \
+                                     bool rx, bool st, const S* const* cp, bool eo) {                     \
+    ScaleShiftRowsAffineList(x, y, o, c, n, m, r, w, b, rx, st, cp, eo), EndStream(st);                   \
   }                                                                                                       \
+  bool EvenOddAffine##SUF(const C##SUF* v, int64_t n, C##SUF* out) { return EvenOddAffine<S>(v, n, out); } \
   void ColAddSqDev##SUF(double* a, const S* x, int64_t n, const double* m) { ColAddSqDev(a, x, n, m); }  \
   void ColDevSums##SUF(const S* x, const int64_t* o, int64_t r, int64_t n, const C##SUF* k, double* a,   \
                        double* b) {                                                                       \
@@ -1694,9 +1885,14 @@ namespace normkit::engine::rows {
   void scale_shift_rows_affine_list<S>(const S* x, S* y, const int64_t* offs, int64_t count, int64_t len, \
                                        const double* mean, const double* rstd, const compute_t<S>* w,     \
                                        const compute_t<S>* b, bool round_xhat, bool stream,               \
-                                       const S* const* copies) {                                          \
+                                       const S* const* copies, bool even_odd) {                           \
     HWY_DYNAMIC_DISPATCH(ScaleShiftRowsAffineList##SUF)(x, y, offs, count, len, mean, rstd, w, b,         \
-                                                        round_xhat, stream, copies);                      \
+                                                        round_xhat, stream, copies, even_odd);            \
+  }                                                                                                       \
+  HWY_EXPORT(EvenOddAffine##SUF);                                                                         \
+  template <>                                                                                             \
+  bool even_odd_affine<S>(const compute_t<S>* v, int64_t len, compute_t<S>* out) {                        \
+    return HWY_DYNAMIC_DISPATCH(EvenOddAffine##SUF)(v, len, out);                                         \
   }                                                                                                       \
   HWY_EXPORT(ColAddSqDev##SUF);                                                                           \
   HWY_EXPORT(ColDevSums##SUF);                                                                            \
