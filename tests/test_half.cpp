@@ -399,19 +399,24 @@ TYPED_TEST(HalfOps, RMSNormCastingOrders) {
 // even/odd loops, rows_simd.cpp): the same bits as the same rows a few at a time, in cache.
 TYPED_TEST(HalfOps, StreamedOutputsGiveTheBitsOfRowsInCache) {
   using H = TypeParam;
-  {  // InstanceNorm, planes of 1000: whole stretches and a tail
+  {  // InstanceNorm, planes of 1000: whole stretches and a tail; dx too
     const int64_t N = 9, C = 1000, L = 1000, plane = C * L;  // 18 MB
-    const auto x = to_half<H>(random_vec<float>(N * plane, 0.5, 2.0));
+    const auto x = to_half<H>(random_vec<float>(N * plane, 0.5, 2.0)), dy = to_half<H>(random_vec<float>(N * plane));
     const auto w = random_vec<float>(C, 1.0, 0.5), b = random_vec<float>(C);
     normkit::InstanceNormArgs<H, float> a;
     a.weight = w, a.bias = b;
-    std::vector<H> y(x.size());
+    std::vector<H> y(x.size()), dx(x.size());
+    std::vector<float> dw(static_cast<size_t>(C)), db(static_cast<size_t>(C));
     normkit::instance_norm_forward<H, float>(cview(x, {N, C, L}), mview(y, {N, C, L}), a);
+    normkit::instance_norm_backward<H, float>(cview(dy, {N, C, L}), cview(x, {N, C, L}), mview(dx, {N, C, L}), a, dw,
+                                              db);
     for (int64_t n : {int64_t{0}, N - 1}) {
-      std::vector<H> one(static_cast<size_t>(plane));
-      normkit::instance_norm_forward<H, float>(normkit::TensorView<const H>(x.data() + n * plane, {1, C, L}),
-                                               mview(one, {1, C, L}), a);
+      std::vector<H> one(static_cast<size_t>(plane)), dx_one(static_cast<size_t>(plane));
+      const normkit::TensorView<const H> x_one(x.data() + n * plane, {1, C, L}), dy_one(dy.data() + n * plane, {1, C, L});
+      normkit::instance_norm_forward<H, float>(x_one, mview(one, {1, C, L}), a);
+      normkit::instance_norm_backward<H, float>(dy_one, x_one, mview(dx_one, {1, C, L}), a, dw, db);
       EXPECT_EQ(std::memcmp(one.data(), y.data() + n * plane, one.size() * sizeof(H)), 0) << "image " << n;
+      EXPECT_EQ(std::memcmp(dx_one.data(), dx.data() + n * plane, one.size() * sizeof(H)), 0) << "dx, image " << n;
     }
   }
   for (auto cast : {normkit::HalfCast::MultiplyThenCast, normkit::HalfCast::NormalizeThenCast}) {

@@ -667,6 +667,38 @@ void DevSumsScaleShift(const S* HWY_RESTRICT xs, int64_t len, C s_hi, C s_lo, do
   });
 }
 
+#if NORMKIT_EVEN_ODD
+// WriteRow for a bfloat16 row whose every element depends on inputs at its own index only:
+// its stretches of 2 * Lanes(d) computed even/odd (eo(i, even, odd) sets stretch i's results),
+// two at a time (a line's halves stored together, see WriteRow), the rest as WriteRow does it
+// with value; fetch (and fetch2, which may be the same) as WriteRow's.
+template <class D, class EvenOdd, class Value>
+HWY_INLINE void WriteRowEvenOdd(D d, bfloat16* HWY_RESTRICT y, size_t n, bool stream, bool apart,
+                                const bfloat16* fetch, const bfloat16* fetch2, EvenOdd&& eo, Value&& value) {
+  const size_t N = hn::Lanes(d), span = n - n % (2 * N);
+  const hn::RebindToUnsigned<D> du;
+  WithFlag(stream && StreamsAligned(du, reinterpret_cast<const uint32_t*>(y), N), [&](auto kStream)
+               NORMKIT_INLINE_LAMBDA {
+                 auto put = [&](size_t i) NORMKIT_INLINE_LAMBDA {
+                   hn::Vec<D> e, o;
+                   eo(i, e, o);
+                   PutEvenOdd<kStream>(d, e, o, y + i);
+                 };
+                 size_t i = 0;
+                 for (; i + 4 * N <= span; i += 4 * N) {
+                   if (fetch) hwy::Prefetch(fetch + i);
+                   if (fetch2) hwy::Prefetch(fetch2 + i);
+                   put(i), put(i + 2 * N);
+                 }
+                 if (i < span) put(i);
+               });
+  if (span == n) return;
+  if (apart && n - span < N && n >= N) return StoreFull(d, value(n - N, N), y + n - N);  // as WriteRow's tail
+  WriteRow(d, y + span, n - span, stream, apart, static_cast<const bfloat16*>(nullptr),
+           [&](size_t i, size_t k) NORMKIT_INLINE_LAMBDA { return value(span + i, k); });
+}
+#endif
+
 template <class S, class C = compute_t<S>>
 void ScaleShift(const S* HWY_RESTRICT x, S* y, int64_t len, C m_hi, C m_lo, C alpha, C beta, bool stream,
                 const S* next = nullptr) {  // next: the row to fetch meanwhile, if any
@@ -678,30 +710,12 @@ void ScaleShift(const S* HWY_RESTRICT x, S* y, int64_t len, C m_hi, C m_lo, C al
   };
 #if NORMKIT_EVEN_ODD
   if constexpr (std::is_same_v<S, bfloat16>) {
-    // Stretches of 2 * Lanes(d) even/odd (two at a time: a line's halves stored together, see
-    // WriteRow), then the rest as WriteRow does it from there.
-    const size_t N = hn::Lanes(d), span = n - n % (2 * N);
-    const hn::RebindToUnsigned<decltype(d)> du;
-    const bool nt = stream && StreamsAligned(du, reinterpret_cast<const uint32_t*>(y), N);
-    WithFlag(nt, [&](auto kStream) NORMKIT_INLINE_LAMBDA {
-      auto put = [&](size_t i) NORMKIT_INLINE_LAMBDA {
-        hn::Vec<decltype(d)> e, o;
-        LoadEvenOdd(d, x + i, e, o);
-        PutEvenOdd<kStream>(d, hn::MulAdd(hn::Sub(hn::Sub(e, hi), lo), a, b),
-                            hn::MulAdd(hn::Sub(hn::Sub(o, hi), lo), a, b), y + i);
-      };
-      size_t i = 0;
-      for (; i + 4 * N <= span; i += 4 * N) {
-        if (next) hwy::Prefetch(next + i);
-        put(i), put(i + 2 * N);
-      }
-      if (i < span) put(i);
-    });
-    if (span == n) return;
-    const bool apart = Apart<S>(x, y, n);
-    if (apart && n - span < N && n >= N) return StoreFull(d, value(n - N, N), y + n - N);  // as WriteRow's tail
-    return WriteRow(d, y + span, n - span, stream, apart, static_cast<const S*>(nullptr),
-                    [&](size_t i, size_t k) NORMKIT_INLINE_LAMBDA { return value(span + i, k); });
+    return WriteRowEvenOdd(d, y, n, stream, Apart<S>(x, y, n), next, nullptr, [&](size_t i, auto& e, auto& o)
+                               NORMKIT_INLINE_LAMBDA {
+                                 LoadEvenOdd(d, x + i, e, o);
+                                 e = hn::MulAdd(hn::Sub(hn::Sub(e, hi), lo), a, b);
+                                 o = hn::MulAdd(hn::Sub(hn::Sub(o, hi), lo), a, b);
+                               }, value);
   }
 #endif
   WriteRow(d, y, n, stream, Apart<S>(x, y, n), next, value);
@@ -834,16 +848,28 @@ HWY_INLINE void GradSumsThen(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, 
       // which the hardware prefetcher alone does not keep up with (GroupNorm 2x256x100x152
       // backward 10% faster). Short runs (BatchNorm's 196 elements) fetch nothing: their next
       // 4 KiB belong to other statistics.
+      auto step2 = [&](size_t j) NORMKIT_INLINE_LAMBDA {  // [j, j + 2N)
+#if NORMKIT_EVEN_ODD
+        if constexpr (std::is_same_v<S, bfloat16> && !has_w) {  // lanes in even/odd order
+          hn::Vec<decltype(d)> ge, go, xe, xo;
+          LoadEvenOdd(d, dy + j, ge, go), LoadEvenOdd(d, x + j, xe, xo);
+          a0 = hn::Add(a0, ge), q0 = hn::MulAdd(ge, Center<centered>(xe, hi, lo), q0);
+          a1 = hn::Add(a1, go), q1 = hn::MulAdd(go, Center<centered>(xo, hi, lo), q1);
+          return;
+        }
+#endif
+        step(j, a0, q0), step(j + N, a1, q1);
+      };
       constexpr size_t kAhead = 4096 / sizeof(S);
       for (; i + 2 * N + kAhead <= n; i += 2 * N) {
         hwy::Prefetch(dy + i + kAhead), hwy::Prefetch(x + i + kAhead);
         if constexpr (2 * sizeof(S) * hn::MaxLanes(d) > 64) {  // two lines per step
           hwy::Prefetch(dy + i + kAhead + N), hwy::Prefetch(x + i + kAhead + N);
         }
-        step(i, a0, q0), step(i + N, a1, q1);
+        step2(i);
         then(i, 2 * N);
       }
-      for (; i + 2 * N <= n; i += 2 * N) step(i, a0, q0), step(i + N, a1, q1), then(i, 2 * N);
+      for (; i + 2 * N <= n; i += 2 * N) step2(i), then(i, 2 * N);
     });
   });
   for (; i + N <= n; i += N) {
@@ -904,6 +930,25 @@ void GradInput(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* dx, int64_t
   const auto hi = hn::Set(d, m_hi), lo = hn::Set(d, m_lo);
   const auto p = hn::Set(d, P), q = hn::Set(d, Q), r = hn::Set(d, R);
   const size_t n = static_cast<size_t>(len);
+#if NORMKIT_EVEN_ODD
+  if constexpr (std::is_same_v<S, bfloat16>) {
+    if (!w) {  // (a w along the row would have to be in even/odd order)
+      return WithFlag(Shifted(m_hi, m_lo), [&](auto centered) NORMKIT_INLINE_LAMBDA {
+        WriteRowEvenOdd(
+            d, dx, n, stream, Apart<S>(dx, dy, n) && Apart<S>(dx, x, n), fetch_dy, fetch_x,
+            [&](size_t i, auto& e, auto& o) NORMKIT_INLINE_LAMBDA {
+              hn::Vec<decltype(d)> xe, xo;
+              LoadEvenOdd(d, dy + i, e, o), LoadEvenOdd(d, x + i, xe, xo);
+              e = hn::MulAdd(e, p, hn::MulAdd(Center<centered>(xe, hi, lo), q, r));
+              o = hn::MulAdd(o, p, hn::MulAdd(Center<centered>(xo, hi, lo), q, r));
+            },
+            [&](size_t i, size_t k) NORMKIT_INLINE_LAMBDA {
+              return hn::MulAdd(LoadN(d, dy + i, k), p, hn::MulAdd(Center<centered>(LoadN(d, x + i, k), hi, lo), q, r));
+            });
+      });
+    }
+  }
+#endif
   WithFlag(Shifted(m_hi, m_lo), [&](auto centered) NORMKIT_INLINE_LAMBDA {
     WithFlag(w != nullptr, [&](auto has_w) NORMKIT_INLINE_LAMBDA {
       WriteRow(
