@@ -671,7 +671,7 @@ void DevSumsScaleShift(const S* HWY_RESTRICT xs, int64_t len, C s_hi, C s_lo, do
 // WriteRow for a bfloat16 row whose every element depends on inputs at its own index only:
 // its stretches of 2 * Lanes(d) computed even/odd (eo(i, even, odd) sets stretch i's results),
 // two at a time (a line's halves stored together, see WriteRow), the rest as WriteRow does it
-// with value; fetch (and fetch2, which may be the same) as WriteRow's.
+// with value; fetch and fetch2 (either null) as WriteRow's.
 template <class D, class EvenOdd, class Value>
 HWY_INLINE void WriteRowEvenOdd(D d, bfloat16* HWY_RESTRICT y, size_t n, bool stream, bool apart,
                                 const bfloat16* fetch, const bfloat16* fetch2, EvenOdd&& eo, Value&& value) {
