@@ -419,4 +419,46 @@ TEST(Stress, LargeStatisticsOutOfCache) {
   }
 }
 
+// In cache the pipelined forward takes every GroupNorm on NCHW (and InstanceNorm over rows of
+// more than one chunk). With a gap after each channel its runs do not follow each other, and
+// the statistic-at-a-time path takes them: the same shifts, the same per-run sums, so the same
+// bits. Odd sizes (vector tails), groups whose first 16 values lie far from their mean (summed
+// again around it), a group of one channel, and 1, 2 and 3 threads (each thread's last
+// statistic normalized alone).
+TEST(Stress, PipelinedInCacheGivesTheBitsOfTheStatisticAtATime) {
+  struct Case {
+    int64_t N, C, H, W, G;
+  };
+  for (const Case c : {Case{3, 12, 7, 9, 4}, Case{2, 8, 13, 13, 8}, Case{5, 6, 1, 3, 2}, Case{2, 64, 33, 31, 8}}) {
+    const Shape sh = {c.N, c.C, c.H, c.W};
+    const int64_t S = c.H * c.W, gap = 5, CS = S + gap;
+    auto x = random_vec<float>(numel(sh), 0.5, 1.0);
+    for (int64_t q = 0; q < c.N * c.G; q += 3)  // every third group starts far from its mean
+      for (int64_t i = 0; i < 16 && i < c.C / c.G * S; ++i) x[size_t(q * (c.C / c.G) * S + i)] += 1e3f;
+    std::vector<float> xg(size_t(c.N * c.C * CS), 7.f);  // x with `gap` elements after each channel
+    for (int64_t nc = 0; nc < c.N * c.C; ++nc)
+      std::copy_n(x.begin() + nc * S, S, xg.begin() + nc * CS);
+    const Strides gapped = {c.C * CS, CS, c.W, 1};
+    const auto w = random_vec<float>(c.C, 1.0, 0.5), b = random_vec<float>(c.C, 0.0, 0.5);
+    normkit::GroupNormArgs<float> a;
+    a.num_groups = c.G, a.weight = w, a.bias = b;
+    const std::string name = "group_norm " + std::to_string(c.N) + "x" + std::to_string(c.C) + "x" +
+                             std::to_string(c.H) + "x" + std::to_string(c.W) + " G=" + std::to_string(c.G);
+    const int saved = normkit::get_num_threads();
+    for (int t : {1, 2, 3}) {
+      normkit::set_num_threads(t);
+      std::vector<float> y(x.size()), yg(xg.size(), -1.f), m(size_t(c.N * c.G)), r(m.size()), mg(m.size()),
+          rg(m.size());
+      normkit::group_norm_forward<float>(cview(x, sh), mview(y, sh), a, {m, r});
+      normkit::group_norm_forward<float>(cview(xg, sh, gapped), mview(yg, sh, gapped), a, {mg, rg});
+      std::vector<float> ygc(x.size());
+      for (int64_t nc = 0; nc < c.N * c.C; ++nc)
+        std::copy_n(yg.begin() + nc * CS, S, ygc.begin() + nc * S);
+      const std::string on = name + " on " + std::to_string(t) + " threads";
+      expect_bitwise(y, ygc, on + " y"), expect_bitwise(m, mg, on + " mean"), expect_bitwise(r, rg, on + " rstd");
+    }
+    normkit::set_num_threads(saved);
+  }
+}
+
 }  // namespace

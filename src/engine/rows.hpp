@@ -37,6 +37,11 @@ inline bool stores_just_ahead(const void* y, const void* p) {
   return d != 0 && d < kStoresNear;
 }
 
+// A statistic of at most this many bytes per tensor has the next one's requested while it is
+// normalized (scale_shift_runs) or its dx written (grad_input_runs); larger ones (GroupNorm
+// 2x256x100x152: 486 KiB) would push their own out of L2.
+inline constexpr int64_t kFetchNextMax = int64_t{64} << 10;
+
 // The primitives that write an output take `stream`: non-temporal stores for outputs too big
 // for the cache (the driver decides; the values are the same).
 //

@@ -1064,10 +1064,6 @@ void GradInputList(const S* dy, const S* x, S* dx, const int64_t* offs, int64_t 
   }
 }
 
-// A statistic of at most this many bytes per tensor has the next one's requested meanwhile;
-// larger ones (GroupNorm 2x256x100x152: 486 KiB) would push their own out of L2.
-constexpr int64_t kFetchNextMax = int64_t{64} << 10;
-
 // Per run: y = d * alpha[r] + beta[r]. Runs that follow each other (a GroupNorm group's
 // channels): the next statistic's x, which the sums read next, is requested meanwhile.
 template <class S, class C = compute_t<S>>
