@@ -836,8 +836,10 @@ void forward_rows(const Geometry& g, const RunList& runs, Statistic statistic, d
   const bool tiled = along && !stream && (w || b) && len * int64_t(sizeof(T) + 2 * sizeof(C)) > (int64_t{256} << 10);
   const int64_t block =
       tiled ? kBlock : std::clamp<int64_t>((int64_t{32} << 10) / (len * int64_t(sizeof(T))), 1, kBlock);
-  // bfloat16 rows read w and b along them in the order of their even/odd loop
-  // (rows::even_odd_affine), reordered here once per call.
+  // The weight and bias the rows read along them (`along`, untiled): bfloat16 rows read them in
+  // the order of their even/odd loop (rows::even_odd_affine), reordered here once per call.
+  const C* w_along = w;
+  const C* b_along = b;
   bool even_odd = false;
   std::unique_ptr<ScratchBuffer<C>> reordered;
   if constexpr (std::is_same_v<T, bfloat16>) {
@@ -846,7 +848,7 @@ void forward_rows(const Geometry& g, const RunList& runs, Statistic statistic, d
       C* w_eo = reordered->data();
       C* b_eo = w_eo + len;
       even_odd = (!w || rows::even_odd_affine<T>(w, len, w_eo)) && (!b || rows::even_odd_affine<T>(b, len, b_eo));
-      if (even_odd) w = w ? w_eo : nullptr, b = b ? b_eo : nullptr;
+      if (even_odd) w_along = w ? w_eo : nullptr, b_along = b ? b_eo : nullptr;
     }
   }
   // Out of cache, each thread's copies placed away from the stores (AwayFromStores): of w and b,
@@ -854,7 +856,7 @@ void forward_rows(const Geometry& g, const RunList& runs, Statistic statistic, d
   const bool away_rows = along && stream && g.num_segs == 1 && len * int64_t(sizeof(T)) >= 4096;
   std::vector<AwayFromStores<T>> away;
   if (along && stream && (away_rows || w || b))
-    for (int t = 0; t < omp_get_max_threads(); ++t) away.emplace_back(w, b, len);
+    for (int t = 0; t < omp_get_max_threads(); ++t) away.emplace_back(w_along, b_along, len);
   for_each_group_block(g, g.owners.count * len, block, [&](const Offsets* bases, int64_t count) {
     int64_t offs[kBlock] = {};  // zeroed: GCC's LTO cannot tell the first `count` are all that is read
     double m[kBlock] = {}, s1[kBlock], s2[kBlock], alpha[kBlock], beta[kBlock];
@@ -901,7 +903,7 @@ void forward_rows(const Geometry& g, const RunList& runs, Statistic statistic, d
       return;
     }
     if (along) {
-      const auto [wa, ba] = placing ? placing->affine(y, offs, count) : std::pair{w, b};
+      const auto [wa, ba] = placing ? placing->affine(y, offs, count) : std::pair{w_along, b_along};
       return rows::scale_shift_rows_affine_list(x, y, offs, count, len, m, alpha, wa, ba, round_xhat, stream, copies,
                                                 even_odd);
     }
