@@ -772,10 +772,11 @@ void ScaleShiftRowPair(const S* x0, const S* x1, S* y0, S* y1, int64_t len, Spli
 }
 
 #if NORMKIT_EVEN_ODD
-// ScaleShiftRows over [0, EvenOddSpan) of kRows rows at once (x[k], y[k]; means s[k], rstd
-// r[k]; fetch[k] or null as WriteRowPair's), even/odd; w and b (either may be null) in
-// EvenOddAffine's order. The same bits: each element computed as there. backward: the line
-// stretches from the row's end (see BytesAhead).
+// ScaleShiftRows (kRows 1) or ScaleShiftRowPair (kRows 2) of bfloat16 rows (x[k], y[k]; means
+// s[k], rstd r[k]; fetch[k] or null as WriteRowPair's): [0, EvenOddSpan) even/odd, with w and
+// b (either may be null) in EvenOddAffine's order, the rest by those kernels. The same bits:
+// each element computed as there. backward: the line stretches from the row's end (see
+// BytesAhead).
 template <size_t kRows, class C>
 void ScaleShiftEvenOdd(const bfloat16* const* x, bfloat16* const* y, size_t n, const SplitMean<C>* s, const C* r,
                        const C* HWY_RESTRICT w, const C* HWY_RESTRICT b, bool round_xhat, bool stream,
@@ -823,6 +824,19 @@ void ScaleShiftEvenOdd(const bfloat16* const* x, bfloat16* const* y, size_t n, c
       });
     });
   });
+  if (span == n) return;
+  // The rest in natural order (w and b are too there), as the row kernels take it.
+  const C* w_rest = w ? w + span : w;
+  const C* b_rest = b ? b + span : b;
+  if constexpr (kRows == 2) {
+    ScaleShiftRowPair(x[0] + span, x[1] + span, y[0] + span, y[1] + span, int64_t(n - span), s[0], s[1], r[0], r[1],
+                      w_rest, b_rest, round_xhat, stream, fetch ? fetch[0] + span : nullptr,
+                      fetch ? fetch[1] + span : nullptr);
+  } else {
+    static_assert(kRows == 1);
+    ScaleShiftRows(x[0] + span, y[0] + span, int64_t(n - span), s[0].hi, s[0].lo, r[0], w_rest, b_rest, round_xhat,
+                   stream, fetch ? fetch[0] + span : nullptr);
+  }
 }
 #endif
 
@@ -1189,11 +1203,6 @@ void ScaleShiftRowsAffineList(const S* x, S* y, const int64_t* offs, int64_t cou
         const SplitMean<C> sm[2] = {SplitMean<C>(mean[k]), SplitMean<C>(mean[k + 1])};
         const C rs[2] = {C(rstd[k]), C(rstd[k + 1])};
         ScaleShiftEvenOdd<2>(xs, ys, size_t(len), sm, rs, w, b, round_xhat, nt, stream ? next : nullptr, backward);
-        const int64_t at = int64_t(EvenOddSpan(hn::ScalableTag<C>(), size_t(len)));
-        if (at < len)
-          ScaleShiftRowPair(xs[0] + at, xs[1] + at, ys[0] + at, ys[1] + at, len - at, sm[0], sm[1], rs[0], rs[1],
-                            w ? w + at : w, b ? b + at : b, round_xhat, nt, stream ? next[0] + at : nullptr,
-                            stream ? next[1] + at : nullptr);
         continue;
       }
     }
@@ -1215,10 +1224,6 @@ void ScaleShiftRowsAffineList(const S* x, S* y, const int64_t* offs, int64_t cou
         const C rs[1] = {C(rstd[k])};
         ScaleShiftEvenOdd<1>(xs, ys, size_t(len), &split, rs, w, b, round_xhat, stream && !ahead,
                              stream ? next : nullptr, false);
-        const int64_t at = int64_t(EvenOddSpan(hn::ScalableTag<C>(), size_t(len)));
-        if (at < len)
-          ScaleShiftRows(xs[0] + at, ys[0] + at, len - at, split.hi, split.lo, rs[0], w ? w + at : w, b ? b + at : b,
-                         round_xhat, stream && !ahead, stream ? next[0] + at : nullptr);
         continue;
       }
     }
