@@ -419,9 +419,8 @@ TEST(Stress, LargeStatisticsOutOfCache) {
   }
 }
 
-// In cache the pipelined forward takes every GroupNorm on NCHW (and InstanceNorm over rows of
-// more than one chunk). With a gap after each channel its runs do not follow each other, and
-// the statistic-at-a-time path takes them: the same shifts, the same per-run sums, so the same
+// In cache the pipelined forward takes every float32 GroupNorm on NCHW. With a gap after each
+// channel its runs do not follow each other, and the statistic-at-a-time path takes them: the same shifts, the same per-run sums, so the same
 // bits. Odd sizes (vector tails), groups whose first 16 values lie far from their mean (summed
 // again around it), a group of one channel, and 1, 2 and 3 threads (each thread's last
 // statistic normalized alone).

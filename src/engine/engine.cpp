@@ -1003,10 +1003,10 @@ namespace {
 // at a time. In cache, for all in float32 or float64: the stores wait on reads for ownership
 // while the next statistic's sums, which wait on the arithmetic, go on beside them (GroupNorm
 // 32x256x14x14 forward, 2 threads, 0.29-0.32 -> 0.24-0.25 ms); not in 16 bits, where the fused
-// loop rounds in natural order and scale_shift even/odd (bfloat16 0.30 -> 0.36 ms). Every chunk, shift, piece and sum is
-// listed_stats's (the same partials, merged in the same order) and every output
-// normalize_run's: the same bits as the statistic at a time. Returns false where it does not
-// apply.
+// loop rounds in natural order and scale_shift even/odd (bfloat16 0.30 -> 0.36 ms). Every
+// chunk, shift, piece and sum is listed_stats's (the same partials, merged in the same order)
+// and every output normalize_run's: the same bits as the statistic at a time. Returns false
+// where it does not apply.
 template <class T>
 bool forward_pipelined(const ReductionPlan& plan, const Geometry& g, const RunList& runs, Statistic statistic,
                        double eps, const T* x, T* y, const compute_t<T>* w, const compute_t<T>* b, double* mean,
@@ -1015,8 +1015,8 @@ bool forward_pipelined(const ReductionPlan& plan, const Geometry& g, const RunLi
   const int64_t L = runs.len, K = int64_t(runs.rel.size());
   const bool stream = streams<T>(plan);
   const bool large = g.num_segs > 1 || g.key_len * int64_t(sizeof(T)) > rows::kFetchNextMax;
-  if (g.column || (stream ? !large : sizeof(T) < 4) || g.run.stride != 1 || g.run.stat_stride != 0 || g.run.affine_stride != 0 ||
-      L != g.run.size || g.owners.count < 2)
+  if (g.column || (stream ? !large : sizeof(T) < 4) || g.run.stride != 1 || g.run.stat_stride != 0 ||
+      g.run.affine_stride != 0 || L != g.run.size || g.owners.count < 2)
     return false;
   for (int64_t k = 0; k < K; ++k)
     if (runs.rel[size_t(k)].mem != k * L) return false;
