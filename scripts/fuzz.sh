@@ -5,8 +5,8 @@
 # Usage: scripts/fuzz.sh [seconds, default 60]. A crash or property violation fails.
 # The instrumented build compiles the SIMD code for AVX2 and the portable fallback only
 # (HWY_DISABLED_TARGETS 6528 = SSSE3 | SSE4 | AVX3 | AVX3_DL: targets this machine class does
-# not run, or would not pick): clang with ASan took over 18 minutes for rows_simd.cpp's every
-# target at 60f18cd, most of CI's 30. HWY_FUZZ_DISABLED=0 builds them all.
+# not run, or would not pick): clang with ASan took over 18 minutes for the SIMD file's every
+# target at 60f18cd, most of CI's 30 (it is now split by storage type: src/engine/rows_simd_*.cpp). HWY_FUZZ_DISABLED=0 builds them all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}

@@ -396,7 +396,7 @@ TYPED_TEST(HalfOps, RMSNormCastingOrders) {
 }
 
 // Outputs of 16 MiB and more are written with non-temporal stores (bfloat16 rows by their
-// even/odd loops, rows_simd.cpp): the same bits as the same rows a few at a time, in cache.
+// even/odd loops, rows_simd-inl.h): the same bits as the same rows a few at a time, in cache.
 TYPED_TEST(HalfOps, StreamedOutputsGiveTheBitsOfRowsInCache) {
   using H = TypeParam;
   {  // InstanceNorm, planes of 1000: whole stretches and a tail; dx too

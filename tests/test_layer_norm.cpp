@@ -256,7 +256,7 @@ TEST(LayerNormErrors, NullInputData) {
 // Outputs of 16 MiB and more are written with non-temporal stores; where y lies just ahead of
 // x (or of w and b) modulo 4 KiB, the rows are read from copies placed elsewhere, or the row
 // pairs walk their rows from the end or store plainly (performance paths: engine.cpp,
-// AwayFromStores; rows_simd.cpp, BytesAhead). Every layout must give the same bits as separate
+// AwayFromStores; rows_simd-inl.h, BytesAhead). Every layout must give the same bits as separate
 // buffers, and float32 the reference's values.
 template <class T>
 void check_offsets_from_input(int64_t M, int64_t D) {

@@ -1,5 +1,5 @@
 // rows.hpp — the row primitives the engine drivers call on one contiguous run of `len`
-// elements. SIMD lives behind these (rows_simd.cpp, Highway with runtime dispatch); the
+// elements. SIMD lives behind these (rows_simd-inl.h, Highway with runtime dispatch); the
 // drivers never see a vector. Lanes accumulate in T and each call returns double sums, so
 // a result depends on the run's length alone, never on threads.
 //
@@ -30,7 +30,7 @@ struct SplitMean {
 
 // Whether a pass storing at y and loading p in step with it (the same element index) loads p at
 // the page offsets of stores it has just issued: y lies 1 to 767 bytes ahead of p modulo 4 KiB.
-// Such a pass runs at a fraction of its speed (rows_simd.cpp, BytesAhead, has the figures).
+// Such a pass runs at a fraction of its speed (rows_simd-inl.h, BytesAhead, has the figures).
 inline constexpr uintptr_t kStoresNear = 768;  // bytes
 inline bool stores_just_ahead(const void* y, const void* p) {
   const uintptr_t d = (reinterpret_cast<uintptr_t>(y) - reinterpret_cast<uintptr_t>(p)) % 4096;
@@ -46,7 +46,7 @@ inline constexpr int64_t kFetchNextMax = int64_t{64} << 10;
 // for the cache (the driver decides; the values are the same).
 //
 // Each primitive is defined for storage S = float, double, bfloat16 and float16 (explicit
-// instantiations in rows_simd.cpp). Lanes compute in C = compute_t<S>: half elements are
+// instantiations in rows_simd_<type>.cpp). Lanes compute in C = compute_t<S>: half elements are
 // widened on load and rounded to nearest even on store, one vector at a time (never a
 // converted copy of the row).
 

@@ -1,13 +1,23 @@
-// rows_simd.cpp — the row primitives of rows.hpp, written once over a Highway vector tag
-// and compiled for every x86/Arm target; the best one is picked at run time.
+// rows_simd-inl.h — the row primitives of rows.hpp, written once over a Highway vector tag.
+// rows_simd_<type>.cpp compile them for one storage type each, for every x86/Arm target (the
+// four files build side by side: one file for all four types was the longest step of every
+// build, over 8 minutes under the sanitizers); the best target is picked at run time.
 // Four independent accumulators per sum: enough to hide the add latency (4 cycles) on two
 // FMA ports. The tail is one masked vector, not a scalar loop.
 // Storage S may be a half type: lanes compute in float, loads widen and stores round to
 // nearest even with integer ops (Highway 1.0.3's bf16 DemoteTo truncates and its emulated
 // f16 conversions neither round nor keep inf), so every target gives PyTorch's bits.
-#undef HWY_TARGET_INCLUDE
-#define HWY_TARGET_INCLUDE "engine/rows_simd.cpp"
-#include "hwy/foreach_target.h"  // IWYU pragma: keep
+//
+// Included once per target (foreach_target.h re-includes the .cpp that includes this), hence
+// the toggling guard instead of #pragma once; the entry and dispatch macros at the end are
+// defined once.
+#if defined(NORMKIT_ENGINE_ROWS_SIMD_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef NORMKIT_ENGINE_ROWS_SIMD_INL_H_
+#undef NORMKIT_ENGINE_ROWS_SIMD_INL_H_
+#else
+#define NORMKIT_ENGINE_ROWS_SIMD_INL_H_
+#endif
+
 #include "hwy/cache_control.h"
 #include "hwy/highway.h"
 
@@ -1681,47 +1691,14 @@ void ColGradInputLanes(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* dx,
   }
 }
 
-// rows.hpp's row_moments: the engine's moments_of, finish_stats and rstd_of, the same formulas
-// Lanes(d) rows at a time (where the target has FMA the compiler may fuse s2 - s1 * md into one
-// rounding; every row of every block takes this path, so the thread count changes no bit).
-bool RowMoments(int64_t count, double n, bool centered, bool l2, double eps, const double* shift, const double* s1,
-                const double* s2, double* mean, double* second, double* rstd, double* far_rows) {
-  const hn::ScalableTag<double> d;
-  const size_t N = hn::Lanes(d), rows = static_cast<size_t>(count);
-  const auto vn = hn::Set(d, n), zero = hn::Zero(d), one = hn::Set(d, 1.0), ve = hn::Set(d, eps);
-  const auto sixteen = hn::Set(d, 16.0);
-  bool far = false;
-  for (size_t k = 0; k < rows; k += N) {
-    const size_t c = std::min(N, rows - k);
-    const auto a = LoadN(d, s1 + k, c), b = LoadN(d, s2 + k, c);
-    auto m = zero, sec = b, f = zero;
-    if (centered) {
-      const auto md = hn::Div(a, vn), m2 = hn::Sub(b, hn::Mul(a, md));
-      const auto near = hn::Le(hn::Mul(hn::Mul(md, md), vn), hn::Mul(sixteen, m2));  // false for NaN
-      far = far || !hn::AllTrue(d, hn::Or(near, hn::Not(hn::FirstN(d, c))));
-      f = hn::IfThenZeroElse(near, one);
-      m = hn::Add(LoadN(d, shift + k, c), md);
-      sec = hn::Div(hn::IfThenElse(hn::Lt(m2, zero), zero, m2), vn);  // NaN stays NaN
-    } else if (!l2) {
-      sec = hn::Div(b, vn);
-    }
-    auto r = zero;
-    if (l2) {
-      const auto root = hn::Sqrt(sec);
-      r = hn::Div(one, hn::IfThenElse(hn::Lt(root, ve), ve, root));  // std::max(root, eps)
-    } else {
-      r = hn::Div(one, hn::Sqrt(hn::Add(sec, ve)));
-    }
-    if (c == N) {
-      hn::StoreU(m, d, mean + k), hn::StoreU(sec, d, second + k), hn::StoreU(r, d, rstd + k);
-      hn::StoreU(f, d, far_rows + k);
-    } else {
-      StorePartial(d, m, mean + k, c), StorePartial(d, sec, second + k, c), StorePartial(d, r, rstd + k, c);
-      StorePartial(d, f, far_rows + k, c);
-    }
-  }
-  return far;
-}
+}  // namespace HWY_NAMESPACE
+}  // namespace normkit::engine::rows
+HWY_AFTER_NAMESPACE();
+
+#endif  // the per-target part
+
+#ifndef NORMKIT_ENGINE_ROWS_SIMD_MACROS_
+#define NORMKIT_ENGINE_ROWS_SIMD_MACROS_
 
 // Monomorphic entry points for HWY_EXPORT, one set per storage type.
 #define NORMKIT_ROWS_ENTRIES(S, SUF)                                                                      \
@@ -1833,18 +1810,8 @@ bool RowMoments(int64_t count, double n, bool centered, bool l2, double eps, con
                             const C##SUF* h, const C##SUF* l, double* a, double* b) {                     \
     ColGradSumsCols(dy, x, o, r, n, h, l, a, b);                                                          \
   }
-NORMKIT_ROWS_ENTRIES(float, F)
-NORMKIT_ROWS_ENTRIES(double, D)
-NORMKIT_ROWS_ENTRIES(bfloat16, B)
-NORMKIT_ROWS_ENTRIES(float16, H)
-#undef NORMKIT_ROWS_ENTRIES
 
-}  // namespace HWY_NAMESPACE
-}  // namespace normkit::engine::rows
-HWY_AFTER_NAMESPACE();
-
-#if HWY_ONCE
-namespace normkit::engine::rows {
+// Their dispatch (in HWY_ONCE, namespace normkit::engine::rows): rows.hpp's functions for S.
 #define NORMKIT_ROWS_DISPATCH(S, SUF)                                                                     \
   HWY_EXPORT(DevSums##SUF);                                                                               \
   HWY_EXPORT(ScaleShift##SUF);                                                                            \
@@ -2026,15 +1993,5 @@ namespace normkit::engine::rows {
                      const compute_t<S>* w, compute_t<S> P, compute_t<S> Q, compute_t<S> R, bool stream) { \
     HWY_DYNAMIC_DISPATCH(GradInput##SUF)(dy, x, dx, len, m.hi, m.lo, w, P, Q, R, stream);                 \
   }
-HWY_EXPORT(RowMoments);
-bool row_moments(int64_t count, double n, bool centered, bool l2, double eps, const double* shift, const double* s1,
-                 const double* s2, double* mean, double* second, double* rstd, double* far) {
-  return HWY_DYNAMIC_DISPATCH(RowMoments)(count, n, centered, l2, eps, shift, s1, s2, mean, second, rstd, far);
-}
-NORMKIT_ROWS_DISPATCH(float, F)
-NORMKIT_ROWS_DISPATCH(double, D)
-NORMKIT_ROWS_DISPATCH(bfloat16, B)
-NORMKIT_ROWS_DISPATCH(float16, H)
-#undef NORMKIT_ROWS_DISPATCH
-}  // namespace normkit::engine::rows
-#endif  // HWY_ONCE
+
+#endif  // NORMKIT_ENGINE_ROWS_SIMD_MACROS_
