@@ -172,12 +172,21 @@ Partial chan_merge(const Partial& x, const Partial& y) {
 constexpr int64_t kShiftElems = 16;
 
 // The shift of a contiguous run's statistic: the mean of its first kShiftElems elements.
+// A run of at least kShiftElems takes a loop of fixed length and a multiplication by the
+// exact 1 / kShiftElems (the same bits as the division): the general loop's tests and the
+// divider's latency were a fifth of InstanceNorm's in-cache row driver (about 2% of the
+// forward over 256 rows of 196 in L2, one thread).
 template <class T>
 double shift_of(const T* x, int64_t len) {
-  const int64_t count = std::min(kShiftElems, len);
-  double sum = 0.0;
-  for (int64_t i = 0; i < count; ++i) sum += double(x[i]);
-  const double m = count > 0 ? sum / double(count) : 0.0;
+  static_assert((kShiftElems & (kShiftElems - 1)) == 0, "1 / kShiftElems must be exact");
+  double sum = 0.0, m = 0.0;
+  if (len >= kShiftElems) {
+    for (int64_t i = 0; i < kShiftElems; ++i) sum += double(x[i]);
+    m = sum * (1.0 / double(kShiftElems));
+  } else if (len > 0) {
+    for (int64_t i = 0; i < len; ++i) sum += double(x[i]);
+    m = sum / double(len);
+  }
   return std::isfinite(m) ? m : 0.0;
 }
 
