@@ -3,6 +3,7 @@
 // identities, and every argument error (message + nothing written).
 #include <limits>
 
+#include "engine/rows.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -306,6 +307,78 @@ struct BNErrorCase {
     snap.expect_unchanged("after error");
   }
 };
+
+// BatchNorm's NCHW forward writes a thread's channels as one span (engine.cpp, apply_forward;
+// rows::scale_shift_span): whole vectors aligned to y, a vector across two channels taking
+// each lane's coefficients from its own. Its outputs are those of scale_shift run by run, bit
+// for bit, at every alignment of y, streamed or not, and in place.
+template <class T>
+void span_matches_runs(int64_t runs, int64_t len) {
+  using normkit::engine::rows::SplitMean;
+  const int64_t n = runs * len;
+  const auto src = random_vec<float>(n + 64, 3.0, 2.0);
+  std::vector<T> x(src.begin(), src.end());
+  std::vector<T> hi(static_cast<size_t>(runs)), lo(hi), alpha(hi), beta(hi);
+  const auto mean = random_vec<float>(runs, 3.0, 0.5), scale = random_vec<float>(runs, 1.0, 0.5);
+  for (int64_t r = 0; r < runs; ++r) {
+    const SplitMean<T> m(double(mean[size_t(r)]) + 1e-9 * double(r));
+    hi[size_t(r)] = m.hi, lo[size_t(r)] = m.lo, alpha[size_t(r)] = T(scale[size_t(r)]), beta[size_t(r)] = T(0.1 * double(r));
+  }
+  for (int64_t off = 0; off < 17; ++off) {
+    std::vector<T> want(size_t(n + 64)), got(size_t(n + 64), T(-7)), inplace(x);
+    const T* xs = x.data() + (off * 5) % 16;  // x and y at independent alignments
+    for (int64_t r = 0; r < runs; ++r) {
+      SplitMean<T> m(0.0);
+      m.hi = hi[size_t(r)], m.lo = lo[size_t(r)];
+      normkit::engine::rows::scale_shift<T>(xs + r * len, want.data() + off + r * len, len, m, alpha[size_t(r)],
+                                            beta[size_t(r)]);
+    }
+    for (bool stream : {false, true}) {
+      normkit::engine::rows::scale_shift_span<T>(xs, got.data() + off, runs, len, hi.data(), lo.data(), alpha.data(),
+                                                 beta.data(), stream);
+      for (int64_t i = 0; i < n; ++i)
+        ASSERT_EQ(got[size_t(off + i)], want[size_t(off + i)])
+            << "runs=" << runs << " len=" << len << " off=" << off << " stream=" << stream << " i=" << i;
+      EXPECT_EQ(got[size_t(off + n)], T(-7)) << "wrote past the span";
+      if (off > 0) EXPECT_EQ(got[size_t(off - 1)], T(-7)) << "wrote before the span";
+    }
+    T* xi = inplace.data() + (off * 5) % 16;
+    normkit::engine::rows::scale_shift_span<T>(xi, xi, runs, len, hi.data(), lo.data(), alpha.data(), beta.data(),
+                                               off % 2 == 1);
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(xi[i], want[size_t(off + i)]) << "in place, off=" << off << " i=" << i;
+  }
+}
+
+TEST(BatchNormSpan, MatchesScaleShiftPerRunBitForBit) {
+  for (int64_t len : {1, 7, 16, 17, 63, 196, 1027})
+    for (int64_t runs : {1, 2, 5, 33}) span_matches_runs<float>(runs, len), span_matches_runs<double>(runs, len);
+}
+
+// The same through the public API: a tensor whose images are consecutive (one span per image
+// and thread) gives the bits of the same values laid out with a gap after each image (run by
+// run, normalize_run), eval and training.
+TEST(BatchNormSpan, ConsecutiveImagesMatchSeparatedOnes) {
+  const int64_t N = 3, C = 5, H = 7, W = 9, img = C * H * W;
+  const auto src = random_vec<float>(N * img, 1.0, 2.0);
+  const auto w = random_vec<float>(C, 1.0, 0.5), b = random_vec<float>(C);
+  for (bool training : {false, true}) {
+    std::vector<float> rm = random_vec<float>(C, 0.1, 0.2), rv = random_vec<float>(C, 1.5, 0.2);
+    std::vector<float> rm2 = rm, rv2 = rv;
+    BatchNormArgs<float> a;
+    a.weight = w, a.bias = b, a.running_mean = rm, a.running_var = rv, a.training = training;
+    std::vector<float> y(size_t(N * img));
+    normkit::batch_norm_forward<float>(cview(src, {N, C, H, W}), mview(y, {N, C, H, W}), a);
+    const int64_t gap = img + 3;  // images 3 elements apart: the runs do not follow each other
+    std::vector<float> xg(size_t(N * gap), 0.f), yg(size_t(N * gap), 0.f);
+    for (int64_t i = 0; i < N; ++i) std::copy_n(src.begin() + i * img, img, xg.begin() + i * gap);
+    a.running_mean = rm2, a.running_var = rv2;
+    normkit::batch_norm_forward<float>(cview(xg, {N, C, H, W}, {gap, H * W, W, 1}),
+                                       mview(yg, {N, C, H, W}, {gap, H * W, W, 1}), a);
+    for (int64_t i = 0; i < N; ++i)
+      for (int64_t j = 0; j < img; ++j)
+        ASSERT_EQ(y[size_t(i * img + j)], yg[size_t(i * gap + j)]) << "training=" << training << " n=" << i << " j=" << j;
+  }
+}
 
 TEST(BatchNormErrors, RankTooLow) {
   BNErrorCase e;

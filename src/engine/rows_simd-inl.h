@@ -1099,6 +1099,54 @@ void ScaleShiftRuns(const S* x, S* y, const int64_t* offs, int64_t count, int64_
     ScaleShift(x + offs[r], y + offs[r], len, hi, lo, alpha[r], beta[r], stream, fetch ? x + offs[r] + span : nullptr);
 }
 
+// y = (x - (hi[r] + lo[r])) * alpha[r] + beta[r] over `count` runs of len elements that follow
+// each other in memory (BatchNorm on NCHW: a thread's channels), each element as ScaleShift
+// computes it. With stream, the runs are written as one span: whole vectors aligned to y, a
+// vector that straddles two runs taking each lane's parameters from its own run (len >= one
+// vector: at most two). Streamed run by run, every run's first and last cache lines are
+// partial, and a partial line's non-temporal stores cost more than the read for ownership
+// they avoid: a 196-element run then ends in a plain line, one in twelve.
+template <class S, class C = compute_t<S>>
+void ScaleShiftSpan(const S* HWY_RESTRICT x, S* y, int64_t count, int64_t len, const C* hi, const C* lo,
+                    const C* alpha, const C* beta, bool stream) {
+  const hn::ScalableTag<C> d;
+  const size_t N = hn::Lanes(d), L = static_cast<size_t>(len), total = static_cast<size_t>(count) * L;
+  const size_t align = N * sizeof(S), at = reinterpret_cast<uintptr_t>(y) % align;
+  if (L < N || at % sizeof(S) != 0) {
+    for (int64_t r = 0; r < count; ++r)
+      ScaleShift(x + r * len, y + r * len, len, hi[r], lo[r], alpha[r], beta[r], stream);
+    return;
+  }
+  auto f = [](auto v, auto h, auto l, auto a, auto b)
+               NORMKIT_INLINE_LAMBDA { return hn::MulAdd(hn::Sub(hn::Sub(v, h), l), a, b); };
+  // Lanes [i, i + k) (k <= N) of run r, those from `end` on (if any) of run r + 1.
+  auto mixed = [&](size_t i, size_t k, size_t r, size_t end) NORMKIT_INLINE_LAMBDA {
+    auto h = hn::Set(d, hi[r]), l = hn::Set(d, lo[r]), a = hn::Set(d, alpha[r]), b = hn::Set(d, beta[r]);
+    if (i + k > end) {
+      const auto mine = hn::FirstN(d, end - i);
+      h = hn::IfThenElse(mine, h, hn::Set(d, hi[r + 1])), l = hn::IfThenElse(mine, l, hn::Set(d, lo[r + 1]));
+      a = hn::IfThenElse(mine, a, hn::Set(d, alpha[r + 1])), b = hn::IfThenElse(mine, b, hn::Set(d, beta[r + 1]));
+    }
+    return f(LoadN(d, x + i, k), h, l, a, b);
+  };
+  size_t i = std::min(total, at == 0 ? 0 : (align - at) / sizeof(S)), r = 0;  // i: y + i is aligned
+  if (i > 0) StorePartial(d, mixed(0, i, 0, L), y, i);
+  while (i + N <= total) {
+    while (i >= (r + 1) * L) ++r;
+    const size_t end = (r + 1) * L, stop = std::min(end, total);
+    const auto h = hn::Set(d, hi[r]), l = hn::Set(d, lo[r]), a = hn::Set(d, alpha[r]), b = hn::Set(d, beta[r]);
+    for (; i + N <= stop; i += N) StoreOut(d, f(LoadFull(d, x + i), h, l, a, b), y + i, stream);
+    if (i + N <= total && i < end) {  // the vector across this run's end
+      StoreOut(d, mixed(i, N, r, end), y + i, stream);
+      i += N;
+    }
+  }
+  if (i < total) {
+    while (i >= (r + 1) * L) ++r;
+    StorePartial(d, mixed(i, total - i, r, (r + 1) * L), y + i, total - i);
+  }
+}
+
 // Per run: a[r], b[r] = GradSums of run r (unweighted), and dx = P[r] * dy + Q * d + R.
 template <class S, class C = compute_t<S>>
 void GradSumsRuns(const S* dy, const S* x, const int64_t* offs, int64_t count, int64_t len, C hi, C lo, double* a,
@@ -1749,6 +1797,10 @@ HWY_AFTER_NAMESPACE();
                            const C##SUF* a, const C##SUF* b, bool st) {                                   \
     ScaleShiftRuns(x, y, o, c, n, h, l, a, b, st), EndStream(st);                                         \
   }                                                                                                       \
+  void ScaleShiftSpan##SUF(const S* x, S* y, int64_t c, int64_t n, const C##SUF* h, const C##SUF* l,      \
+                           const C##SUF* a, const C##SUF* b, bool st) {                                   \
+    ScaleShiftSpan(x, y, c, n, h, l, a, b, st), EndStream(st);                                            \
+  }                                                                                                       \
   void GradSumsRuns##SUF(const S* dy, const S* x, const int64_t* o, int64_t c, int64_t n, C##SUF h,       \
                          C##SUF l, double* a, double* b) {                                                \
     GradSumsRuns(dy, x, o, c, n, h, l, a, b);                                                             \
@@ -1857,6 +1909,13 @@ HWY_AFTER_NAMESPACE();
                            SplitMean<compute_t<S>> m, const compute_t<S>* alpha, const compute_t<S>* beta, \
                            bool stream) {                                                                 \
     HWY_DYNAMIC_DISPATCH(ScaleShiftRuns##SUF)(x, y, offs, count, len, m.hi, m.lo, alpha, beta, stream);   \
+  }                                                                                                       \
+  HWY_EXPORT(ScaleShiftSpan##SUF);                                                                        \
+  template <>                                                                                             \
+  void scale_shift_span<S>(const S* x, S* y, int64_t count, int64_t len, const compute_t<S>* hi,          \
+                           const compute_t<S>* lo, const compute_t<S>* alpha, const compute_t<S>* beta,   \
+                           bool stream) {                                                                 \
+    HWY_DYNAMIC_DISPATCH(ScaleShiftSpan##SUF)(x, y, count, len, hi, lo, alpha, beta, stream);             \
   }                                                                                                       \
   HWY_EXPORT(GradSumsRuns##SUF);                                                                          \
   HWY_EXPORT(GradInputRuns##SUF);                                                                         \
