@@ -35,23 +35,21 @@ bool streams(const ReductionPlan& plan) {
   return plan.numel() * int64_t(sizeof(T)) >= kStreamBytes;
 }
 
-// Whether a span of whole cache lines (BatchNorm's NCHW forward, rows::scale_shift_span) is
-// written with non-temporal stores: as streams(), and on Intel CPUs also where x and y outgrow
-// the threads' L2 caches. There a plain store that misses L2 first reads its line from the
-// mesh's L3, a third of the traffic: on a Xeon with AVX-512 (2 MiB of L2 per core) BatchNorm
-// eval 32x256x14x14 forward ran at 55-65% of its floor with plain stores and 83-92% streamed,
-// 1 and 2 threads (bench, 2026-11-28). On Zen 3 the copy that set the in-cache floor was the
-// plain one, and streams() alone decides.
-template <class T>
-bool streams_span(const ReductionPlan& plan) {
+// Whether spans of whole cache lines (rows::scale_shift_span: BatchNorm's NCHW normalization)
+// over `bytes` of x and as many of y are streamed beyond what streams() decides: on Intel CPUs,
+// where x and y outgrow the threads' L2 caches. There a plain store that misses L2 first reads
+// its line from the mesh's L3, a third of the traffic: on a Xeon with AVX-512 (2 MiB of L2 per
+// core) BatchNorm eval 32x256x14x14 forward ran at 64-72% of its floor with plain stores and
+// 92-99% streamed, 1 and 2 threads (bench, 2026-11-28). On Zen 3 the copy that set the
+// in-cache floor was the plain one: nothing more is streamed there.
+bool streams_past_l2(int64_t bytes) {
   static const int64_t l2_bytes = [] {
 #if defined(__x86_64__) || defined(__i386__)
     if (__builtin_cpu_is("intel")) return int64_t(sysconf(_SC_LEVEL2_CACHE_SIZE));
 #endif
     return int64_t{0};
   }();
-  const int64_t bytes = plan.numel() * int64_t(sizeof(T));
-  return streams<T>(plan) || (l2_bytes > 0 && 2 * bytes > l2_bytes * omp_get_max_threads());
+  return l2_bytes > 0 && 2 * bytes > l2_bytes * omp_get_max_threads();
 }
 
 struct Offsets {
@@ -750,7 +748,7 @@ void apply_forward(const ReductionPlan& plan, const T* x, T* y, const double* me
     split_means(mean, plan.num_stats(), hi, lo);
     for (size_t s = 0; s < wv.size(); ++s) alpha[s] = C(rstd[s] * wv[s]), beta[s] = C(bv[s]);
     const int64_t L = run.size;
-    const bool stream_span = streams_span<T>(plan);
+    const bool stream_span = stream || streams_past_l2(plan.numel() * int64_t(sizeof(T)));
     return for_thread_runs(plan, [&](Cursor& c, int64_t runs) {
       for (int64_t q = 0; q < runs;) {
         const Offsets o = *c;
