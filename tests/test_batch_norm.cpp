@@ -356,28 +356,34 @@ TEST(BatchNormSpan, MatchesScaleShiftPerRunBitForBit) {
 
 // The same through the public API: a tensor whose images are consecutive (one span per image
 // and thread) gives the bits of the same values laid out with a gap after each image (run by
-// run, normalize_run), eval and training.
-TEST(BatchNormSpan, ConsecutiveImagesMatchSeparatedOnes) {
-  const int64_t N = 3, C = 5, H = 7, W = 9, img = C * H * W;
+// run, normalize_run). In eval; and in training with a statistic too large to fuse with its
+// normalization (N*H*W > 2^18), which then takes the same pass.
+void consecutive_matches_separated(bool training, int64_t N, int64_t C, int64_t H, int64_t W) {
+  const int64_t img = C * H * W;
   const auto src = random_vec<float>(N * img, 1.0, 2.0);
   const auto w = random_vec<float>(C, 1.0, 0.5), b = random_vec<float>(C);
-  for (bool training : {false, true}) {
-    std::vector<float> rm = random_vec<float>(C, 0.1, 0.2), rv = random_vec<float>(C, 1.5, 0.2);
-    std::vector<float> rm2 = rm, rv2 = rv;
-    BatchNormArgs<float> a;
-    a.weight = w, a.bias = b, a.running_mean = rm, a.running_var = rv, a.training = training;
-    std::vector<float> y(size_t(N * img));
-    normkit::batch_norm_forward<float>(cview(src, {N, C, H, W}), mview(y, {N, C, H, W}), a);
-    const int64_t gap = img + 3;  // images 3 elements apart: the runs do not follow each other
-    std::vector<float> xg(size_t(N * gap), 0.f), yg(size_t(N * gap), 0.f);
-    for (int64_t i = 0; i < N; ++i) std::copy_n(src.begin() + i * img, img, xg.begin() + i * gap);
-    a.running_mean = rm2, a.running_var = rv2;
-    normkit::batch_norm_forward<float>(cview(xg, {N, C, H, W}, {gap, H * W, W, 1}),
-                                       mview(yg, {N, C, H, W}, {gap, H * W, W, 1}), a);
-    for (int64_t i = 0; i < N; ++i)
-      for (int64_t j = 0; j < img; ++j)
-        ASSERT_EQ(y[size_t(i * img + j)], yg[size_t(i * gap + j)]) << "training=" << training << " n=" << i << " j=" << j;
-  }
+  std::vector<float> rm = random_vec<float>(C, 0.1, 0.2), rv = random_vec<float>(C, 1.5, 0.2);
+  std::vector<float> rm2 = rm, rv2 = rv;
+  BatchNormArgs<float> a;
+  a.weight = w, a.bias = b, a.running_mean = rm, a.running_var = rv, a.training = training;
+  std::vector<float> y(size_t(N * img));
+  normkit::batch_norm_forward<float>(cview(src, {N, C, H, W}), mview(y, {N, C, H, W}), a);
+  const int64_t gap = img + 3;  // images 3 elements apart: the runs do not follow each other
+  std::vector<float> xg(size_t(N * gap), 0.f), yg(size_t(N * gap), 0.f);
+  for (int64_t i = 0; i < N; ++i) std::copy_n(src.begin() + i * img, img, xg.begin() + i * gap);
+  a.running_mean = rm2, a.running_var = rv2;
+  normkit::batch_norm_forward<float>(cview(xg, {N, C, H, W}, {gap, H * W, W, 1}),
+                                     mview(yg, {N, C, H, W}, {gap, H * W, W, 1}), a);
+  for (int64_t i = 0; i < N; ++i)
+    for (int64_t j = 0; j < img; ++j)
+      ASSERT_EQ(y[size_t(i * img + j)], yg[size_t(i * gap + j)]) << "training=" << training << " n=" << i << " j=" << j;
+  EXPECT_EQ(rm, rm2);
+  EXPECT_EQ(rv, rv2);
+}
+
+TEST(BatchNormSpan, ConsecutiveImagesMatchSeparatedOnes) {
+  consecutive_matches_separated(false, 3, 5, 7, 9);
+  consecutive_matches_separated(true, 3, 2, 301, 301);
 }
 
 TEST(BatchNormErrors, RankTooLow) {

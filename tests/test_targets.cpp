@@ -48,14 +48,14 @@ std::vector<double> outputs(int64_t rows, int64_t cols, const Inputs& in) {
   normkit::batch_norm_forward<T, float>(x4, normkit::TensorView<T>(y.data() + 1, nchw), bn);
   normkit::batch_norm_backward<T, float>(dy4, x4, normkit::TensorView<T>(dx.data() + 1, nchw), bn, dw1, db1);
   keep(y), keep(dx);
-  // NCHW with `rows` channels of `cols` pixels: the forward writes the channels as one span
-  // (rows::scale_shift_span), vectors straddling two channels.
+  // NCHW with `rows` channels of `cols` pixels, eval: the forward writes the channels as one
+  // span (rows::scale_shift_span), vectors straddling two channels.
   const Shape spans{1, rows, cols, 1};
   const size_t R = static_cast<size_t>(rows);
   std::vector<float> rms_(R, 0.f), rvs(R, 1.f), ws(w.begin(), w.begin() + std::min(w.size(), R)), bs(ws);
   ws.resize(R, 0.75f), bs.resize(R, -0.5f);
   normkit::BatchNormArgs<T, float> bns;
-  bns.weight = ws, bns.bias = bs, bns.running_mean = rms_, bns.running_var = rvs, bns.training = true;
+  bns.weight = ws, bns.bias = bs, bns.running_mean = rms_, bns.running_var = rvs, bns.training = false;
   normkit::batch_norm_forward<T, float>(normkit::TensorView<const T>(x.data() + 1, spans),
                                         normkit::TensorView<T>(y.data() + 1, spans), bns);
   keep(y);

@@ -114,8 +114,8 @@ NORMKIT_ROWS_INTERNAL void scale_shift_runs(const S* x, S* y, const int64_t* off
                                             SplitMean<compute_t<S>> m, const compute_t<S>* alpha,
                                             const compute_t<S>* beta, bool stream = false);
 // y = (x - (hi[r] + lo[r])) * alpha[r] + beta[r] over `count` runs of len elements that follow
-// each other at x and y (BatchNorm on NCHW), as scale_shift per run; with `stream` written as one
-// span, so that only its ends are partial cache lines.
+// each other at x and y (BatchNorm on NCHW), as scale_shift per run, written as one span of
+// vectors aligned to y: streamed, only its two ends are partial cache lines.
 template <class S>
 NORMKIT_ROWS_INTERNAL void scale_shift_span(const S* x, S* y, int64_t count, int64_t len, const compute_t<S>* hi,
                                             const compute_t<S>* lo, const compute_t<S>* alpha,

@@ -1101,11 +1101,11 @@ void ScaleShiftRuns(const S* x, S* y, const int64_t* offs, int64_t count, int64_
 
 // y = (x - (hi[r] + lo[r])) * alpha[r] + beta[r] over `count` runs of len elements that follow
 // each other in memory (BatchNorm on NCHW: a thread's channels), each element as ScaleShift
-// computes it. With stream, the runs are written as one span: whole vectors aligned to y, a
-// vector that straddles two runs taking each lane's parameters from its own run (len >= one
-// vector: at most two). Streamed run by run, every run's first and last cache lines are
-// partial, and a partial line's non-temporal stores cost more than the read for ownership
-// they avoid: a 196-element run then ends in a plain line, one in twelve.
+// computes it, written as one span: whole vectors aligned to y, a vector that straddles two
+// runs taking each lane's parameters from its own run (len >= one vector: at most two).
+// Streamed run by run instead, every run's first and last cache lines would be partial, and a
+// partial line's non-temporal stores cost more than the read for ownership they avoid; rows
+// shorter than a vector go run by run.
 template <class S, class C = compute_t<S>>
 void ScaleShiftSpan(const S* HWY_RESTRICT x, S* y, int64_t count, int64_t len, const C* hi, const C* lo,
                     const C* alpha, const C* beta, bool stream) {
