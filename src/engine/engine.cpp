@@ -687,8 +687,24 @@ Scratch<double> per_stat(const ReductionPlan& plan, const T* w, double fill) {
   return v;
 }
 
+// Per statistic s, the elementwise pass's coefficients as normalize_run computes them:
+// y = ((x - hi[s]) - lo[s]) * alpha[s] + beta[s], alpha = rstd * w, beta = b (w, b by the
+// statistic's affine index; the plan's affine varies along kept axes only).
+template <class C>
+struct Coefficients {
+  Scratch<C> hi, lo, alpha, beta;
+  template <class W>
+  Coefficients(const ReductionPlan& plan, const double* mean, const double* rstd, const W* w, const W* b) {
+    const Scratch<double> wv = per_stat(plan, w, 1.0), bv = per_stat(plan, b, 0.0);
+    split_means(mean, plan.num_stats(), hi, lo);
+    alpha.resize(wv.size()), beta.resize(wv.size());
+    for (size_t s = 0; s < wv.size(); ++s) alpha[s] = C(rstd[s] * wv[s]), beta[s] = C(bv[s]);
+  }
+};
+
 // Whether the tensor's runs follow each other in memory in the order for_thread_runs visits
-// them (channels-last data, the run dim innermost and contiguous).
+// them (channels-last data, the run dim innermost and contiguous; BatchNorm on NCHW, H*W
+// runs channel after channel).
 bool runs_consecutive(const ReductionPlan& plan) {
   return runs_follow(plan.dims()[plan.run_dim()], plan.dims(), plan.run_dim());
 }
@@ -719,11 +735,8 @@ void apply_forward(const ReductionPlan& plan, const T* x, T* y, const double* me
                    const double* rstd, const compute_t<T>* w, const compute_t<T>* b, bool round_xhat) {
   const PlanDim& run = plan.dims()[plan.run_dim()];
   if (column_fast_path(plan) && !round_xhat) {
-    using C = compute_t<T>;
-    const Scratch<double> wv = per_stat(plan, w, 1.0), bv = per_stat(plan, b, 0.0);
-    Scratch<C> hi, lo, alpha(wv.size()), beta(wv.size());
-    split_means(mean, plan.num_stats(), hi, lo);
-    for (size_t s = 0; s < wv.size(); ++s) alpha[s] = C(rstd[s] * wv[s]), beta[s] = C(bv[s]);
+    const Coefficients<compute_t<T>> k(plan, mean, rstd, w, b);
+    const auto &hi = k.hi, &lo = k.lo, &alpha = k.alpha, &beta = k.beta;
     if (runs_consecutive(plan)) {  // one call per thread and statistic offset
       return for_all_run_stretches(plan, [&](int64_t first, int64_t count, int64_t st) {
         rows::col_scale_shift_block(x + first, y + first, static_cast<const int64_t*>(nullptr), count, run.size,
@@ -742,11 +755,8 @@ void apply_forward(const ReductionPlan& plan, const T* x, T* y, const double* me
     // BatchNorm on NCHW: the coefficients once per statistic (as normalize_run computes them),
     // and each stretch of a thread's runs whose statistics follow each other (a channel at a
     // time) as one span.
-    using C = compute_t<T>;
-    const Scratch<double> wv = per_stat(plan, w, 1.0), bv = per_stat(plan, b, 0.0);
-    Scratch<C> hi, lo, alpha(wv.size()), beta(wv.size());
-    split_means(mean, plan.num_stats(), hi, lo);
-    for (size_t s = 0; s < wv.size(); ++s) alpha[s] = C(rstd[s] * wv[s]), beta[s] = C(bv[s]);
+    const Coefficients<compute_t<T>> co(plan, mean, rstd, w, b);
+    const auto &hi = co.hi, &lo = co.lo, &alpha = co.alpha, &beta = co.beta;
     const int64_t L = run.size;
     const bool stream_span = stream || streams_past_l2(plan.numel() * int64_t(sizeof(T)));
     return for_thread_runs(plan, [&](Cursor& c, int64_t runs) {
