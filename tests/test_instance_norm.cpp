@@ -1,6 +1,7 @@
 // test_instance_norm.cpp — instance_norm_forward/backward against the oracle on odd sizes,
 // with and without affine and running statistics (use_input_stats on/off), finite
 // differences, strided and channels-last views, and argument errors (nothing written).
+#include "engine/rows.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -180,6 +181,78 @@ TYPED_TEST(InstanceNormTest, StridedViewsMatchContiguous) {
   // channels (whole column vectors and a tail), 81 runs per image (odd)
   for (const Shape& s : std::vector<Shape>{{2, 7, 3, 5}, {3, 33, 4, 5}, {2, 5, 3, 2, 3}, {2, 67, 9, 9}})
     strided_check<TypeParam>(s, channels_last_strides(s));
+}
+
+// Rows that follow each other in memory (NCHW) are normalized, and their dx written, a block at
+// a time as one span (engine.cpp: forward_rows, backward_rows; rows::scale_shift_span and
+// grad_input_rows' span), streamed on Intel once the tensor outgrows L2 (this shape: 4.4 MB
+// in float). The same tensor with a gap after each row goes row by row: the same bits.
+template <class T>
+void span_matches_gapped_rows(const Shape& shape) {
+  SCOPED_TRACE(normkit::shape_str(shape));
+  INCase<T> c(shape);
+  const int64_t n = numel(shape), HW = shape[2] * shape[3];
+  const Strides gapped = {shape[1] * (HW + 3), HW + 3, shape[3], 1};
+  // The backward with the forward's saved statistics: the blocked row pass (backward_rows).
+  const int64_t NC = shape[0] * shape[1];
+  std::vector<T> y(n), dx(n), dw(c.d.C), db(c.d.C), mean(NC), rstd(NC);
+  normkit::instance_norm_forward<T>(cview(c.x, shape), mview(y, shape), c.args(true, true, false), {mean, rstd});
+  normkit::instance_norm_backward<T>(cview(c.dy, shape), cview(c.x, shape), mview(dx, shape),
+                                     c.args(true, true, false), dw, db, {mean, rstd});
+  auto xs = scatter(c.x, shape, gapped), dys = scatter(c.dy, shape, gapped);
+  auto ys = scatter(sentinel_vec<T>(n), shape, gapped), dxs = ys;
+  normkit::instance_norm_forward<T>(cview(xs, shape, gapped), mview(ys, shape, gapped), c.args(true, true, false),
+                                    {mean, rstd});
+  normkit::instance_norm_backward<T>(cview(dys, shape, gapped), cview(xs, shape, gapped), mview(dxs, shape, gapped),
+                                     c.args(true, true, false), dw, db, {mean, rstd});
+  const auto yg = gather(ys, shape, gapped), dxg = gather(dxs, shape, gapped);
+  for (int64_t i = 0; i < n; ++i) {
+    ASSERT_EQ(y[size_t(i)], yg[size_t(i)]) << "y, element " << i;
+    ASSERT_EQ(dx[size_t(i)], dxg[size_t(i)]) << "dx, element " << i;
+  }
+  expect_gaps_untouched(ys, shape, gapped, "y");
+  expect_gaps_untouched(dxs, shape, gapped, "dx");
+}
+
+TYPED_TEST(InstanceNormTest, RowsAsOneSpanMatchRowByRowBitForBit) {
+  span_matches_gapped_rows<TypeParam>({2, 61, 93, 97});  // rows of 9021: a few to a forward block
+  span_matches_gapped_rows<TypeParam>({4, 97, 37, 29});  // rows of 1073: several to a backward block
+  span_matches_gapped_rows<TypeParam>({3, 37, 5, 7});    // short rows, many to a block
+}
+
+// grad_input_rows over rows that follow each other (one span, GradInputSpan) writes the bits of
+// the same rows one call each, at every alignment of dx, streamed or not.
+template <class T>
+void grad_span_matches_rows(int64_t rows, int64_t len) {
+  using normkit::compute_t;
+  const int64_t n = rows * len;
+  const auto dy = random_vec<T>(n + 16, 0.0, 1.0), x = random_vec<T>(n + 16, 3.0, 2.0);
+  const auto mean = random_vec<double>(rows, 3.0, 0.5);
+  const auto P = random_vec<compute_t<T>>(rows, 1.0, 0.5), Q = random_vec<compute_t<T>>(rows, 0.0, 0.1),
+             R = random_vec<compute_t<T>>(rows, 0.0, 0.1);
+  std::vector<int64_t> offs(static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) offs[size_t(r)] = r * len;
+  for (int64_t off = 0; off < 17; ++off) {
+    const T* dys = dy.data() + (off * 3) % 16;  // dy, x and dx at independent alignments
+    const T* xs = x.data() + (off * 5) % 16;
+    std::vector<T> want(size_t(n + 32), T(-7)), got(want);
+    for (int64_t r = 0; r < rows; ++r)
+      normkit::engine::rows::grad_input_rows<T>(dys, xs, want.data() + off, &offs[size_t(r)], 1, len, &mean[size_t(r)],
+                                                &P[size_t(r)], &Q[size_t(r)], &R[size_t(r)]);
+    for (bool stream : {false, true}) {
+      std::fill(got.begin(), got.end(), T(-7));
+      normkit::engine::rows::grad_input_rows<T>(dys, xs, got.data() + off, offs.data(), rows, len, mean.data(),
+                                                P.data(), Q.data(), R.data(), stream);
+      for (size_t i = 0; i < got.size(); ++i)
+        ASSERT_EQ(got[i], want[i]) << "rows=" << rows << " len=" << len << " off=" << off << " stream=" << stream
+                                   << " i=" << i;
+    }
+  }
+}
+
+TEST(InstanceNormSpan, GradInputRowsMatchOneRowAtATimeBitForBit) {
+  for (int64_t len : {1, 7, 16, 17, 63, 196})
+    for (int64_t rows : {1, 2, 5, 33}) grad_span_matches_rows<float>(rows, len), grad_span_matches_rows<double>(rows, len);
 }
 
 // ---- errors --------------------------------------------------------------------------------

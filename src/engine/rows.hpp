@@ -115,11 +115,13 @@ NORMKIT_ROWS_INTERNAL void scale_shift_runs(const S* x, S* y, const int64_t* off
                                             const compute_t<S>* beta, bool stream = false);
 // y = (x - (hi[r] + lo[r])) * alpha[r] + beta[r] over `count` runs of len elements that follow
 // each other at x and y (BatchNorm on NCHW), as scale_shift per run, written as one span of
-// vectors aligned to y: streamed, only its two ends are partial cache lines.
+// vectors aligned to y: streamed, only its two ends are partial cache lines. `fetch`: the span
+// read next (InstanceNorm's next block of rows), requested into L2 meanwhile, or null.
 template <class S>
 NORMKIT_ROWS_INTERNAL void scale_shift_span(const S* x, S* y, int64_t count, int64_t len, const compute_t<S>* hi,
                                             const compute_t<S>* lo, const compute_t<S>* alpha,
-                                            const compute_t<S>* beta, bool stream = false);
+                                            const compute_t<S>* beta, bool stream = false,
+                                            const S* fetch = nullptr);
 template <class S>
 NORMKIT_ROWS_INTERNAL void grad_sums_runs(const S* dy, const S* x, const int64_t* offs, int64_t count, int64_t len,
                                           SplitMean<compute_t<S>> m, double* s1, double* s2);
