@@ -333,12 +333,15 @@ void span_matches_runs(int64_t runs, int64_t len) {
       normkit::engine::rows::scale_shift<T>(xs + r * len, want.data() + off + r * len, len, m, alpha[size_t(r)],
                                             beta[size_t(r)]);
     }
-    for (bool stream : {false, true}) {
+    for (int mode = 0; mode < 4; ++mode) {  // streamed or not, requesting a span to read next or not
+      const bool stream = mode & 1;
+      const T* fetch = mode & 2 ? xs + n : nullptr;
       normkit::engine::rows::scale_shift_span<T>(xs, got.data() + off, runs, len, hi.data(), lo.data(), alpha.data(),
-                                                 beta.data(), stream);
+                                                 beta.data(), stream, fetch);
       for (int64_t i = 0; i < n; ++i)
         ASSERT_EQ(got[size_t(off + i)], want[size_t(off + i)])
-            << "runs=" << runs << " len=" << len << " off=" << off << " stream=" << stream << " i=" << i;
+            << "runs=" << runs << " len=" << len << " off=" << off << " stream=" << stream << " fetch=" << (mode >> 1)
+            << " i=" << i;
       EXPECT_EQ(got[size_t(off + n)], T(-7)) << "wrote past the span";
       if (off > 0) EXPECT_EQ(got[size_t(off - 1)], T(-7)) << "wrote before the span";
     }

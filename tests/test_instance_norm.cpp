@@ -221,7 +221,8 @@ TYPED_TEST(InstanceNormTest, RowsAsOneSpanMatchRowByRowBitForBit) {
 }
 
 // grad_input_rows over rows that follow each other (one span, GradInputSpan) writes the bits of
-// the same rows one call each, at every alignment of dx, streamed or not.
+// the same rows one call each, at every alignment of dx, streamed or not, requesting the next
+// span or not.
 template <class T>
 void grad_span_matches_rows(int64_t rows, int64_t len) {
   using normkit::compute_t;
@@ -239,13 +240,14 @@ void grad_span_matches_rows(int64_t rows, int64_t len) {
     for (int64_t r = 0; r < rows; ++r)
       normkit::engine::rows::grad_input_rows<T>(dys, xs, want.data() + off, &offs[size_t(r)], 1, len, &mean[size_t(r)],
                                                 &P[size_t(r)], &Q[size_t(r)], &R[size_t(r)]);
-    for (bool stream : {false, true}) {
+    for (int mode = 0; mode < 4; ++mode) {
+      const bool stream = mode & 1, fetch_next = mode & 2;
       std::fill(got.begin(), got.end(), T(-7));
       normkit::engine::rows::grad_input_rows<T>(dys, xs, got.data() + off, offs.data(), rows, len, mean.data(),
-                                                P.data(), Q.data(), R.data(), stream);
+                                                P.data(), Q.data(), R.data(), stream, fetch_next);
       for (size_t i = 0; i < got.size(); ++i)
         ASSERT_EQ(got[i], want[i]) << "rows=" << rows << " len=" << len << " off=" << off << " stream=" << stream
-                                   << " i=" << i;
+                                   << " fetch_next=" << fetch_next << " i=" << i;
     }
   }
 }

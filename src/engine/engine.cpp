@@ -52,6 +52,23 @@ bool streams_past_l2(int64_t bytes) {
   return l2_bytes > 0 && 2 * bytes > l2_bytes * omp_get_max_threads();
 }
 
+// Whether InstanceNorm's NCHW row blocks request the next block into L2 while writing this
+// one (rows::scale_shift_span's fetch, grad_input_rows' fetch_next): on Intel, where each
+// row's first line otherwise waits on the mesh's L3 (Xeon, 32x256x14x14 at 2 threads:
+// forward 0.60-0.62 -> 0.52-0.58 ms, forward+backward 1.45-1.58 -> 1.29-1.35 ms; bench,
+// 2026-11-29). On Zen 3 requesting the next block's rows in cache measured 7% slower from
+// its L3 (README, tried and not kept): not there.
+bool fetch_next_block() {
+  static const bool intel = [] {
+#if defined(__x86_64__) || defined(__i386__)
+    return bool(__builtin_cpu_is("intel"));
+#else
+    return false;
+#endif
+  }();
+  return intel;
+}
+
 struct Offsets {
   int64_t mem = 0, stat = 0, aff = 0;
 };
@@ -902,9 +919,8 @@ void forward_rows(const Geometry& g, const RunList& runs, Statistic statistic, d
   const bool stream = g.owners.count * len * int64_t(sizeof(T)) >= kStreamBytes;
   // Blocks of consecutive rows are written as one span (scale_shift_span), streamed as
   // BatchNorm's NCHW span is where the tensor outgrows L2 on Intel (rows of a line or more;
-  // for InstanceNorm 32x256x14x14 on the Xeon that alone measured level with plain stores).
-  // The span requests the next block meanwhile: that forward 0.60-0.62 -> 0.52-0.58 ms at 2
-  // threads, 1.13-1.24 -> 0.90-1.11 ms at 1 (bench, 2026-11-29).
+  // for InstanceNorm 32x256x14x14 on the Xeon that alone measured level with plain stores),
+  // requesting the next block meanwhile where fetch_next_block().
   const bool stream_span =
       stream || (len * int64_t(sizeof(T)) >= 64 && streams_past_l2(g.owners.count * len * int64_t(sizeof(T))));
   const bool tiled = along && !stream && (w || b) && len * int64_t(sizeof(T) + 2 * sizeof(C)) > (int64_t{256} << 10);
@@ -992,7 +1008,7 @@ void forward_rows(const Geometry& g, const RunList& runs, Statistic statistic, d
       // The next block of rows (where the thread's rows go on) is requested meanwhile: its
       // statistics pass then reads it from L2 rather than waiting on each row's first line.
       return rows::scale_shift_span(x + offs[0], y + offs[0], count, len, hi, lo, a, be, stream_span,
-                                    x + offs[0] + count * len);
+                                    fetch_next_block() ? x + offs[0] + count * len : nullptr);
     }
     rows::scale_shift_rows_list(x, y, offs, count, len, m, alpha, beta, stream);
   });
@@ -1452,7 +1468,9 @@ void backward_rows(const Geometry& g, int64_t len, Statistic statistic, bool bat
     // Rows that follow each other (InstanceNorm on NCHW) are written as one span, streamed
     // where the tensor outgrows L2 on Intel as BatchNorm's NCHW span is (streams_past_l2).
     const bool span = sizeof(T) >= 4 && consecutive(offs, count, len);
-    if (dx) rows::grad_input_rows(dy, x, dx, offs, count, len, m, P, Q, R, stream || (span && stream_span));
+    if (dx)
+      rows::grad_input_rows(dy, x, dx, offs, count, len, m, P, Q, R, stream || (span && stream_span),
+                            fetch_next_block());
   });
 }
 }  // namespace

@@ -141,11 +141,14 @@ NORMKIT_ROWS_INTERNAL void dev_sums_rows(const S* x, const int64_t* offs, int64_
 template <class S>
 NORMKIT_ROWS_INTERNAL void grad_sums_rows(const S* dy, const S* x, const int64_t* offs, int64_t count, int64_t len,
                                           const double* mean, double* s1, double* s2);
-// dx = P[k] * dy + Q[k] * (x - mean[k]) + R[k], as grad_input_list of one run per row;
+// dx = P[k] * dy + Q[k] * (x - mean[k]) + R[k], as grad_input_list of one run per row; rows
+// that follow each other (float, double) are written as one span, and with fetch_next the
+// dy and x that follow the span are requested meanwhile (the next block's sums read them).
 template <class S>
 NORMKIT_ROWS_INTERNAL void grad_input_rows(const S* dy, const S* x, S* dx, const int64_t* offs, int64_t count,
                                            int64_t len, const double* mean, const compute_t<S>* P,
-                                           const compute_t<S>* Q, const compute_t<S>* R, bool stream = false);
+                                           const compute_t<S>* Q, const compute_t<S>* R, bool stream = false,
+                                           bool fetch_next = false);
 // y = (x - mean[k]) * alpha[k] + beta[k], as scale_shift per row.
 template <class S>
 NORMKIT_ROWS_INTERNAL void scale_shift_rows_list(const S* x, S* y, const int64_t* offs, int64_t count, int64_t len, const double* mean,

@@ -1206,12 +1206,12 @@ void GradSumsRows(const S* dy, const S* x, const int64_t* offs, int64_t count, i
 // dx = P[r] * dy + Q[r] * ((x - hi[r]) - lo[r]) + R[r] over `count` runs of len >= one vector
 // that follow each other at dy, x and dx (InstanceNorm on NCHW: a block of rows), each element
 // as GradInput computes it, written as one span of vectors aligned to dx, as ScaleShiftSpan
-// writes y: streamed, only the span's two ends are partial cache lines. The spans of dy and x
-// that follow (the next block of rows, whose sums are taken next) are requested into L2
-// meanwhile, as ScaleShiftSpan's `fetch` (InstanceNorm 32x256x14x14 forward and backward).
+// writes y: streamed, only the span's two ends are partial cache lines. With fetch_next, the
+// spans of dy and x that follow (the next block of rows, whose sums are taken next) are
+// requested into L2 meanwhile, as ScaleShiftSpan's `fetch`.
 template <class S, class C = compute_t<S>>
 void GradInputSpan(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* dx, int64_t count, int64_t len,
-                   const double* mean, const C* P, const C* Q, const C* R, bool stream) {
+                   const double* mean, const C* P, const C* Q, const C* R, bool stream, bool fetch_next) {
   const hn::ScalableTag<C> d;
   const size_t N = hn::Lanes(d), L = static_cast<size_t>(len), total = static_cast<size_t>(count) * L;
   const size_t align = N * sizeof(S), at = reinterpret_cast<uintptr_t>(dx) % align;
@@ -1236,11 +1236,13 @@ void GradInputSpan(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* dx, int
     const SplitMean<C> m(mean[r]);
     const auto hi = hn::Set(d, m.hi), lo = hn::Set(d, m.lo);
     const auto p = hn::Set(d, P[r]), q = hn::Set(d, Q[r]), rr = hn::Set(d, R[r]);
-    for (; i + N <= stop; i += N) {
-      __builtin_prefetch(dy + total + i, 0, 2), __builtin_prefetch(x + total + i, 0, 2);
-      const auto g = LoadFull(d, dy + i), dv = Center<true>(LoadFull(d, x + i), hi, lo);
-      StoreOut(d, hn::MulAdd(g, p, hn::MulAdd(dv, q, rr)), dx + i, stream);
-    }
+    WithFlag(fetch_next, [&](auto fetching) NORMKIT_INLINE_LAMBDA {
+      for (; i + N <= stop; i += N) {
+        if constexpr (fetching) __builtin_prefetch(dy + total + i, 0, 2), __builtin_prefetch(x + total + i, 0, 2);
+        const auto g = LoadFull(d, dy + i), dv = Center<true>(LoadFull(d, x + i), hi, lo);
+        StoreOut(d, hn::MulAdd(g, p, hn::MulAdd(dv, q, rr)), dx + i, stream);
+      }
+    });
     if (i + N <= total && i < end) {  // the vector across this run's end
       StoreOut(d, value(i, N, r, end), dx + i, stream);
       i += N;
@@ -1254,12 +1256,13 @@ void GradInputSpan(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* dx, int
 
 template <class S, class C = compute_t<S>>
 void GradInputRows(const S* dy, const S* x, S* dx, const int64_t* offs, int64_t count, int64_t len,
-                   const double* mean, const C* P, const C* Q, const C* R, bool stream) {
+                   const double* mean, const C* P, const C* Q, const C* R, bool stream, bool fetch_next) {
   if constexpr (sizeof(S) >= 4) {  // rows that follow each other: one span (GradInputSpan)
     bool follow = count > 1 && len >= int64_t(hn::Lanes(hn::ScalableTag<C>())) &&
                   reinterpret_cast<uintptr_t>(dx) % sizeof(S) == 0;
     for (int64_t k = 1; k < count && follow; ++k) follow = offs[k] == offs[0] + k * len;
-    if (follow) return GradInputSpan(dy + offs[0], x + offs[0], dx + offs[0], count, len, mean, P, Q, R, stream);
+    if (follow)
+      return GradInputSpan(dy + offs[0], x + offs[0], dx + offs[0], count, len, mean, P, Q, R, stream, fetch_next);
   }
   for (int64_t k = 0; k < count; ++k) {
     const SplitMean<C> split(mean[k]);
@@ -1884,8 +1887,9 @@ HWY_AFTER_NAMESPACE();
     GradSumsRows(dy, x, o, c, n, m, a, b);                                                                \
   }                                                                                                       \
   void GradInputRows##SUF(const S* dy, const S* x, S* dx, const int64_t* o, int64_t c, int64_t n,         \
-                          const double* m, const C##SUF* P, const C##SUF* Q, const C##SUF* R, bool st) {  \
-    GradInputRows(dy, x, dx, o, c, n, m, P, Q, R, st), EndStream(st);                                     \
+                          const double* m, const C##SUF* P, const C##SUF* Q, const C##SUF* R, bool st,    \
+                          bool f) {                                                                       \
+    GradInputRows(dy, x, dx, o, c, n, m, P, Q, R, st, f), EndStream(st);                                  \
   }                                                                                                       \
   void ScaleShiftRowsAffineList##SUF(const S* x, S* y, const int64_t* o, int64_t c, int64_t n,          \
                                      const double* m, const double* r, const C##SUF* w, const C##SUF* b,  \
@@ -2014,8 +2018,9 @@ HWY_AFTER_NAMESPACE();
   template <>                                                                                             \
   void grad_input_rows<S>(const S* dy, const S* x, S* dx, const int64_t* offs, int64_t count, int64_t len, \
                           const double* mean, const compute_t<S>* P, const compute_t<S>* Q,               \
-                          const compute_t<S>* R, bool stream) {                                           \
-    HWY_DYNAMIC_DISPATCH(GradInputRows##SUF)(dy, x, dx, offs, count, len, mean, P, Q, R, stream);         \
+                          const compute_t<S>* R, bool stream, bool fetch_next) {                          \
+    HWY_DYNAMIC_DISPATCH(GradInputRows##SUF)(dy, x, dx, offs, count, len, mean, P, Q, R, stream,          \
+                                             fetch_next);                                                 \
   }                                                                                                       \
   HWY_EXPORT(ScaleShiftRowsAffineList##SUF);                                                              \
   template <>                                                                                             \
