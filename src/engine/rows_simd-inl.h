@@ -1099,30 +1099,52 @@ void ScaleShiftRuns(const S* x, S* y, const int64_t* offs, int64_t count, int64_
     ScaleShift(x + offs[r], y + offs[r], len, hi, lo, alpha[r], beta[r], stream, fetch ? x + offs[r] + span : nullptr);
 }
 
+// The walk of a span: `total` elements in runs of L >= one vector that follow each other in
+// memory, written at out as whole vectors aligned to out. vectors(i, stop, r) writes run r's
+// whole vectors from i while they end by stop and returns where it stopped; edge(i, k, r, end)
+// gives lanes [i, i + k) (k <= N) of run r, those from `end` on (if any) of run r + 1: the
+// partial vectors at the span's two ends and the vector across each run's end.
+template <class D, class S, class Vectors, class Edge>
+HWY_INLINE void WriteSpan(D d, S* out, size_t total, size_t L, bool stream, Vectors&& vectors, Edge&& edge) {
+  const size_t N = hn::Lanes(d), align = N * sizeof(S), at = reinterpret_cast<uintptr_t>(out) % align;
+  size_t i = std::min(total, at == 0 ? 0 : (align - at) / sizeof(S)), r = 0;  // i: out + i is aligned
+  if (i > 0) StorePartial(d, edge(0, i, 0, L), out, i);
+  while (i + N <= total) {
+    while (i >= (r + 1) * L) ++r;
+    const size_t end = (r + 1) * L;
+    i = vectors(i, std::min(end, total), r);
+    if (i + N <= total && i < end) {  // the vector across this run's end
+      StoreOut(d, edge(i, N, r, end), out + i, stream);
+      i += N;
+    }
+  }
+  if (i < total) {
+    while (i >= (r + 1) * L) ++r;
+    StorePartial(d, edge(i, total - i, r, (r + 1) * L), out + i, total - i);
+  }
+}
+
 // y = (x - (hi[r] + lo[r])) * alpha[r] + beta[r] over `count` runs of len elements that follow
 // each other in memory (BatchNorm on NCHW: a thread's channels), each element as ScaleShift
-// computes it, written as one span: whole vectors aligned to y, a vector that straddles two
-// runs taking each lane's parameters from its own run (len >= one vector: at most two).
-// Streamed run by run instead, every run's first and last cache lines would be partial, and a
-// partial line's non-temporal stores cost more than the read for ownership they avoid; rows
-// shorter than a vector go run by run.
-// fetch: the span read next (InstanceNorm's next block of rows), requested into L2 a vector
-// ahead of each one written here, or null.
+// computes it, written as one span (WriteSpan): whole vectors aligned to y, a vector that
+// straddles two runs taking each lane's parameters from its own run (len >= one vector: at
+// most two). Streamed run by run instead, every run's first and last cache lines would be
+// partial, and a partial line's non-temporal stores cost more than the read for ownership they
+// avoid; rows shorter than a vector go run by run. fetch: the span read next (InstanceNorm's
+// next block of rows), requested into L2 a vector ahead of each one written here, or null.
 template <class S, class C = compute_t<S>>
 void ScaleShiftSpan(const S* HWY_RESTRICT x, S* y, int64_t count, int64_t len, const C* hi, const C* lo,
                     const C* alpha, const C* beta, bool stream, const S* fetch = nullptr) {
   const hn::ScalableTag<C> d;
-  const size_t N = hn::Lanes(d), L = static_cast<size_t>(len), total = static_cast<size_t>(count) * L;
-  const size_t align = N * sizeof(S), at = reinterpret_cast<uintptr_t>(y) % align;
-  if (L < N || at % sizeof(S) != 0) {
+  const size_t N = hn::Lanes(d), L = static_cast<size_t>(len);
+  if (L < N || reinterpret_cast<uintptr_t>(y) % sizeof(S) != 0) {
     for (int64_t r = 0; r < count; ++r)
       ScaleShift(x + r * len, y + r * len, len, hi[r], lo[r], alpha[r], beta[r], stream);
     return;
   }
   auto f = [](auto v, auto h, auto l, auto a, auto b)
                NORMKIT_INLINE_LAMBDA { return hn::MulAdd(hn::Sub(hn::Sub(v, h), l), a, b); };
-  // Lanes [i, i + k) (k <= N) of run r, those from `end` on (if any) of run r + 1.
-  auto mixed = [&](size_t i, size_t k, size_t r, size_t end) NORMKIT_INLINE_LAMBDA {
+  auto edge = [&](size_t i, size_t k, size_t r, size_t end) NORMKIT_INLINE_LAMBDA {
     auto h = hn::Set(d, hi[r]), l = hn::Set(d, lo[r]), a = hn::Set(d, alpha[r]), b = hn::Set(d, beta[r]);
     if (i + k > end) {
       const auto mine = hn::FirstN(d, end - i);
@@ -1131,27 +1153,16 @@ void ScaleShiftSpan(const S* HWY_RESTRICT x, S* y, int64_t count, int64_t len, c
     }
     return f(LoadN(d, x + i, k), h, l, a, b);
   };
-  size_t i = std::min(total, at == 0 ? 0 : (align - at) / sizeof(S)), r = 0;  // i: y + i is aligned
-  if (i > 0) StorePartial(d, mixed(0, i, 0, L), y, i);
-  while (i + N <= total) {
-    while (i >= (r + 1) * L) ++r;
-    const size_t end = (r + 1) * L, stop = std::min(end, total);
-    const auto h = hn::Set(d, hi[r]), l = hn::Set(d, lo[r]), a = hn::Set(d, alpha[r]), b = hn::Set(d, beta[r]);
-    WithFlag(fetch != nullptr, [&](auto fetching) NORMKIT_INLINE_LAMBDA {
+  WithFlag(fetch != nullptr, [&](auto fetching) NORMKIT_INLINE_LAMBDA {
+    WriteSpan(d, y, static_cast<size_t>(count) * L, L, stream, [&](size_t i, size_t stop, size_t r) NORMKIT_INLINE_LAMBDA {
+      const auto h = hn::Set(d, hi[r]), l = hn::Set(d, lo[r]), a = hn::Set(d, alpha[r]), b = hn::Set(d, beta[r]);
       for (; i + N <= stop; i += N) {
         if constexpr (fetching) __builtin_prefetch(fetch + i, 0, 2);
         StoreOut(d, f(LoadFull(d, x + i), h, l, a, b), y + i, stream);
       }
-    });
-    if (i + N <= total && i < end) {  // the vector across this run's end
-      StoreOut(d, mixed(i, N, r, end), y + i, stream);
-      i += N;
-    }
-  }
-  if (i < total) {
-    while (i >= (r + 1) * L) ++r;
-    StorePartial(d, mixed(i, total - i, r, (r + 1) * L), y + i, total - i);
-  }
+      return i;
+    }, edge);
+  });
 }
 
 // Per run: a[r], b[r] = GradSums of run r (unweighted), and dx = P[r] * dy + Q * d + R.
@@ -1214,9 +1225,7 @@ void GradInputSpan(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* dx, int
                    const double* mean, const C* P, const C* Q, const C* R, bool stream, bool fetch_next) {
   const hn::ScalableTag<C> d;
   const size_t N = hn::Lanes(d), L = static_cast<size_t>(len), total = static_cast<size_t>(count) * L;
-  const size_t align = N * sizeof(S), at = reinterpret_cast<uintptr_t>(dx) % align;
-  // Lanes [i, i + k) (k <= N) of run r, those from `end` on (if any) of run r + 1.
-  auto value = [&](size_t i, size_t k, size_t r, size_t end) NORMKIT_INLINE_LAMBDA {
+  auto edge = [&](size_t i, size_t k, size_t r, size_t end) NORMKIT_INLINE_LAMBDA {
     const SplitMean<C> m(mean[r]);
     auto hi = hn::Set(d, m.hi), lo = hn::Set(d, m.lo), p = hn::Set(d, P[r]), q = hn::Set(d, Q[r]), rr = hn::Set(d, R[r]);
     if (i + k > end) {
@@ -1228,30 +1237,19 @@ void GradInputSpan(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* dx, int
     }
     return hn::MulAdd(LoadN(d, dy + i, k), p, hn::MulAdd(Center<true>(LoadN(d, x + i, k), hi, lo), q, rr));
   };
-  size_t i = std::min(total, at == 0 ? 0 : (align - at) / sizeof(S)), r = 0;  // i: dx + i is aligned
-  if (i > 0) StorePartial(d, value(0, i, 0, L), dx, i);
-  while (i + N <= total) {
-    while (i >= (r + 1) * L) ++r;
-    const size_t end = (r + 1) * L, stop = std::min(end, total);
-    const SplitMean<C> m(mean[r]);
-    const auto hi = hn::Set(d, m.hi), lo = hn::Set(d, m.lo);
-    const auto p = hn::Set(d, P[r]), q = hn::Set(d, Q[r]), rr = hn::Set(d, R[r]);
-    WithFlag(fetch_next, [&](auto fetching) NORMKIT_INLINE_LAMBDA {
+  WithFlag(fetch_next, [&](auto fetching) NORMKIT_INLINE_LAMBDA {
+    WriteSpan(d, dx, total, L, stream, [&](size_t i, size_t stop, size_t r) NORMKIT_INLINE_LAMBDA {
+      const SplitMean<C> m(mean[r]);
+      const auto hi = hn::Set(d, m.hi), lo = hn::Set(d, m.lo);
+      const auto p = hn::Set(d, P[r]), q = hn::Set(d, Q[r]), rr = hn::Set(d, R[r]);
       for (; i + N <= stop; i += N) {
         if constexpr (fetching) __builtin_prefetch(dy + total + i, 0, 2), __builtin_prefetch(x + total + i, 0, 2);
         const auto g = LoadFull(d, dy + i), dv = Center<true>(LoadFull(d, x + i), hi, lo);
         StoreOut(d, hn::MulAdd(g, p, hn::MulAdd(dv, q, rr)), dx + i, stream);
       }
-    });
-    if (i + N <= total && i < end) {  // the vector across this run's end
-      StoreOut(d, value(i, N, r, end), dx + i, stream);
-      i += N;
-    }
-  }
-  if (i < total) {
-    while (i >= (r + 1) * L) ++r;
-    StorePartial(d, value(i, total - i, r, (r + 1) * L), dx + i, total - i);
-  }
+      return i;
+    }, edge);
+  });
 }
 
 template <class S, class C = compute_t<S>>
