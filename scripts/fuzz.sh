@@ -10,7 +10,8 @@
 # fuzz_ops.cpp runs float32 and float64 only, so the float16 and bfloat16 files are compiled
 # for the scalar target alone (NORMKIT_HALF_SCALAR_ONLY): their AVX2 code took 289 and 215 s
 # of this build at 5d18ff5 (the scalar-only float16 file 16 s), code the fuzzer never runs;
-# the ASan stage (scripts/sanitize.sh) runs every half-type target. NORMKIT_FUZZ_HALF_SIMD=1 builds it.
+# the ASan stage (scripts/sanitize.sh) runs the half types on every target it builds.
+# NORMKIT_FUZZ_HALF_SIMD=1 builds their SIMD code here too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
