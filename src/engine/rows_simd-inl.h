@@ -1099,6 +1099,14 @@ void ScaleShiftRuns(const S* x, S* y, const int64_t* offs, int64_t count, int64_
     ScaleShift(x + offs[r], y + offs[r], len, hi, lo, alpha[r], beta[r], stream, fetch ? x + offs[r] + span : nullptr);
 }
 
+// Requests the line holding element i of `base` into L2 (prefetcht1). The address is computed
+// as an integer: it may lie past the end of base's array (the next block, or none), where
+// pointer arithmetic would be undefined; a request there faults nothing.
+template <class S>
+HWY_INLINE void RequestL2(const S* base, size_t i) {
+  __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(base) + i * sizeof(S)), 0, 2);
+}
+
 // The walk of a span: `total` elements in runs of L >= one vector that follow each other in
 // memory, written at out as whole vectors aligned to out. vectors(i, stop, r) writes run r's
 // whole vectors from i while they end by stop and returns where it stopped; edge(i, k, r, end)
@@ -1157,7 +1165,7 @@ void ScaleShiftSpan(const S* HWY_RESTRICT x, S* y, int64_t count, int64_t len, c
     WriteSpan(d, y, static_cast<size_t>(count) * L, L, stream, [&](size_t i, size_t stop, size_t r) NORMKIT_INLINE_LAMBDA {
       const auto h = hn::Set(d, hi[r]), l = hn::Set(d, lo[r]), a = hn::Set(d, alpha[r]), b = hn::Set(d, beta[r]);
       for (; i + N <= stop; i += N) {
-        if constexpr (fetching) __builtin_prefetch(fetch + i, 0, 2);
+        if constexpr (fetching) RequestL2(fetch, i);
         StoreOut(d, f(LoadFull(d, x + i), h, l, a, b), y + i, stream);
       }
       return i;
@@ -1243,7 +1251,7 @@ void GradInputSpan(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* dx, int
       const auto hi = hn::Set(d, m.hi), lo = hn::Set(d, m.lo);
       const auto p = hn::Set(d, P[r]), q = hn::Set(d, Q[r]), rr = hn::Set(d, R[r]);
       for (; i + N <= stop; i += N) {
-        if constexpr (fetching) __builtin_prefetch(dy + total + i, 0, 2), __builtin_prefetch(x + total + i, 0, 2);
+        if constexpr (fetching) RequestL2(dy, total + i), RequestL2(x, total + i);
         const auto g = LoadFull(d, dy + i), dv = Center<true>(LoadFull(d, x + i), hi, lo);
         StoreOut(d, hn::MulAdd(g, p, hn::MulAdd(dv, q, rr)), dx + i, stream);
       }
