@@ -389,6 +389,42 @@ TEST(BatchNormSpan, ConsecutiveImagesMatchSeparatedOnes) {
   consecutive_matches_separated(true, 3, 2, 301, 301);
 }
 
+// Channels-last data whose runs follow each other is written by the column primitives as one
+// stream of vectors, with non-temporal stores where y is aligned to whole vectors and the tensor
+// outgrows the threads' L2 on Intel (engine.cpp, streams_lines). The values do not depend on it:
+// y and dx at a 64-byte boundary equal, bit for bit, those written one element further on (plain
+// stores), in training and eval. 8x64x33x33 floats: 2.2 MB.
+TEST(BatchNormChannelsLast, StreamedOutputsMatchPlainOnesBitForBit) {
+  const Shape shape = {8, 64, 33, 33};
+  const int64_t n = numel(shape);
+  const Strides st = channels_last_strides(shape);
+  const auto x = random_vec<float>(n, 0.5, 2.0), dy = random_vec<float>(n);
+  const auto w = random_vec<float>(64, 1.0, 0.5), b = random_vec<float>(64);
+  for (bool training : {true, false}) {
+    std::vector<float> out[2];  // y then dx per placement
+    std::vector<float> dw[2], db[2];
+    for (int shifted = 0; shifted < 2; ++shifted) {
+      std::vector<float> buf(size_t(2 * n + 64)), rm(64, 0.1f), rv(64, 1.3f);
+      float* base = buf.data() + (16 - reinterpret_cast<uintptr_t>(buf.data()) % 64 / sizeof(float)) % 16 + shifted;
+      ASSERT_EQ(reinterpret_cast<uintptr_t>(base) % 64, shifted ? sizeof(float) : 0);
+      BatchNormArgs<float> a;
+      a.weight = w, a.bias = b, a.running_mean = rm, a.running_var = rv, a.training = training;
+      normkit::batch_norm_forward<float>({x.data(), shape, st}, {base, shape, st}, a);
+      out[shifted].assign(base, base + n);
+      dw[shifted].assign(64, 0.f), db[shifted].assign(64, 0.f);
+      a.running_mean = {}, a.running_var = {};  // backward with the batch statistics (training) or none
+      if (!training) a.running_mean = rm, a.running_var = rv;
+      normkit::batch_norm_backward<float>({dy.data(), shape, st}, {x.data(), shape, st}, {base + n, shape, st}, a,
+                                          dw[shifted], db[shifted]);
+      out[shifted].insert(out[shifted].end(), base + n, base + 2 * n);
+    }
+    SCOPED_TRACE(training ? "training" : "eval");
+    expect_bitwise(out[0], out[1], "y and dx");
+    expect_bitwise(dw[0], dw[1], "dweight");
+    expect_bitwise(db[0], db[1], "dbias");
+  }
+}
+
 TEST(BatchNormErrors, RankTooLow) {
   BNErrorCase e;
   e.expect_fails({60}, {60}, {"1"});

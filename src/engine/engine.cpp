@@ -52,6 +52,18 @@ bool streams_past_l2(int64_t bytes) {
   return l2_bytes > 0 && 2 * bytes > l2_bytes * omp_get_max_threads();
 }
 
+// Whether a pass that writes the plan's consecutive runs as one stream of aligned vectors (the
+// column primitives on channels-last data, after the statistics pass) streams its output:
+// streams(), or on Intel past L2 as the NCHW spans (streams_past_l2). BatchNorm training
+// 32x256x14x14 channels-last on a Xeon, 2 threads: forward 0.68-0.70 -> 0.52-0.60 ms (0.85x ->
+// 1.0x oneDNN), forward+backward 1.79-1.82 -> 1.30-1.44 ms (bench A/B, 2026-11-29). The fused
+// column forward (InstanceNorm and GroupNorm on NHWC, y written while x is in L2) measured
+// the same either way and keeps streams().
+template <class T>
+bool streams_lines(const ReductionPlan& plan) {
+  return streams<T>(plan) || streams_past_l2(plan.numel() * int64_t(sizeof(T)));
+}
+
 // Whether InstanceNorm's NCHW row blocks request the next block into L2 while writing this
 // one (rows::scale_shift_span's fetch, grad_input_rows' fetch_next): on Intel, where each
 // row's first line otherwise waits on the mesh's L3 (Xeon, 32x256x14x14 at 2 threads:
@@ -758,7 +770,7 @@ void apply_forward(const ReductionPlan& plan, const T* x, T* y, const double* me
       return for_all_run_stretches(plan, [&](int64_t first, int64_t count, int64_t st) {
         rows::col_scale_shift_block(x + first, y + first, static_cast<const int64_t*>(nullptr), count, run.size,
                                     hi.data() + st, lo.data() + st, alpha.data() + st, beta.data() + st,
-                                    streams<T>(plan));
+                                    streams_lines<T>(plan));
       });
     }
     return for_all_run_blocks(plan, [&](const int64_t* offs, int64_t count, int64_t st) {
@@ -1405,7 +1417,7 @@ void apply_backward(const ReductionPlan& plan, const T* dy, const T* x, T* dx, c
       for (size_t s = 0; s < S; ++s) pc[s] = C(Pw[s]), qc[s] = C(Q[s]), rc[s] = C(R[s]);
       return for_all_run_stretches(plan, [&](int64_t first, int64_t count, int64_t st) {
         rows::col_grad_input_lanes(dy + first, x + first, dx + first, count, run.size, hi.data() + st, lo.data() + st,
-                                   pc.data() + st, qc.data() + st, rc.data() + st, streams<T>(plan));
+                                   pc.data() + st, qc.data() + st, rc.data() + st, streams_lines<T>(plan));
       });
     }
     return for_all_run_blocks(plan, [&](const int64_t* offs, int64_t count, int64_t st) {
