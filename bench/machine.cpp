@@ -140,6 +140,46 @@ void copy_stream(const float* src, float* dst, size_t n, int threads) {
 #endif
 }
 
+#if defined(__x86_64__)
+namespace {
+// One thread's chunk [b, e): scalar up to dst's alignment to the store width, whole stores, the
+// scalar rest.
+__attribute__((target("avx512f"))) void stream_chunk_64(const float* src, float* dst, size_t b, size_t e) {
+  size_t i = b;
+  for (; i < e && reinterpret_cast<uintptr_t>(dst + i) % 64 != 0; ++i) dst[i] = src[i];
+  for (; i + 16 <= e; i += 16) _mm512_stream_ps(dst + i, _mm512_loadu_ps(src + i));
+  for (; i < e; ++i) dst[i] = src[i];
+}
+__attribute__((target("avx"))) void stream_chunk_32(const float* src, float* dst, size_t b, size_t e) {
+  size_t i = b;
+  for (; i < e && reinterpret_cast<uintptr_t>(dst + i) % 32 != 0; ++i) dst[i] = src[i];
+  for (; i + 8 <= e; i += 8) _mm256_stream_ps(dst + i, _mm256_loadu_ps(src + i));
+  for (; i < e; ++i) dst[i] = src[i];
+}
+}  // namespace
+#endif
+
+void copy_stream_wide(const float* src, float* dst, size_t n, int threads) {
+#if defined(__x86_64__)
+  static const int width = __builtin_cpu_supports("avx512f") ? 64 : __builtin_cpu_supports("avx") ? 32 : 16;
+  if (width == 16) return copy_stream(src, dst, n, threads);
+#pragma omp parallel num_threads(threads)
+  {
+    const size_t nt = static_cast<size_t>(omp_get_num_threads()), t = static_cast<size_t>(omp_get_thread_num());
+    const size_t chunk = ((n + nt - 1) / nt + 15) / 16 * 16;  // 64-byte boundaries
+    const size_t b = std::min(n, t * chunk), e = std::min(n, b + chunk);
+    if (width == 64) {
+      stream_chunk_64(src, dst, b, e);
+    } else {
+      stream_chunk_32(src, dst, b, e);
+    }
+    _mm_sfence();
+  }
+#else
+  copy_stream(src, dst, n, threads);
+#endif
+}
+
 void copy_loop(const float* src, float* dst, size_t n, int threads) {
   const int64_t len = static_cast<int64_t>(n);
 #pragma omp parallel for simd schedule(static) num_threads(threads)

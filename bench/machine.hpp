@@ -23,11 +23,17 @@ struct Machine {
 Machine probe_machine(int64_t llc_override_bytes);
 
 // dst = src with `threads` OpenMP threads over contiguous static chunks: glibc's memcpy on
-// each chunk, or a plain element loop. The faster of the two defines the floor.
+// each chunk, or a plain element loop. The fastest of these and the streaming copies below
+// defines the floor.
 void copy_memcpy(const float* src, float* dst, size_t n, int threads);
 void copy_loop(const float* src, float* dst, size_t n, int threads);
 // Non-temporal stores (no read of dst into the cache first): the copy that wins out of cache.
 void copy_stream(const float* src, float* dst, size_t n, int threads);
+// copy_stream with the widest non-temporal store the CPU has (64 bytes with AVX-512, 32 with
+// AVX): a whole line per store. On a Xeon with AVX-512 it ran 2-6% faster than 16-byte
+// streaming stores, and oneDNN's BatchNorm eval (whole-line stores) had measured above the
+// 16-byte floor (bench, 2026-11-29).
+void copy_stream_wide(const float* src, float* dst, size_t n, int threads);
 
 double now_seconds();
 

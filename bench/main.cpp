@@ -222,7 +222,8 @@ std::vector<Row> time_group(const Group& g, const Problem& p, const Options& o, 
   };
   std::vector<Contender> cs = {{"copy", "memcpy", copy_with(copy_memcpy), {}},
                                {"copy", "plain loop", copy_with(copy_loop), {}},
-                               {"copy", "streaming", copy_with(copy_stream), {}}};
+                               {"copy", "streaming", copy_with(copy_stream), {}},
+                               {"copy", "streaming, whole lines", copy_with(copy_stream_wide), {}}};
   std::vector<std::unique_ptr<Runner>> keep;
   for (auto list : {normkit_impls(c), torch_impls(c), onednn_impls(c)}) {
     std::erase_if(list, [&](const Impl& i) { return excluded.count(exclusion_key(c, i, g.backward)) > 0; });
@@ -265,7 +266,7 @@ std::vector<Row> time_group(const Group& g, const Problem& p, const Options& o, 
     for (const Contender& ct : cs) enough = enough && static_cast<int>(ct.t.s.size()) >= min_reps;
     if (done || (enough && now_seconds() - start > o.budget * static_cast<double>(cs.size()))) break;
   }
-  constexpr size_t kCopies = 3;  // the floor: the fastest of the copy kernels
+  constexpr size_t kCopies = 4;  // the floor: the fastest of the copy kernels
   struct Measured {
     std::string impl, layout;
     Timing t;
