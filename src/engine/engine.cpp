@@ -563,17 +563,19 @@ void normalize_run(const PlanDim& run, Offsets o, int64_t len, const T* x, T* y,
 }
 
 // dx = P * dy * w + Q * (x - mean) + R on one run (the backward twin of normalize_run).
+// next_row_follows: the run written next starts where this one ends (rows::grad_input).
 template <class T, class C = compute_t<T>>
 void grad_input_run(const PlanDim& run, Offsets o, int64_t len, const T* dy, const T* x, T* dx,
                     const double* mean, const double* P, const double* Q, const double* R, const C* w,
-                    bool stream) {
+                    bool stream, bool next_row_follows = true) {
   const int64_t ms = run.stride, ss = run.stat_stride, as = run.affine_stride;
   if (ms == 1 && ss == 0 && (as <= 1 || !w)) {
     const int64_t s = o.stat;
     const bool wvec = w && as == 1;
     const double wv = w && !wvec ? double(w[o.aff]) : 1.0;
     return rows::grad_input(dy + o.mem, x + o.mem, dx + o.mem, len, rows::SplitMean<C>(mean[s]),
-                            wvec ? w + o.aff : static_cast<const C*>(nullptr), C(P[s] * wv), C(Q[s]), C(R[s]), stream);
+                            wvec ? w + o.aff : static_cast<const C*>(nullptr), C(P[s] * wv), C(Q[s]), C(R[s]), stream,
+                            next_row_follows);
   }
   for (int64_t i = 0; i < len; ++i) {
     const int64_t s = o.stat + i * ss;
@@ -1557,6 +1559,14 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
   // runs go to the list primitives a chunk at a time, with the same per-run sums and dx as one
   // call per run.
   const bool scalar_w_runs = scalar_affine_runs(g, runs, w != nullptr);
+  // Whether a statistic's listed runs follow each other in memory. Where they do not (BatchNorm
+  // on NCHW: a channel's runs are an image apart), a streamed dx pass does not request the
+  // next row's dy and x, the next channel's: a channel too large for one list (16x64x112x112,
+  // 0.8 MB of dy and of x each) was still in L2 from its sums' pass, and the requests pushed
+  // it out (Xeon, backward at 1 thread 17-20 -> 12-16 ms, 2 threads 8.2-9.1 -> 6.3-7.3 ms).
+  bool listed_runs_follow = true;
+  for (size_t k = 1; k < runs.rel.size(); ++k)
+    listed_runs_follow = listed_runs_follow && runs.rel[k].mem == runs.rel[k - 1].mem + runs.len;
   auto stat_body = [&](Offsets base) {
     const int64_t s = base.stat;
     if (batch_stats && recompute) {
@@ -1639,7 +1649,7 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
       return;
     }
     for_each_listed_run(runs, g.run, base, 0, g.key_len, [&](Offsets o, int64_t len) {
-      grad_input_run(g.run, o, len, dy, x, dx, mean, rstd, Q.data(), R.data(), w, stream);
+      grad_input_run(g.run, o, len, dy, x, dx, mean, rstd, Q.data(), R.data(), w, stream, listed_runs_follow);
     });
   };
   // Every statistic one contiguous run along which the affine index steps by one (LayerNorm

@@ -78,10 +78,12 @@ template <class S>
 NORMKIT_ROWS_INTERNAL void grad_sums(const S* dy, const S* x, int64_t len, SplitMean<compute_t<S>> m,
                const compute_t<S>* w, double* s1, double* s2);
 
-// dx = P * g + Q * d + R,  g = dy * w[i] (w null: dy)
+// dx = P * g + Q * d + R,  g = dy * w[i] (w null: dy). Streaming, the next row's dy and x (at
+// dy + len, x + len) are requested meanwhile where next_row_follows: the row written next.
 template <class S>
 NORMKIT_ROWS_INTERNAL void grad_input(const S* dy, const S* x, S* dx, int64_t len, SplitMean<compute_t<S>> m,
-                const compute_t<S>* w, compute_t<S> P, compute_t<S> Q, compute_t<S> R, bool stream = false);
+                const compute_t<S>* w, compute_t<S> P, compute_t<S> Q, compute_t<S> R, bool stream = false,
+                bool next_row_follows = true);
 
 // ---- lists of runs: the same four primitives over `count` runs of `len` elements at
 // x + offs[r] (a statistic's runs, e.g. BatchNorm's N runs of H*W per channel), in one

@@ -946,13 +946,18 @@ void GradSumsScale(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* dx, int
                });
 }
 
+// GradInput's fetch_at, besides an offset >= 0: streaming, the next row's lines (rows that follow
+// each other: LayerNorm's, a GroupNorm group's channels), or none (the rows read next lie
+// elsewhere: BatchNorm's next statistic).
+constexpr int64_t kFetchNextRow = -1, kFetchNone = -2;
+
 template <class S, class C = compute_t<S>>
 void GradInput(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* dx, int64_t len, C m_hi, C m_lo,
-               const C* HWY_RESTRICT w, C P, C Q, C R, bool stream, int64_t fetch_at = -1) {
-  // fetch_at >= 0: the lines fetch_at elements further on in dy and x are requested meanwhile;
-  // else, streaming, the next row's (rows usually follow each other).
-  const S* fetch_dy = fetch_at >= 0 ? dy + fetch_at : stream ? dy + len : nullptr;
-  const S* fetch_x = fetch_at >= 0 ? x + fetch_at : stream ? x + len : nullptr;
+               const C* HWY_RESTRICT w, C P, C Q, C R, bool stream, int64_t fetch_at = kFetchNextRow) {
+  // fetch_at >= 0: the lines fetch_at elements further on in dy and x are requested meanwhile.
+  const bool next_row = stream && fetch_at == kFetchNextRow;
+  const S* fetch_dy = fetch_at >= 0 ? dy + fetch_at : next_row ? dy + len : nullptr;
+  const S* fetch_x = fetch_at >= 0 ? x + fetch_at : next_row ? x + len : nullptr;
   const hn::ScalableTag<C> d;
   const auto hi = hn::Set(d, m_hi), lo = hn::Set(d, m_lo);
   const auto p = hn::Set(d, P), q = hn::Set(d, Q), r = hn::Set(d, R);
@@ -1082,9 +1087,13 @@ template <class S, class C = compute_t<S>>
 void GradInputList(const S* dy, const S* x, S* dx, const int64_t* offs, int64_t count, int64_t len, C hi, C lo, C P,
                    C Q, C R, bool stream) {
   const bool fetch = !stream && FetchesRuns<S>(len);  // streamed lines are not read
+  // Streaming, a run's next row is the next statistic's (BatchNorm: the next channel) unless the
+  // runs follow each other: not requested then (see grad_input's next_row_follows).
+  const bool follow = count > 0 && offs[count - 1] - offs[0] == (count - 1) * len;
   for (int64_t r = 0; r < count; ++r) {
     if (fetch && r + kListAhead < count) FetchRun(dx + offs[r + kListAhead], len);
-    GradInput(dy + offs[r], x + offs[r], dx + offs[r], len, hi, lo, static_cast<const C*>(nullptr), P, Q, R, stream);
+    GradInput(dy + offs[r], x + offs[r], dx + offs[r], len, hi, lo, static_cast<const C*>(nullptr), P, Q, R, stream,
+              follow ? kFetchNextRow : kFetchNone);
   }
 }
 
@@ -1841,8 +1850,8 @@ HWY_AFTER_NAMESPACE();
     GradSums(dy, x, n, h, l, w, a, b);                                                                    \
   }                                                                                                       \
   void GradInput##SUF(const S* dy, const S* x, S* dx, int64_t n, C##SUF h, C##SUF l, const C##SUF* w,     \
-                      C##SUF P, C##SUF Q, C##SUF R, bool st) {                                            \
-    GradInput(dy, x, dx, n, h, l, w, P, Q, R, st), EndStream(st);                                         \
+                      C##SUF P, C##SUF Q, C##SUF R, bool st, bool nf) {                                   \
+    GradInput(dy, x, dx, n, h, l, w, P, Q, R, st, nf ? kFetchNextRow : kFetchNone), EndStream(st);        \
   }                                                                                                       \
   void DevSumsList##SUF(const S* x, const int64_t* o, int64_t c, int64_t n, C##SUF h, C##SUF l, double* a, \
                         double* b) {                                                                      \
@@ -2122,8 +2131,9 @@ HWY_AFTER_NAMESPACE();
   }                                                                                                       \
   template <>                                                                                             \
   void grad_input<S>(const S* dy, const S* x, S* dx, int64_t len, SplitMean<compute_t<S>> m,              \
-                     const compute_t<S>* w, compute_t<S> P, compute_t<S> Q, compute_t<S> R, bool stream) { \
-    HWY_DYNAMIC_DISPATCH(GradInput##SUF)(dy, x, dx, len, m.hi, m.lo, w, P, Q, R, stream);                 \
+                     const compute_t<S>* w, compute_t<S> P, compute_t<S> Q, compute_t<S> R, bool stream,   \
+                     bool next_row_follows) {                                                            \
+    HWY_DYNAMIC_DISPATCH(GradInput##SUF)(dy, x, dx, len, m.hi, m.lo, w, P, Q, R, stream, next_row_follows); \
   }
 
 #endif  // NORMKIT_ENGINE_ROWS_SIMD_MACROS_
