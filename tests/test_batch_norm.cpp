@@ -412,8 +412,7 @@ TEST(BatchNormChannelsLast, StreamedOutputsMatchPlainOnesBitForBit) {
       normkit::batch_norm_forward<float>({x.data(), shape, st}, {base, shape, st}, a);
       out[shifted].assign(base, base + n);
       dw[shifted].assign(64, 0.f), db[shifted].assign(64, 0.f);
-      a.running_mean = {}, a.running_var = {};  // backward with the batch statistics (training) or none
-      if (!training) a.running_mean = rm, a.running_var = rv;
+      if (training) a.running_mean = {}, a.running_var = {};  // the batch statistics; eval: the running ones
       normkit::batch_norm_backward<float>({dy.data(), shape, st}, {x.data(), shape, st}, {base + n, shape, st}, a,
                                           dw[shifted], db[shifted]);
       out[shifted].insert(out[shifted].end(), base + n, base + 2 * n);

@@ -1563,7 +1563,7 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
   // on NCHW: a channel's runs are an image apart), a streamed dx pass does not request the
   // next row's dy and x, the next channel's: a channel too large for one list (16x64x112x112,
   // 0.8 MB of dy and of x each) was still in L2 from its sums' pass, and the requests pushed
-  // it out (Xeon, backward at 1 thread 17-20 -> 12-16 ms, 2 threads 8.2-9.1 -> 6.3-7.3 ms).
+  // it out (Xeon VM, that backward at 1 thread 17-21 -> 11-16 ms, at 2 threads 7.8-9.4 -> 5.8-6.3 ms).
   bool listed_runs_follow = true;
   for (size_t k = 1; k < runs.rel.size(); ++k)
     listed_runs_follow = listed_runs_follow && runs.rel[k].mem == runs.rel[k - 1].mem + runs.len;
