@@ -310,17 +310,23 @@ Partial chunk_stats(const Geometry& g, int64_t group, int64_t d0, int64_t d1, co
 // `whole`: the runs are contiguous, each all of one statistic and one affine index, and the
 // key is one chunk: then the list primitives take a statistic's runs (their memory offsets
 // `mem`) in one dispatched call (BatchNorm on NCHW: N runs of H*W per channel).
+// `follow`: each run starts in memory where the previous one ends (GroupNorm on NCHW: a
+// group's channels), so the row after a run is the one read next; not BatchNorm's on NCHW,
+// whose runs are an image apart.
 struct RunList {
   std::vector<Offsets> rel;
   int64_t len = 0;
   std::vector<int64_t> mem;
   bool whole = false;
+  bool follow = false;
 };
 RunList make_run_list(const Geometry& g, bool affine_kept) {
-  RunList r{std::vector<Offsets>(static_cast<size_t>(g.domain.count)), g.run.size, {}, false};
+  RunList r{std::vector<Offsets>(static_cast<size_t>(g.domain.count)), g.run.size, {}, false, false};
   Cursor c(g.domain, 0);
   for (auto& o : r.rel) o = *c, c.next();
   r.whole = g.run.stride == 1 && g.run.stat_stride == 0 && g.num_segs == 1 && affine_kept;
+  r.follow = g.run.stride == 1;
+  for (size_t k = 1; k < r.rel.size(); ++k) r.follow = r.follow && r.rel[k].mem == r.rel[k - 1].mem + r.len;
   for (const Offsets& o : r.rel) r.mem.push_back(o.mem);
   return r;
 }
@@ -1559,14 +1565,6 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
   // runs go to the list primitives a chunk at a time, with the same per-run sums and dx as one
   // call per run.
   const bool scalar_w_runs = scalar_affine_runs(g, runs, w != nullptr);
-  // Whether a statistic's listed runs follow each other in memory. Where they do not (BatchNorm
-  // on NCHW: a channel's runs are an image apart), a streamed dx pass does not request the
-  // next row's dy and x, the next channel's: a channel too large for one list (16x64x112x112,
-  // 0.8 MB of dy and of x each) was still in L2 from its sums' pass, and the requests pushed
-  // it out (Xeon VM, that backward at 1 thread 17-21 -> 11-16 ms, at 2 threads 7.8-9.4 -> 5.8-6.3 ms).
-  bool listed_runs_follow = true;
-  for (size_t k = 1; k < runs.rel.size(); ++k)
-    listed_runs_follow = listed_runs_follow && runs.rel[k].mem == runs.rel[k - 1].mem + runs.len;
   auto stat_body = [&](Offsets base) {
     const int64_t s = base.stat;
     if (batch_stats && recompute) {
@@ -1649,7 +1647,12 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
       return;
     }
     for_each_listed_run(runs, g.run, base, 0, g.key_len, [&](Offsets o, int64_t len) {
-      grad_input_run(g.run, o, len, dy, x, dx, mean, rstd, Q.data(), R.data(), w, stream, listed_runs_follow);
+      // Where the listed runs do not follow each other (BatchNorm on NCHW), a streamed dx pass
+      // does not request the next row's dy and x, the next channel's: a channel too large for
+      // one list (16x64x112x112, 0.8 MB of dy and of x each) was still in L2 from its sums'
+      // pass, and the requests pushed it out (Xeon VM, that backward at 1 thread 17-21 -> 11-16
+      // ms, at 2 threads 7.8-9.4 -> 5.8-6.3 ms).
+      grad_input_run(g.run, o, len, dy, x, dx, mean, rstd, Q.data(), R.data(), w, stream, runs.follow);
     });
   };
   // Every statistic one contiguous run along which the affine index steps by one (LayerNorm
