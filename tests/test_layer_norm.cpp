@@ -318,6 +318,45 @@ TEST(LayerNormStreams, OutputJustAheadOfInputGivesTheSameBits) {
   check_offsets_from_input<float>(1030, 4096);              // 16.1 MiB: streamed, pairs from the end
   check_offsets_from_input<normkit::bfloat16>(2050, 4096);  // the half pairs' path
   check_offsets_from_input<float>(1031, 4100);              // a length the backward walk does not take
+  // Smaller tensors stream on Intel where they outgrow the threads' L2 (engine.cpp,
+  // streams_past_l2), without the copies; elsewhere these take plain stores.
+  check_offsets_from_input<float>(2050, 1024);              // 8 MiB
+  check_offsets_from_input<normkit::bfloat16>(4100, 1024);  // 8 MiB, the half pairs
+  check_offsets_from_input<float>(33, 50176);               // rows of [256,14,14]: untiled when streamed
+}
+
+// The backward writes dx of rows of 2 KiB or more with non-temporal stores on Intel where the
+// tensor outgrows the threads' L2 (engine.cpp, backward): the same bits as the same rows in a
+// call small enough to stay in cache (plain stores), and the reference's values.
+void check_streamed_dx(int64_t M, int64_t D) {
+  SCOPED_TRACE(std::to_string(M) + "x" + std::to_string(D));
+  const int64_t n = M * D;
+  const auto x = random_vec<float>(n, 1.0, 2.0), dy = random_vec<float>(n, 0.0, 1.0);
+  const auto w = random_vec<float>(D, 1.0, 0.5), b = random_vec<float>(D);
+  LayerNormArgs<float> args;
+  args.normalized_shape = {D};
+  args.weight = w;
+  args.bias = b;
+  std::vector<float> dx(static_cast<size_t>(n)), dw(static_cast<size_t>(D)), db(static_cast<size_t>(D));
+  normkit::layer_norm_backward<float>(cview(dy, {M, D}), cview(x, {M, D}), mview(dx, {M, D}), args, dw, db);
+  std::vector<float> dx_ref(static_cast<size_t>(n)), dw_ref(static_cast<size_t>(D)), db_ref(static_cast<size_t>(D));
+  normkit::reference::layer_norm_backward(dy.data(), x.data(), dx_ref.data(), M, D, w.data(), 1e-5, dw_ref.data(),
+                                          db_ref.data());
+  expect_close(dx, dx_ref, tol<float>(), "dx");
+  constexpr int64_t kFew = 9;  // enough rows for the fused backward, few enough to stay in cache
+  for (const int64_t first : {int64_t{0}, M - kFew}) {
+    SCOPED_TRACE("rows " + std::to_string(first) + " + 9 alone");
+    std::vector<float> dx_few(static_cast<size_t>(kFew * D)), dw_few(static_cast<size_t>(D)), db_few(static_cast<size_t>(D));
+    normkit::layer_norm_backward<float>(normkit::TensorView<const float>(dy.data() + first * D, {kFew, D}),
+                                        normkit::TensorView<const float>(x.data() + first * D, {kFew, D}),
+                                        mview(dx_few, {kFew, D}), args, dw_few, db_few);
+    EXPECT_EQ(std::memcmp(dx_few.data(), dx.data() + first * D, dx_few.size() * sizeof(float)), 0);
+  }
+}
+
+TEST(LayerNormStreams, StreamedGradientsMatchRowsInCacheBitForBit) {
+  check_streamed_dx(2050, 1024);  // 8 MiB
+  check_streamed_dx(33, 50176);   // rows of [256,14,14]
 }
 
 }  // namespace

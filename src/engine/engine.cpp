@@ -52,6 +52,15 @@ bool streams_past_l2(int64_t bytes) {
   return l2_bytes > 0 && 2 * bytes > l2_bytes * omp_get_max_threads();
 }
 
+// A core's L2 in bytes (512 KiB, Zen 3's, where the system does not say).
+int64_t l2_cache_bytes() {
+  static const int64_t bytes = [] {
+    const long b = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    return b > 0 ? int64_t(b) : int64_t{512} << 10;
+  }();
+  return bytes;
+}
+
 // Whether a pass that writes the plan's consecutive runs as one stream of aligned vectors (the
 // column primitives on channels-last data, after the statistics pass) streams its output:
 // streams(), or on Intel past L2 as the NCHW spans (streams_past_l2). BatchNorm training
@@ -816,11 +825,19 @@ namespace {
 // and moments as listed_stats (moments_of) and the same elementwise pass per run as
 // normalize_run. Rows of several reduction chunks (`along` only) take listed_stats itself.
 //
-// In cache, a row whose x, w and b outgrow L2 (LayerNorm over [256,14,14]: 200 KiB of x,
-// 400 KiB of w and b) is normalized in column tiles across the whole block: w and b are read
-// from the last-level cache once per block instead of once per row, at the price of reading
-// x there a second time (it would not have stayed in L2 anyway). LayerNorm 32x256x14x14
-// forward 0.26-0.29 -> 0.22-0.25 ms at 2 threads, 0.54-0.70 -> 0.46-0.52 ms at 1.
+// In cache, a row whose x, w and b outgrow half of L2 (LayerNorm over [256,14,14]: 200 KiB of
+// x, 400 KiB of w and b; Zen 3's L2 is 512 KiB) is normalized in column tiles across the whole
+// block: w and b are read from the last-level cache once per block instead of once per row, at
+// the price of reading x there a second time (it would not have stayed in L2 anyway).
+// LayerNorm 32x256x14x14 forward 0.26-0.29 -> 0.22-0.25 ms at 2 threads, 0.54-0.70 -> 0.46-0.52
+// ms at 1 (Zen 3).
+// On Intel, where the tensor outgrows the threads' L2 (streams_past_l2), rows of a line or more
+// stream their output as the NCHW spans do, and the next row is requested into L2 while this
+// one is written: its statistics pass then reads it from there. With 2 MiB of L2 (the Xeon)
+// LayerNorm over [256,14,14] is then not tiled and reads x from the LLC once: 32x256x14x14
+// forward, 1 thread 1.04-1.24 (tiled, plain or streamed) -> 0.72-0.90 ms, 2 threads 0.49-0.63
+// -> 0.37-0.64 ms (bench, alternating, 3 rounds, 2026-11-29); untiled with plain stores
+// measured as the tiled rows.
 inline constexpr int64_t kAffineTile = 8192;  // elements of w and b per tile (64 KiB in float)
 
 // Out of cache, a row pass whose output rows lie 1 to 767 bytes ahead of what it reads in step
@@ -943,7 +960,8 @@ void forward_rows(const Geometry& g, const RunList& runs, Statistic statistic, d
   // requesting the next block meanwhile where fetch_next_block().
   const bool stream_span =
       stream || (len * int64_t(sizeof(T)) >= 64 && streams_past_l2(g.owners.count * len * int64_t(sizeof(T))));
-  const bool tiled = along && !stream && (w || b) && len * int64_t(sizeof(T) + 2 * sizeof(C)) > (int64_t{256} << 10);
+  const bool rows_stream = along && stream_span;
+  const bool tiled = along && !stream && (w || b) && 2 * len * int64_t(sizeof(T) + 2 * sizeof(C)) > l2_cache_bytes();
   const int64_t block =
       tiled ? kBlock : std::clamp<int64_t>((int64_t{32} << 10) / (len * int64_t(sizeof(T))), 1, kBlock);
   // The weight and bias the rows read along them (`along`, untiled): bfloat16 rows read them in
@@ -1014,7 +1032,7 @@ void forward_rows(const Geometry& g, const RunList& runs, Statistic statistic, d
     }
     if (along) {
       const auto [wa, ba] = placing ? placing->affine(y, offs, count) : std::pair{w_along, b_along};
-      return rows::scale_shift_rows_affine_list(x, y, offs, count, len, m, alpha, wa, ba, round_xhat, stream, copies,
+      return rows::scale_shift_rows_affine_list(x, y, offs, count, len, m, alpha, wa, ba, round_xhat, rows_stream, copies,
                                                 even_odd);
     }
     if (sizeof(T) >= 4 && consecutive(offs, count, len)) {
@@ -1550,6 +1568,16 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
   const int64_t as = g.run.affine_stride;
   const bool stream = streams<T>(plan);
   const RunList runs = make_run_list(g, affine_within_kept(plan));
+  // Rows of one run each (LayerNorm, RMSNorm) of 2 KiB or more write dx with non-temporal
+  // stores on Intel where the tensor outgrows the threads' L2, as forward_rows writes y, the
+  // next row requested meanwhile (grad_input's next_row_follows). Xeon VM, a driver timing the
+  // backward alone, 1 and 2 threads: LayerNorm 4096x768 5.4-5.7 -> 4.1-4.2 and 2.9-3.3 -> 2.4-2.5
+  // ms, 2048x1024 3.5-3.7 -> 2.5-2.9 and 1.8-2.2 -> 1.4-1.6 ms, 32x50176 3.9-4.1 -> 3.2-3.3 and
+  // 1.8-1.9 -> 1.4-1.5 ms, RMSNorm 1024x2048 2.8-3.8 -> 2.0-3.1 and 1.5-1.7 -> 1.0-1.2 ms. Shorter
+  // rows pay a store fence per row: 16384x128 4.2 -> 7.5 ms at one thread, 8192x256 and 6144x384
+  // level or slower.
+  const bool rows_stream = !stream && runs.mem.size() == 1 && g.run.stride == 1 &&
+                           g.run.size * int64_t(sizeof(T)) >= 2048 && streams_past_l2(plan.numel() * int64_t(sizeof(T)));
   Scratch<double> Q(static_cast<size_t>(S)), R(static_cast<size_t>(S));  // dx coefficients
   // Each run one affine index (GroupNorm: a channel's H*W): the per-run sums the statistic's
   // own pass takes are kept, then added per affine index in statistic and run order. Its
@@ -1652,7 +1680,7 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
       // one list (16x64x112x112, 0.8 MB of dy and of x each) was still in L2 from its sums'
       // pass, and the requests pushed it out (Xeon VM, that backward at 1 thread 17-21 -> 11-16
       // ms, at 2 threads 7.8-9.4 -> 5.8-6.3 ms).
-      grad_input_run(g.run, o, len, dy, x, dx, mean, rstd, Q.data(), R.data(), w, stream, runs.follow);
+      grad_input_run(g.run, o, len, dy, x, dx, mean, rstd, Q.data(), R.data(), w, stream || rows_stream, runs.follow);
     });
   };
   // Every statistic one contiguous run along which the affine index steps by one (LayerNorm
