@@ -66,8 +66,11 @@ int64_t l2_cache_bytes() {
 // streams(), or on Intel past L2 as the NCHW spans (streams_past_l2). BatchNorm training
 // 32x256x14x14 channels-last on a Xeon, 2 threads: forward 0.68-0.70 -> 0.52-0.60 ms (0.85x ->
 // 1.0x oneDNN), forward+backward 1.79-1.82 -> 1.30-1.44 ms (bench A/B, 2026-11-29). The fused
-// column forward (InstanceNorm and GroupNorm on NHWC, y written while x is in L2) measured
-// the same either way and keeps streams().
+// column forward (InstanceNorm and GroupNorm on NHWC, y written while the image's x is in L2)
+// too, requesting the next image meanwhile: 32x256x14x14 forward on the Xeon, a driver
+// alternating the variants call by call on one buffer set as the bench's in-cache cases have,
+// InstanceNorm 1 thread 1.29-1.48 -> 0.96-1.13 ms (streamed alone 1.05-1.22), 2 threads
+// 0.64-0.70 -> 0.49-0.56 ms; GroupNorm(32) 2 threads 0.62-0.68 -> 0.49-0.53 ms (2026-11-29).
 template <class T>
 bool streams_lines(const ReductionPlan& plan) {
   return streams<T>(plan) || streams_past_l2(plan.numel() * int64_t(sizeof(T)));
@@ -1091,7 +1094,11 @@ bool forward_columns(const ReductionPlan& plan, int64_t r, Statistic statistic, 
   if (!(g.column && column_fast_path(plan) && groups > 1 && g.key_len * g.col_block <= kFuseMax &&
         (r == 1 || (g.col_blocks == 1 && g.col_block % r == 0))))
     return false;
-  const bool stream = streams<T>(plan), consecutive = domain_consecutive(g);
+  const bool stream = streams_lines<T>(plan), consecutive = domain_consecutive(g);
+  // Where the output streams, the group that follows in memory (the next image) is requested
+  // into L2 while this one is written, where fetch_next_block() (Intel), as InstanceNorm's NCHW
+  // row blocks are: its statistics pass then reads it from there.
+  const bool fetch = stream && consecutive && fetch_next_block();
 #pragma omp parallel if (plan.numel() >= kParallelMin && groups > 1)
   {
     const size_t B = size_t(g.col_block);
@@ -1123,7 +1130,10 @@ bool forward_columns(const ReductionPlan& plan, int64_t r, Statistic statistic, 
       }
       if (consecutive) {
         rows::col_scale_shift_block(x + grp.o.mem, y + grp.o.mem, static_cast<const int64_t*>(nullptr), g.key_len,
-                                    grp.len, hi.data(), lo.data(), alpha.data(), beta.data(), stream);
+                                    grp.len, hi.data(), lo.data(), alpha.data(), beta.data(), stream,
+                                    fetch && q + 1 < groups && group_at(g, q + 1).o.mem == grp.o.mem + g.key_len * grp.len
+                                        ? x + grp.o.mem + g.key_len * grp.len
+                                        : nullptr);
         continue;
       }
       for_each_run_block(g, q, 0, g.key_len, [&](const int64_t* offs, int64_t count, int64_t) {

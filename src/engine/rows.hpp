@@ -199,12 +199,14 @@ NORMKIT_ROWS_INTERNAL void col_dev_sums(const S* x, const int64_t* offs, int64_t
                                         const compute_t<S>* shift, double* s1, double* s2);
 
 // y = (x - hi[i] - lo[i]) * alpha[i] + beta[i]. offs null: the runs follow each other from x
-// (run r at x + r * len), any number of them, with no fence between them but the last.
+// (run r at x + r * len), any number of them, with no fence between them but the last; then
+// `fetch`, if given, names rows * len elements read next, requested into L2 meanwhile (where
+// len is a whole number of vectors).
 template <class S>
 NORMKIT_ROWS_INTERNAL void col_scale_shift_block(const S* x, S* y, const int64_t* offs, int64_t rows, int64_t len,
                                                  const compute_t<S>* hi, const compute_t<S>* lo,
                                                  const compute_t<S>* alpha, const compute_t<S>* beta,
-                                                 bool stream = false);
+                                                 bool stream = false, const S* fetch = nullptr);
 
 // LayerNorm's and RMSNorm's dweight / dbias: each run a statistic of its own (hi[r] + lo[r],
 // rstd[r], r < rows): s1[i] += sum dy, s2[i] += sum dy * (x - mean_r) * rstd_r. Like the

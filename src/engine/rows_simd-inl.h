@@ -1736,11 +1736,14 @@ void ColGradSumsCols(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, const in
   }
 }
 
-// y = (x - hi[i] - lo[i]) * alpha[i] + beta[i] on every run of the block.
+// y = (x - hi[i] - lo[i]) * alpha[i] + beta[i] on every run of the block. fetch: where the
+// runs are consecutive whole vectors, as many elements from there (the next group's, read
+// next) requested into L2 meanwhile, a vector (a pair in half types) ahead of each written.
 template <class S, class C = compute_t<S>>
 void ColScaleShiftBlock(const S* HWY_RESTRICT x, S* HWY_RESTRICT y, const int64_t* HWY_RESTRICT offs, int64_t rows,
                         int64_t len, const C* HWY_RESTRICT hi, const C* HWY_RESTRICT lo,
-                        const C* HWY_RESTRICT alpha, const C* HWY_RESTRICT beta, bool stream) {
+                        const C* HWY_RESTRICT alpha, const C* HWY_RESTRICT beta, bool stream,
+                        const S* fetch = nullptr) {
   const hn::ScalableTag<C> d;
   const size_t N = hn::Lanes(d);
   constexpr bool kPairs = HWY_TARGET != HWY_SCALAR;  // half S: stored as pairs of vectors
@@ -1753,18 +1756,25 @@ void ColScaleShiftBlock(const S* HWY_RESTRICT x, S* HWY_RESTRICT y, const int64_
       return hn::MulAdd(dv, hn::LoadU(d, alpha + i), hn::LoadU(d, beta + i));
     };
     auto loop = [&](auto streaming) NORMKIT_INLINE_LAMBDA {
-      const S* px = x;
-      S* py = y;
-      for (int64_t r = 0; r < rows; ++r, px += n, py += n) {
-        if constexpr (std::is_same_v<S, C>) {
-          for (size_t i = 0; i < n; i += N) PutFull<decltype(streaming)::value>(d, value(px, i), py + i);
+      WithFlag(fetch != nullptr, [&](auto fetching) NORMKIT_INLINE_LAMBDA {
+        const S* px = x;
+        S* py = y;
+        for (size_t at = 0; at < size_t(rows) * n; at += n, px += n, py += n) {
+          if constexpr (std::is_same_v<S, C>) {
+            for (size_t i = 0; i < n; i += N) {
+              if constexpr (fetching) RequestL2(fetch, at + i);
+              PutFull<decltype(streaming)::value>(d, value(px, i), py + i);
+            }
 #if HWY_TARGET != HWY_SCALAR
-        } else {
-          for (size_t i = 0; i < n; i += 2 * N)
-            PutPair<decltype(streaming)::value>(d, value(px, i), value(px, i + N), py + i);
+          } else {
+            for (size_t i = 0; i < n; i += 2 * N) {
+              if constexpr (fetching) RequestL2(fetch, at + i);
+              PutPair<decltype(streaming)::value>(d, value(px, i), value(px, i + N), py + i);
+            }
 #endif
+          }
         }
-      }
+      });
     };
     bool aligned = StreamsAligned(d, y, n);
 #if HWY_TARGET != HWY_SCALAR
@@ -1933,8 +1943,8 @@ HWY_AFTER_NAMESPACE();
     ColGradSumsBlock(dy, x, o, r, n, m, a, b);                                                            \
   }                                                                                                       \
   void ColScaleShiftBlock##SUF(const S* x, S* y, const int64_t* o, int64_t r, int64_t n, const C##SUF* h, \
-                               const C##SUF* l, const C##SUF* a, const C##SUF* b, bool st) {             \
-    ColScaleShiftBlock(x, y, o, r, n, h, l, a, b, st), EndStream(st);                                     \
+                               const C##SUF* l, const C##SUF* a, const C##SUF* b, bool st, const S* f) { \
+    ColScaleShiftBlock(x, y, o, r, n, h, l, a, b, st, f), EndStream(st);                                  \
   }                                                                                                       \
   void ColGradInputBlock##SUF(const S* dy, const S* x, S* dx, const int64_t* o, int64_t r, int64_t n,    \
                               const double* m, const double* P, const double* Q, const double* R,        \
@@ -2095,8 +2105,8 @@ HWY_AFTER_NAMESPACE();
   template <>                                                                                             \
   void col_scale_shift_block<S>(const S* x, S* y, const int64_t* offs, int64_t rows, int64_t len,         \
                                 const compute_t<S>* hi, const compute_t<S>* lo, const compute_t<S>* alpha, \
-                                const compute_t<S>* beta, bool stream) {                                  \
-    HWY_DYNAMIC_DISPATCH(ColScaleShiftBlock##SUF)(x, y, offs, rows, len, hi, lo, alpha, beta, stream);    \
+                                const compute_t<S>* beta, bool stream, const S* fetch) {                  \
+    HWY_DYNAMIC_DISPATCH(ColScaleShiftBlock##SUF)(x, y, offs, rows, len, hi, lo, alpha, beta, stream, fetch); \
   }                                                                                                       \
   template <>                                                                                             \
   void col_grad_input_block<S>(const S* dy, const S* x, S* dx, const int64_t* offs, int64_t rows,         \
