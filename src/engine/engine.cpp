@@ -1521,57 +1521,58 @@ void backward_rows(const Geometry& g, int64_t len, Statistic statistic, bool bat
                             fetch_next_block());
   });
 }
+}  // namespace
 
-// The backward with batch statistics in column mode when a group of statistics fits in cache
-// and each has one weight (InstanceNorm on NHWC: per image, H*W runs of C): per group, its
-// statistics (as forward_columns takes them, if recomputed), its sums, its coefficients and
-// its dx while the group is cached, where the unfused passes (reduce_stats, reduce_grads,
-// apply_backward) read x three times and dy twice from the last-level cache or memory. Every
-// partial is theirs: the statistics chunk by chunk as reduce_stats cuts them, the sums segment
-// by segment as reduce_grads' tasks (each from zero, scaled by rstd, added in segment order),
-// the coefficients as backward's and dx as apply_backward's lanes (elementwise): the same bits.
-// InstanceNorm 32x256x14x14 channels-last backward (statistics recomputed) on the Xeon, a
-// driver alternating the two call by call: 1 thread 2.0-2.3 -> 1.3-1.6 ms, 2 threads 1.25-1.35
-// -> 0.72-0.80 ms (2026-11-29). Returns false where it does not apply.
+// Per group: its statistics (if recomputed) as forward_columns takes them, its sums segment by
+// segment as reduce_grads' tasks (each from zero, scaled by rstd, added in segment order), the
+// coefficients as backward's (r = 1) or backward_grouped's, and dx as apply_backward's lanes
+// (elementwise), all while the group is cached, where the unfused passes read x three times
+// and dy twice from the last-level cache or memory: the same bits. Channels-last 32x256x14x14
+// on the Xeon, statistics recomputed, a driver alternating fused and unfused call by call:
+// InstanceNorm backward 1 thread 2.0-2.3 -> 1.3-1.6 ms, 2 threads 1.25-1.35 -> 0.72-0.80 ms;
+// GroupNorm(32) 2.3-2.6 -> 1.5-1.8 ms and 1.56-1.60 -> 0.92-0.95 ms (2026-11-29).
 template <class T>
-bool backward_columns(const ReductionPlan& plan, Statistic statistic, bool recompute, double eps, const T* dy,
-                      const T* x, T* dx, const compute_t<T>* w, double* mean, double* second, double* rstd,
-                      double* sum_dy, double* sum_dy_xhat) {
+bool backward_columns(const ReductionPlan& plan, int64_t r, Statistic statistic, bool recompute, double eps,
+                      const T* dy, const T* x, T* dx, const compute_t<T>* w, double* mean, double* second,
+                      double* rstd, double* sum_dy, double* sum_dy_xhat) {
   using C = compute_t<T>;
   const Geometry g = make_geometry(plan, GroupBy::Statistic);
   const int64_t groups = g.num_groups();
   bool stat_fixed = true;  // as reduce_grads': the statistics do not change along the domain
   for (const PlanDim& d : g.domain.dims) stat_fixed = stat_fixed && d.stat_stride == 0;
-  if (!(g.column && column_fast_path(plan) && groups > 1 && g.key_len * g.col_block <= kFuseMax &&
-        g.col_blocks == 1 && stat_fixed && g.run.stride == 1 && g.run.stat_stride == 1 && compute_lanes(plan) &&
-        domain_consecutive(g) && runs_consecutive(plan) && affine_within_kept(plan)))
+  if (!(dx && g.column && column_fast_path(plan) && groups > 1 && g.key_len * g.col_block <= kFuseMax &&
+        g.col_blocks == 1 && g.col_block % r == 0 && stat_fixed && g.run.stride == 1 && g.run.stat_stride == 1 &&
+        compute_lanes(plan) && domain_consecutive(g) && runs_consecutive(plan) && affine_within_kept(plan)))
     return false;
-  const double M = double(plan.stat_size());
+  const double M = double(plan.stat_size() * r);
   const bool stream = streams_lines<T>(plan);
 #pragma omp parallel if (plan.numel() >= kParallelMin && groups > 1)
   {
     const size_t B = size_t(g.col_block);
     Scratch<Partial> acc(B), part(B);
     Scratch<C> hi(B), lo(B), pc(B), qc(B), rc(B);
-    Scratch<double> s1(B), s2(B), a(B), b(B);
+    Scratch<double> s1(B), s2(B), a(B), b(B), fmean(B), fsecond(B);
 #pragma omp for schedule(static)
     for (int64_t q = 0; q < groups; ++q) {
       const Group grp = group_at(g, q);
-      const int64_t s0 = grp.o.stat, L = grp.len;
-      if (recompute) {  // forward_columns' statistics (r = 1)
+      const int64_t s0 = grp.o.stat, L = grp.len, c0 = s0 / r;  // fine statistics s0.., coarse c0..
+      if (recompute) {  // forward_columns' statistics
         for (int64_t seg = 0; seg < g.num_segs; ++seg) {
           const int64_t d0 = seg * g.seg_len, d1 = std::min(g.key_len, d0 + g.seg_len);
           column_stats(g, q, d0, d1, x, statistic, seg == 0 ? acc.data() : part.data());
           if (seg > 0)
             for (int64_t i = 0; i < L; ++i) acc[size_t(i)] = merge_stats(statistic, acc[size_t(i)], part[size_t(i)]);
         }
-        for (int64_t i = 0; i < L; ++i) {
-          finish_stats(statistic, acc[size_t(i)], mean + s0 + i, second + s0 + i);
-          rstd[s0 + i] = rstd_of(statistic, second[s0 + i], eps);
+        if (r == 1) {
+          for (int64_t i = 0; i < L; ++i) finish_stats(statistic, acc[size_t(i)], mean + s0 + i, second + s0 + i);
+        } else {
+          for (int64_t i = 0; i < L; ++i) finish_stats(statistic, acc[size_t(i)], &fmean[size_t(i)], &fsecond[size_t(i)]);
+          merge_fine(statistic, L / r, r, acc[0].n, fmean.data(), fsecond.data(), mean + c0, second + c0);
         }
+        for (int64_t j = 0; j < L / r; ++j) rstd[c0 + j] = rstd_of(statistic, second[c0 + j], eps);
       }
       for (int64_t i = 0; i < L; ++i) {
-        const rows::SplitMean<C> m(mean[s0 + i]);
+        const rows::SplitMean<C> m(mean[c0 + i / r]);
         hi[size_t(i)] = m.hi, lo[size_t(i)] = m.lo;
       }
       // reduce_grads' tasks of this group, one per segment, merged as it merges them.
@@ -1584,16 +1585,24 @@ bool backward_columns(const ReductionPlan& plan, Statistic statistic, bool recom
           rows::col_grad_sums_cols(dy + first, x + first, static_cast<const int64_t*>(nullptr), d1 - d0, L, hi.data(),
                                    lo.data(), s1.data(), s2.data());
         }
-        for (int64_t i = 0; i < L; ++i) a[size_t(i)] += s1[size_t(i)], b[size_t(i)] += s2[size_t(i)] * rstd[s0 + i];
+        for (int64_t i = 0; i < L; ++i)
+          a[size_t(i)] += s1[size_t(i)], b[size_t(i)] += s2[size_t(i)] * rstd[c0 + i / r];
       }
-      // backward's coefficients (w one number per statistic) and apply_backward's lanes.
-      for (int64_t i = 0; i < L; ++i) {
-        const int64_t s = s0 + i;
-        const double wv = w ? double(w[grp.o.aff + i * g.run.affine_stride]) : 1.0;
-        sum_dy[s] = a[size_t(i)], sum_dy_xhat[s] = b[size_t(i)];
-        double Q = 0, R = 0;
-        dx_coefficients(statistic, M, rstd[s], second[s], eps, wv * sum_dy[s], wv * sum_dy_xhat[s], &Q, &R);
-        pc[size_t(i)] = C(wv * rstd[s]), qc[size_t(i)] = C(Q), rc[size_t(i)] = C(R);
+      for (int64_t i = 0; i < L; ++i) sum_dy[s0 + i] = a[size_t(i)], sum_dy_xhat[s0 + i] = b[size_t(i)];
+      // The coefficients as backward's (r = 1, w one number per statistic) or backward_grouped's
+      // (the weighted sums of the coarse statistic's fine ones, in order), dx as apply_backward's
+      // lanes.
+      auto weight = [&](int64_t i) { return w ? double(w[grp.o.aff + i * g.run.affine_stride]) : 1.0; };
+      for (int64_t j = 0; j < L / r; ++j) {
+        double sg = 0, sgx = 0, Q = 0, R = 0;
+        if (r == 1) {
+          sg = weight(j) * a[size_t(j)], sgx = weight(j) * b[size_t(j)];
+        } else {
+          for (int64_t i = j * r; i < (j + 1) * r; ++i) sg += weight(i) * a[size_t(i)], sgx += weight(i) * b[size_t(i)];
+        }
+        dx_coefficients(statistic, M, rstd[c0 + j], second[c0 + j], eps, sg, sgx, &Q, &R);
+        for (int64_t i = j * r; i < (j + 1) * r; ++i)
+          pc[size_t(i)] = C(weight(i) * rstd[c0 + j]), qc[size_t(i)] = C(Q), rc[size_t(i)] = C(R);
       }
       rows::col_grad_input_lanes(dy + grp.o.mem, x + grp.o.mem, dx + grp.o.mem, g.key_len, L, hi.data(), lo.data(),
                                  pc.data(), qc.data(), rc.data(), stream);
@@ -1601,7 +1610,6 @@ bool backward_columns(const ReductionPlan& plan, Statistic statistic, bool recom
   }
   return true;
 }
-}  // namespace
 
 template <class T>
 bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, double eps,
@@ -1629,8 +1637,8 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
     apply_forward(plan, dy, dx, zero.data(), rstd, w, static_cast<const C*>(nullptr));
     return kept;
   }
-  if (!fuse && dx && batch_stats && per_stat_w &&
-      backward_columns(plan, statistic, recompute, eps, dy, x, dx, w, mean, second, rstd, sum_dy, sum_dy_xhat))
+  if (!fuse && batch_stats && per_stat_w &&
+      backward_columns(plan, 1, statistic, recompute, eps, dy, x, dx, w, mean, second, rstd, sum_dy, sum_dy_xhat))
     return per_stat_w;
   if (!fuse) {
     if (batch_stats && recompute) {
@@ -1844,6 +1852,9 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
                                   const compute_t<T>*);                                            \
   template bool forward_columns<T>(const ReductionPlan&, int64_t, Statistic, double, const T*, T*,           \
                                    const compute_t<T>*, const compute_t<T>*, double*, double*, double*);    \
+  template bool backward_columns<T>(const ReductionPlan&, int64_t, Statistic, bool, double, const T*,       \
+                                    const T*, T*, const compute_t<T>*, double*, double*, double*, double*,  \
+                                    double*);                                                                \
   template bool backward<T>(const ReductionPlan&, Statistic, bool, double, const T*, const T*, T*, \
                             const compute_t<T>*, double*, double*, double*, double*, double*, bool, \
                             double*, double*, bool*);

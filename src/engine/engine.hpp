@@ -52,6 +52,16 @@ template <class T>
 bool forward_columns(const ReductionPlan& plan, int64_t r, Statistic statistic, double eps, const T* x, T* y,
                      const compute_t<T>* w, const compute_t<T>* b, double* mean, double* second, double* rstd);
 
+// The backward with batch statistics fused per cached group of column-mode statistics, each
+// with one weight (InstanceNorm on NHWC, per image; with r > 1, GroupNorm on NHWC run on its
+// fine plan as backward_grouped does: mean, second and rstd are the coarse statistics'): writes
+// dx and, per (fine) statistic, sum_dy and sum_dy_xhat, and with `recompute` the statistics.
+// Returns false, having done nothing, where that path does not apply (dx null among them).
+template <class T>
+bool backward_columns(const ReductionPlan& plan, int64_t r, Statistic statistic, bool recompute, double eps,
+                      const T* dy, const T* x, T* dx, const compute_t<T>* w, double* mean, double* second,
+                      double* rstd, double* sum_dy, double* sum_dy_xhat);
+
 // 1/sqrt(second + eps); for L2Norm 1/max(sqrt(second), eps).
 double rstd_of(Statistic statistic, double second, double eps);
 

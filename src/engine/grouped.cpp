@@ -44,6 +44,9 @@ template <class T>
 void backward_grouped(const ReductionPlan& fine, int64_t r, Statistic statistic, bool batch_stats, double eps,
                       const T* dy, const T* x, T* dx, const compute_t<T>* w, double* mean, double* second,
                       double* rstd, double* fine_sum_dy, double* fine_sum_dy_xhat, bool recompute) {
+  if (batch_stats && backward_columns(fine, r, statistic, recompute, eps, dy, x, dx, w, mean, second, rstd,
+                                      fine_sum_dy, fine_sum_dy_xhat))
+    return;  // per cached image
   if (batch_stats && recompute) coarse_stats(fine, r, statistic, eps, x, mean, second, rstd);
   const int64_t nf = fine.num_stats(), coarse = nf / r;
   const std::vector<double> fmean = expand(mean, nf, r), frstd = expand(rstd, nf, r);
