@@ -405,4 +405,43 @@ TEST(InstanceNormChannelsLast, BackwardOfABatchHasTheBitsOfEachImageAlone) {
   check_channels_last_backward_per_image<normkit::bfloat16>({3, 64, 7, 9});
 }
 
+// InstanceNorm's backward over rows (NCHW) takes the statistics it is not given block by
+// block as the forward takes them (engine.cpp, row_block_stats): in float64, where the saved
+// statistics keep every bit, dx and the affine gradients are those of a backward given the
+// forward's statistics, at any thread count; rows of one and of two reduction chunks, rows
+// whose first elements lie far from their mean (the second pass around the first's mean).
+TEST(InstanceNormRows, RecomputedStatisticsGiveTheSavedStatisticsBits) {
+  const int saved_threads = normkit::get_num_threads();
+  for (const Shape& shape : std::vector<Shape>{{3, 67, 9, 11}, {2, 5, 200, 200}, {9, 9, 1, 2}}) {
+    for (const bool ordered : {false, true}) {
+      SCOPED_TRACE(normkit::shape_str(shape) + (ordered ? " ordered" : " random"));
+      const int64_t n = numel(shape), C = shape[1], per = n / (shape[0] * C);
+      auto x = random_vec<double>(n, 0.5, 2.0);
+      if (ordered)
+        for (int64_t i = 0; i < n; ++i) x[size_t(i)] = 1000.0 + 3.0 * double(i % per);
+      const auto dy = random_vec<double>(n), w = random_vec<double>(C, 1.0, 0.5), b = random_vec<double>(C);
+      InstanceNormArgs<double> a;
+      a.weight = w, a.bias = b;
+      std::vector<double> y(x.size()), mean(static_cast<size_t>(n / per)), rstd(mean.size());
+      normkit::instance_norm_forward<double>(cview(x, shape), mview(y, shape), a, {mean, rstd});
+      for (int t = 1; t <= 3; ++t) {
+        normkit::set_num_threads(t);
+        std::vector<double> dx[2], dw[2], db[2];
+        for (int given = 0; given < 2; ++given) {
+          dx[given].assign(x.size(), 0.0), dw[given].assign(size_t(C), 0.0), db[given].assign(size_t(C), 0.0);
+          normkit::instance_norm_backward<double>(cview(dy, shape), cview(x, shape), mview(dx[given], shape), a,
+                                                  dw[given], db[given],
+                                                  given ? normkit::SavedStats<double>{mean, rstd}
+                                                        : normkit::SavedStats<double>{});
+        }
+        const std::string at = std::to_string(t) + " threads: ";
+        expect_bitwise(dx[0], dx[1], at + "dx");
+        expect_bitwise(dw[0], dw[1], at + "dweight");
+        expect_bitwise(db[0], db[1], at + "dbias");
+      }
+    }
+  }
+  normkit::set_num_threads(saved_threads);
+}
+
 }  // namespace

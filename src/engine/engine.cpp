@@ -948,6 +948,39 @@ bool consecutive(const int64_t* offs, int64_t count, int64_t len) {
   return count > 1;
 }
 
+// The statistics of a block of `count` rows, each one statistic of one contiguous run (at
+// offs[k]; bases[k] its offsets), as listed_stats and finish_stats give them: m (mean), sec
+// (second) and rs (rstd). Single-chunk rows are summed together (dev_sums_rows, reading x or
+// writing the copies as it does) and finished a vector at a time (row_moments); a row whose
+// shift lay too far from its mean is summed again around the first pass's mean.
+template <class T>
+void row_block_stats(const Geometry& g, const RunList& runs, Statistic statistic, double eps, const T* x,
+                     const Offsets* bases, const int64_t* offs, int64_t count, T* const* copies, double* m,
+                     double* sec, double* rs) {
+  constexpr int64_t kBlock = 64;  // forward_rows' and backward_rows' blocks hold at most 64 rows
+  const int64_t len = runs.len;
+  const double n = double(len);
+  const bool variance = statistic == Statistic::Variance;
+  if (g.num_segs > 1) {
+    for (int64_t k = 0; k < count; ++k) {
+      finish_stats(statistic, listed_stats(g, runs, bases[k], x, statistic), m + k, sec + k);
+      rs[k] = rstd_of(statistic, sec[k], eps);
+    }
+    return;
+  }
+  double s1[kBlock], s2[kBlock], far[kBlock];
+  for (int64_t k = 0; k < count; ++k) m[k] = variance ? shift_of(x + offs[k], len) : 0.0;
+  rows::dev_sums_rows(x, offs, count, len, variance ? m : nullptr, s1, s2, copies);
+  // As moments_of, finish_stats and rstd_of per row, the block's rows a vector at a time.
+  if (!rows::row_moments(count, n, variance, statistic == Statistic::L2Norm, eps, m, s1, s2, m, sec, rs, far)) return;
+  for (int64_t k = 0; k < count; ++k) {
+    if (far[k] == 0.0) continue;  // m[k] = shift + s1 / n, as moments_of's second shift
+    rows::dev_sums_rows(x, offs + k, 1, len, m + k, s1 + k, s2 + k);
+    finish_stats(statistic, shifted_moments(n, m[k], s1[k], s2[k]), m + k, sec + k);
+    rs[k] = rstd_of(statistic, sec[k], eps);
+  }
+}
+
 template <class T>
 void forward_rows(const Geometry& g, const RunList& runs, Statistic statistic, double eps, const T* x, T* y,
                   const compute_t<T>* w, const compute_t<T>* b, double* mean, double* second, double* rstd,
@@ -955,7 +988,6 @@ void forward_rows(const Geometry& g, const RunList& runs, Statistic statistic, d
   using C = compute_t<T>;
   constexpr int64_t kBlock = 64;  // statistics per block, at most, and about 32 KiB of x (L1)
   const int64_t len = runs.len;
-  const double n = double(len);
   const bool stream = g.owners.count * len * int64_t(sizeof(T)) >= kStreamBytes;
   // Blocks of consecutive rows are written as one span (scale_shift_span), streamed as
   // BatchNorm's NCHW span is where the tensor outgrows L2 on Intel (rows of a line or more;
@@ -990,32 +1022,13 @@ void forward_rows(const Geometry& g, const RunList& runs, Statistic statistic, d
     for (int t = 0; t < omp_get_max_threads(); ++t) away.emplace_back(w_along, b_along, len);
   for_each_group_block(g, g.owners.count * len, block, [&](const Offsets* bases, int64_t count) {
     int64_t offs[kBlock] = {};  // zeroed: GCC's LTO cannot tell the first `count` are all that is read
-    double m[kBlock] = {}, s1[kBlock], s2[kBlock], alpha[kBlock], beta[kBlock];
-    double sec[kBlock], rs[kBlock], far[kBlock];
-    const bool variance = statistic == Statistic::Variance;
+    double m[kBlock] = {}, alpha[kBlock], beta[kBlock], sec[kBlock], rs[kBlock];
     for (int64_t k = 0; k < count; ++k) offs[k] = bases[k].mem;
-    bool some_far = false;
     const int thread = omp_get_thread_num();
     AwayFromStores<T>* placing = thread < int(away.size()) ? &away[size_t(thread)] : nullptr;
     T* const* copies = placing && away_rows ? placing->row_copies(x, y, offs, count) : nullptr;
-    if (g.num_segs > 1) {
-      for (int64_t k = 0; k < count; ++k) {
-        finish_stats(statistic, listed_stats(g, runs, bases[k], x, statistic), m + k, sec + k);
-        rs[k] = rstd_of(statistic, sec[k], eps);
-      }
-    } else {
-      for (int64_t k = 0; k < count; ++k) m[k] = variance ? shift_of(x + offs[k], len) : 0.0;
-      rows::dev_sums_rows(x, offs, count, len, variance ? m : nullptr, s1, s2, copies);
-      // As moments_of, finish_stats and rstd_of per row, the block's rows a vector at a time; a
-      // row whose shift lay too far from its mean is summed again around the first pass's mean.
-      some_far = rows::row_moments(count, n, variance, statistic == Statistic::L2Norm, eps, m, s1, s2, m, sec, rs, far);
-    }
+    row_block_stats(g, runs, statistic, eps, x, bases, offs, count, copies, m, sec, rs);
     for (int64_t k = 0; k < count; ++k) {
-      if (some_far && far[k] != 0.0) {  // m[k] = shift + s1 / n, as moments_of's second shift
-        rows::dev_sums_rows(x, offs + k, 1, len, m + k, s1 + k, s2 + k);
-        finish_stats(statistic, shifted_moments(n, m[k], s1[k], s2[k]), m + k, sec + k);
-        rs[k] = rstd_of(statistic, sec[k], eps);
-      }
       const int64_t s = bases[k].stat;
       mean[s] = m[k], second[s] = sec[k], rstd[s] = rs[k];
       if (along) {
@@ -1486,15 +1499,19 @@ void affine_of_stats(const ReductionPlan& plan, int64_t* affine) {
 
 namespace {
 // backward's statistics when each is one contiguous run with one weight (InstanceNorm on
-// NCHW: H*W per (n, c)), given their mean and rstd: blocks of them per dispatched call, the
-// sums, then the coefficients, then dx while the block is in cache. Per statistic the same
-// arithmetic as backward's per-statistic body, the same bits; two dispatched calls per
-// statistic made InstanceNorm 32x256x14x14 backward 15% slower at 2 threads.
+// NCHW: H*W per (n, c)): blocks of them per dispatched call, their mean and rstd (given, or
+// with `recompute` taken as forward_rows takes them, row_block_stats), the sums, then the
+// coefficients, then dx while the block is in cache. Per statistic the same arithmetic as
+// backward's per-statistic body, the same bits; two dispatched calls per statistic made
+// InstanceNorm 32x256x14x14 backward 15% slower at 2 threads. Recomputed here rather than
+// per statistic in that body: the same backward 2.3 -> 1.8 ms at 1 thread, 1.2 -> 1.0 ms at 2
+// (Xeon, a driver, 2026-11-29).
 template <class T>
-void backward_rows(const Geometry& g, int64_t len, Statistic statistic, bool batch_stats, double eps, double M,
-                   const T* dy, const T* x, T* dx, const compute_t<T>* w, const double* mean,
-                   const double* second, const double* rstd, double* sum_dy, double* sum_dy_xhat, bool per_stat_w,
+void backward_rows(const Geometry& g, const RunList& runs, Statistic statistic, bool batch_stats, bool recompute,
+                   double eps, double M, const T* dy, const T* x, T* dx, const compute_t<T>* w, double* mean,
+                   double* second, double* rstd, double* sum_dy, double* sum_dy_xhat, bool per_stat_w,
                    bool stream) {
+  const int64_t len = runs.len;
   using C = compute_t<T>;
   constexpr int64_t kBlock = 64;  // statistics per block, at most, and about 64 KiB of dy and x
   const int64_t block = std::clamp<int64_t>((int64_t{64} << 10) / (2 * len * int64_t(sizeof(T))), 1, kBlock);
@@ -1504,6 +1521,14 @@ void backward_rows(const Geometry& g, int64_t len, Statistic statistic, bool bat
     double m[kBlock] = {}, u1[kBlock], u2[kBlock];
     C P[kBlock], Q[kBlock], R[kBlock];
     for (int64_t k = 0; k < count; ++k) offs[k] = bases[k].mem, m[k] = mean[bases[k].stat];
+    if (batch_stats && recompute) {  // forward_rows' statistics, written as it writes them
+      double sec[kBlock], rs[kBlock];
+      row_block_stats(g, runs, statistic, eps, x, bases, offs, count, static_cast<T* const*>(nullptr), m, sec, rs);
+      for (int64_t k = 0; k < count; ++k) {
+        const int64_t s = bases[k].stat;
+        mean[s] = m[k], second[s] = sec[k], rstd[s] = rs[k];
+      }
+    }
     rows::grad_sums_rows(dy, x, offs, count, len, m, u1, u2);
     for (int64_t k = 0; k < count; ++k) {
       const int64_t s = bases[k].stat;
@@ -1822,9 +1847,9 @@ bool backward(const ReductionPlan& plan, Statistic statistic, bool batch_stats, 
     if (affine_done) *affine_done = true;
     return per_stat_w;
   }
-  if (runs.whole && runs.mem.size() == 1 && !(batch_stats && recompute)) {
-    backward_rows(g, runs.len, statistic, batch_stats, eps, M, dy, x, dx, w, mean, second, rstd, sum_dy, sum_dy_xhat,
-                  per_stat_w, stream);
+  if (runs.whole && runs.mem.size() == 1) {
+    backward_rows(g, runs, statistic, batch_stats, recompute, eps, M, dy, x, dx, w, mean, second, rstd, sum_dy,
+                  sum_dy_xhat, per_stat_w, stream);
     return per_stat_w;
   }
   for_each_group(g, plan.numel(), [&](int64_t, Offsets base) { stat_body(base); });
