@@ -838,8 +838,8 @@ namespace {
 // stream their output as the NCHW spans do, and the next row is requested into L2 while this
 // one is written: its statistics pass then reads it from there. With 2 MiB of L2 (the Xeon)
 // LayerNorm over [256,14,14] is then not tiled and reads x from the LLC once: 32x256x14x14
-// forward, 1 thread 1.04-1.24 (tiled, plain or streamed) -> 0.72-0.90 ms, 2 threads 0.49-0.63
-// -> 0.37-0.64 ms (bench, alternating, 3 rounds, 2026-11-29); untiled with plain stores
+// forward, 1 thread 1.04-1.29 (tiled, plain or streamed) -> 0.72-0.90 ms, 2 threads 0.49-0.72
+// -> 0.37-0.64 ms (bench, alternating, 5 rounds, 2026-11-29); untiled with plain stores
 // measured as the tiled rows.
 inline constexpr int64_t kAffineTile = 8192;  // elements of w and b per tile (64 KiB in float)
 
