@@ -196,6 +196,47 @@ void expect_bitwise(const std::vector<T>& a, const std::vector<T>& b, const std:
   EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(T))) << what << " differs";
 }
 
+// A per-image norm's channels-last backward (InstanceNorm, GroupNorm) of a batch has the bits
+// of each image's backward computed alone, with the statistics recomputed or saved by the
+// forward, at 1 to 3 threads. forward(x, y, saved) and backward(dy, x, dx, saved) run the op
+// on views; `stats` statistics per image.
+template <class T, class Forward, class Backward>
+void expect_backward_per_image(const Shape& shape, int64_t stats, Forward&& forward, Backward&& backward) {
+  SCOPED_TRACE(normkit::shape_str(shape));
+  const int64_t N = shape[0], n = numel(shape), per = n / N;
+  const Strides st = channels_last_strides(shape);
+  Shape one = shape;
+  one[0] = 1;
+  const Strides st1 = channels_last_strides(one);
+  const auto xs = random_vec<float>(n, 0.5, 2.0), dys = random_vec<float>(n);
+  const std::vector<T> x(xs.begin(), xs.end()), dy(dys.begin(), dys.end());
+  auto run = [&](const T* xp, const T* dyp, T* dx, const Shape& s, const Strides& str, int64_t count, bool saved) {
+    std::vector<T> y(static_cast<size_t>(numel(s)));
+    std::vector<float> mean(static_cast<size_t>(count * stats)), rstd(mean.size());
+    normkit::SavedStats<float> given{};
+    if (saved) {
+      forward(normkit::TensorView<const T>(xp, s, str), normkit::TensorView<T>(y.data(), s, str),
+              normkit::SavedStats<float>{mean, rstd});
+      given = {mean, rstd};
+    }
+    backward(normkit::TensorView<const T>(dyp, s, str), normkit::TensorView<const T>(xp, s, str),
+             normkit::TensorView<T>(dx, s, str), given);
+  };
+  const int saved_threads = normkit::get_num_threads();
+  for (const bool saved : {false, true}) {
+    std::vector<T> alone(x.size());
+    for (int64_t i = 0; i < N; ++i) run(x.data() + i * per, dy.data() + i * per, alone.data() + i * per, one, st1, 1, saved);
+    for (int t = 1; t <= 3; ++t) {
+      normkit::set_num_threads(t);
+      std::vector<T> dx(x.size());
+      run(x.data(), dy.data(), dx.data(), shape, st, N, saved);
+      expect_bitwise(dx, alone, std::string(saved ? "saved" : "recomputed") + " statistics, " + std::to_string(t) +
+                                    " threads: dx");
+    }
+  }
+  normkit::set_num_threads(saved_threads);
+}
+
 // ---- finite differences ----------------------------------------------------------------
 // Central differences of loss() with respect to p[0..n).
 inline std::vector<double> numeric_grad(const std::function<double()>& loss, double* p, int64_t n,
