@@ -1520,7 +1520,7 @@ void backward_rows(const Geometry& g, const RunList& runs, Statistic statistic, 
     int64_t offs[kBlock] = {};  // (zeroed: GCC cannot see that count > 0)
     double m[kBlock] = {}, u1[kBlock], u2[kBlock];
     C P[kBlock], Q[kBlock], R[kBlock];
-    for (int64_t k = 0; k < count; ++k) offs[k] = bases[k].mem, m[k] = mean[bases[k].stat];
+    for (int64_t k = 0; k < count; ++k) offs[k] = bases[k].mem;
     if (batch_stats && recompute) {  // forward_rows' statistics, written as it writes them
       double sec[kBlock], rs[kBlock];
       row_block_stats(g, runs, statistic, eps, x, bases, offs, count, static_cast<T* const*>(nullptr), m, sec, rs);
@@ -1528,6 +1528,8 @@ void backward_rows(const Geometry& g, const RunList& runs, Statistic statistic, 
         const int64_t s = bases[k].stat;
         mean[s] = m[k], second[s] = sec[k], rstd[s] = rs[k];
       }
+    } else {
+      for (int64_t k = 0; k < count; ++k) m[k] = mean[bases[k].stat];
     }
     rows::grad_sums_rows(dy, x, offs, count, len, m, u1, u2);
     for (int64_t k = 0; k < count; ++k) {
