@@ -1098,6 +1098,40 @@ void merge_fine(Statistic statistic, int64_t coarse, int64_t r, double n, const 
 // NHWC: per image, H*W runs of C): its statistics, chunk by chunk as reduce_stats takes them
 // (r > 1: merged r at a time as merge_fine does, GroupNorm on NHWC), then its runs normalized
 // while cached.
+namespace {
+// A thread's scratch for column_group_stats, col_block entries each.
+struct GroupStatsScratch {
+  Scratch<Partial> acc, part;
+  Scratch<double> fmean, fsecond;
+  explicit GroupStatsScratch(size_t n) : acc(n), part(n), fmean(n), fsecond(n) {}
+};
+
+// The statistics of column-mode group q, chunk by chunk as reduce_stats takes them (r > 1: r
+// consecutive fine statistics merged into each coarse one, as merge_fine does): mean, second
+// and rstd of its coarse statistics from grp.o.stat / r on. forward_columns' and
+// backward_columns' statistics, the same bits as reduce_stats (and coarse_stats).
+template <class T>
+void column_group_stats(const Geometry& g, int64_t q, int64_t r, Statistic statistic, double eps, const T* x,
+                        GroupStatsScratch& sc, double* mean, double* second, double* rstd) {
+  const Group grp = group_at(g, q);
+  const int64_t L = grp.len, c0 = grp.o.stat / r;
+  for (int64_t seg = 0; seg < g.num_segs; ++seg) {
+    const int64_t d0 = seg * g.seg_len, d1 = std::min(g.key_len, d0 + g.seg_len);
+    column_stats(g, q, d0, d1, x, statistic, seg == 0 ? sc.acc.data() : sc.part.data());
+    if (seg > 0)
+      for (int64_t i = 0; i < L; ++i) sc.acc[size_t(i)] = merge_stats(statistic, sc.acc[size_t(i)], sc.part[size_t(i)]);
+  }
+  if (r == 1) {
+    for (int64_t i = 0; i < L; ++i) finish_stats(statistic, sc.acc[size_t(i)], mean + c0 + i, second + c0 + i);
+  } else {
+    for (int64_t i = 0; i < L; ++i)
+      finish_stats(statistic, sc.acc[size_t(i)], &sc.fmean[size_t(i)], &sc.fsecond[size_t(i)]);
+    merge_fine(statistic, L / r, r, sc.acc[0].n, sc.fmean.data(), sc.fsecond.data(), mean + c0, second + c0);
+  }
+  for (int64_t j = 0; j < L / r; ++j) rstd[c0 + j] = rstd_of(statistic, second[c0 + j], eps);
+}
+}  // namespace
+
 template <class T>
 bool forward_columns(const ReductionPlan& plan, int64_t r, Statistic statistic, double eps, const T* x, T* y,
                      const compute_t<T>* w, const compute_t<T>* b, double* mean, double* second, double* rstd) {
@@ -1114,27 +1148,14 @@ bool forward_columns(const ReductionPlan& plan, int64_t r, Statistic statistic, 
   const bool fetch = stream && consecutive && fetch_next_block();
 #pragma omp parallel if (plan.numel() >= kParallelMin && groups > 1)
   {
+    GroupStatsScratch stats(size_t(g.col_block));
     const size_t B = size_t(g.col_block);
-    Scratch<Partial> acc(B), part(B);
     Scratch<C> hi(B), lo(B), alpha(B), beta(B);
-    Scratch<double> fmean(B), fsecond(B), cmean(B), csecond(B);
 #pragma omp for schedule(static)
     for (int64_t q = 0; q < groups; ++q) {
       const Group grp = group_at(g, q);
-      for (int64_t seg = 0; seg < g.num_segs; ++seg) {
-        const int64_t d0 = seg * g.seg_len, d1 = std::min(g.key_len, d0 + g.seg_len);
-        column_stats(g, q, d0, d1, x, statistic, seg == 0 ? acc.data() : part.data());
-        if (seg > 0)
-          for (int64_t i = 0; i < grp.len; ++i) acc[size_t(i)] = merge_stats(statistic, acc[size_t(i)], part[size_t(i)]);
-      }
       const int64_t s0 = grp.o.stat / r;  // the group's first (coarse) statistic
-      if (r == 1) {
-        for (int64_t i = 0; i < grp.len; ++i) finish_stats(statistic, acc[size_t(i)], mean + s0 + i, second + s0 + i);
-      } else {
-        for (int64_t i = 0; i < grp.len; ++i) finish_stats(statistic, acc[size_t(i)], &fmean[size_t(i)], &fsecond[size_t(i)]);
-        merge_fine(statistic, grp.len / r, r, acc[0].n, fmean.data(), fsecond.data(), mean + s0, second + s0);
-      }
-      for (int64_t j = 0; j < grp.len / r; ++j) rstd[s0 + j] = rstd_of(statistic, second[s0 + j], eps);
+      column_group_stats(g, q, r, statistic, eps, x, stats, mean, second, rstd);
       for (int64_t i = 0; i < grp.len; ++i) {
         const int64_t s = s0 + i / r, a = grp.o.aff + i * g.run.affine_stride;
         const rows::SplitMean<C> m(mean[s]);
@@ -1575,29 +1596,15 @@ bool backward_columns(const ReductionPlan& plan, int64_t r, Statistic statistic,
   const bool stream = streams_lines<T>(plan);
 #pragma omp parallel if (plan.numel() >= kParallelMin && groups > 1)
   {
+    GroupStatsScratch stats(size_t(g.col_block));
     const size_t B = size_t(g.col_block);
-    Scratch<Partial> acc(B), part(B);
     Scratch<C> hi(B), lo(B), pc(B), qc(B), rc(B);
-    Scratch<double> s1(B), s2(B), a(B), b(B), fmean(B), fsecond(B);
+    Scratch<double> s1(B), s2(B), a(B), b(B);
 #pragma omp for schedule(static)
     for (int64_t q = 0; q < groups; ++q) {
       const Group grp = group_at(g, q);
       const int64_t s0 = grp.o.stat, L = grp.len, c0 = s0 / r;  // fine statistics s0.., coarse c0..
-      if (recompute) {  // forward_columns' statistics
-        for (int64_t seg = 0; seg < g.num_segs; ++seg) {
-          const int64_t d0 = seg * g.seg_len, d1 = std::min(g.key_len, d0 + g.seg_len);
-          column_stats(g, q, d0, d1, x, statistic, seg == 0 ? acc.data() : part.data());
-          if (seg > 0)
-            for (int64_t i = 0; i < L; ++i) acc[size_t(i)] = merge_stats(statistic, acc[size_t(i)], part[size_t(i)]);
-        }
-        if (r == 1) {
-          for (int64_t i = 0; i < L; ++i) finish_stats(statistic, acc[size_t(i)], mean + s0 + i, second + s0 + i);
-        } else {
-          for (int64_t i = 0; i < L; ++i) finish_stats(statistic, acc[size_t(i)], &fmean[size_t(i)], &fsecond[size_t(i)]);
-          merge_fine(statistic, L / r, r, acc[0].n, fmean.data(), fsecond.data(), mean + c0, second + c0);
-        }
-        for (int64_t j = 0; j < L / r; ++j) rstd[c0 + j] = rstd_of(statistic, second[c0 + j], eps);
-      }
+      if (recompute) column_group_stats(g, q, r, statistic, eps, x, stats, mean, second, rstd);
       for (int64_t i = 0; i < L; ++i) {
         const rows::SplitMean<C> m(mean[c0 + i / r]);
         hi[size_t(i)] = m.hi, lo[size_t(i)] = m.lo;
