@@ -93,6 +93,15 @@ bool fetch_next_block() {
   return intel;
 }
 
+// Whether a pass over blocks of consecutive rows requests the next block while writing this
+// one: out of cache (`streamed`, the output written with non-temporal stores) on any CPU, as
+// the row lists always have (rows::scale_shift_rows_list; without, WeightNorm 4096x4096 waited
+// on memory at each block's statistics pass), within the LLC where fetch_next_block(). On a
+// Zen 5 VM (AVX-512, 1 MiB L2 per core), a driver alternating the two call by call, WeightNorm
+// 4096x4096 forward 3.9-4.1 -> 3.4 ms at 2 threads and 6.1 -> 5.1 ms at 1, backward 6.5-6.6 ->
+// 5.6-6.1 ms and 9.7-10.2 -> 8.5-9.0 ms (2026-11-29).
+bool fetch_next_rows(bool streamed) { return streamed || fetch_next_block(); }
+
 struct Offsets {
   int64_t mem = 0, stat = 0, aff = 0;
 };
@@ -992,7 +1001,7 @@ void forward_rows(const Geometry& g, const RunList& runs, Statistic statistic, d
   // Blocks of consecutive rows are written as one span (scale_shift_span), streamed as
   // BatchNorm's NCHW span is where the tensor outgrows L2 on Intel (rows of a line or more;
   // for InstanceNorm 32x256x14x14 on the Xeon that alone measured level with plain stores),
-  // requesting the next block meanwhile where fetch_next_block().
+  // requesting the next block meanwhile where fetch_next_rows().
   const bool stream_span =
       stream || (len * int64_t(sizeof(T)) >= 64 && streams_past_l2(g.owners.count * len * int64_t(sizeof(T))));
   const bool rows_stream = along && stream_span;
@@ -1062,7 +1071,7 @@ void forward_rows(const Geometry& g, const RunList& runs, Statistic statistic, d
       // The next block of rows (where the thread's rows go on) is requested meanwhile: its
       // statistics pass then reads it from L2 rather than waiting on each row's first line.
       return rows::scale_shift_span(x + offs[0], y + offs[0], count, len, hi, lo, a, be, stream_span,
-                                    fetch_next_block() ? x + offs[0] + count * len : nullptr);
+                                    fetch_next_rows(stream) ? x + offs[0] + count * len : nullptr);
     }
     rows::scale_shift_rows_list(x, y, offs, count, len, m, alpha, beta, stream);
   });
@@ -1566,7 +1575,7 @@ void backward_rows(const Geometry& g, const RunList& runs, Statistic statistic, 
     const bool span = sizeof(T) >= 4 && consecutive(offs, count, len);
     if (dx)
       rows::grad_input_rows(dy, x, dx, offs, count, len, m, P, Q, R, stream || (span && stream_span),
-                            fetch_next_block());
+                            fetch_next_rows(stream));
   });
 }
 }  // namespace
