@@ -3,6 +3,7 @@
 // writing into the bench's own y/dx buffers (the ones the copy kernel is timed on).
 // Only public headers: the bench measures what a user of the library gets.
 #include <span>
+#include <vector>
 
 #include "bench.hpp"
 #include "problem.hpp"
@@ -34,8 +35,9 @@ class NormkitRunner : public Runner {
       case Op::GroupNorm: normkit::group_norm_forward<T, float>(x, y, gn_args(), sv); break;
       case Op::LayerNorm: normkit::layer_norm_forward<T, float>(x, y, ln_args(), sv); break;
       case Op::RMSNorm: normkit::rms_norm_forward<T, float>(x, y, rms_args(), sv); break;
-      case Op::WeightNorm:
-        normkit::weight_norm_forward<T, float>(x, weight(), y, normkit::WeightNormArgs<T>{0});
+      case Op::WeightNorm:  // for the backward its norms, as torch's _weight_norm_interface keeps them
+        norms_.resize(for_backward ? static_cast<size_t>(c_.shape[0]) : 0);
+        normkit::weight_norm_forward<T, float>(x, weight(), y, normkit::WeightNormArgs<T>{0}, norms_);
         break;
     }
   }
@@ -55,7 +57,7 @@ class NormkitRunner : public Runner {
       case Op::LayerNorm: normkit::layer_norm_backward<T, float>(dy, x, dx, ln_args(), dw, db, sv); break;
       case Op::RMSNorm: normkit::rms_norm_backward<T, float>(dy, x, dx, rms_args(), dw, sv); break;
       case Op::WeightNorm:
-        normkit::weight_norm_backward<T, float>(dy, x, weight(), dx, dw, normkit::WeightNormArgs<T>{0});
+        normkit::weight_norm_backward<T, float>(dy, x, weight(), dx, dw, normkit::WeightNormArgs<T>{0}, norms_);
         break;
     }
   }
@@ -76,7 +78,7 @@ class NormkitRunner : public Runner {
 
  private:
   // One statistic per channel (BatchNorm), per (n, c) (InstanceNorm), per (n, group)
-  // (GroupNorm), per row (LayerNorm, RMSNorm); WeightNorm keeps none.
+  // (GroupNorm), per row (LayerNorm, RMSNorm); WeightNorm keeps its norms (norms_) instead.
   normkit::SavedStats<float> saved() {
     int64_t n = 0;
     switch (c_.op) {
@@ -91,6 +93,7 @@ class NormkitRunner : public Runner {
     mean_.resize(static_cast<size_t>(n)), rstd_.resize(static_cast<size_t>(n));
     return {mean_, rstd_};
   }
+  std::vector<float> norms_;  // WeightNorm's ||v|| per row, from the forward for the backward
   std::span<const float> weight() const { return p_.weight; }
   std::span<const float> bias() const { return p_.bias; }
   normkit::Shape trailing() const {

@@ -498,8 +498,10 @@ py::object rms_norm(bool backward, py::object grad_output, py::object input,
 }
 
 // ---- weight_norm ---------------------------------------------------------------------------
+// return_norms (forward): (w, norms), norms shaped like g, as torch._weight_norm_interface
+// returns them; norms (backward): those, so the backward need not take them from v again.
 py::object weight_norm(bool backward, py::object grad_output, py::object v, py::object g,
-                       py::object dim) {
+                       py::object dim, bool return_norms = false, py::object norms = py::none()) {
   const char* op = backward ? "weight_norm_backward" : "weight_norm";
   return dispatch<true>(op, "v", v, [&](auto tag_value) -> py::object {
     using T = decltype(tag_value);
@@ -516,15 +518,23 @@ py::object weight_norm(bool backward, py::object grad_output, py::object v, py::
                            "g type=NoneType is not supported; weight_norm needs the magnitudes g");
     auto gg = param<P>(op, "g", g, /*allow_empty=*/true);
     const normkit::WeightNormArgs<T> args{d};
-    if (!backward)
+    if (!backward && !return_norms)
       return run_forward(
           x, [&](TensorView<T> w) { normkit::weight_norm_forward<T, P>(x.view, gg.span, w, args); });
+    if (!backward) {
+      py::array_t<P> n(std::vector<py::ssize_t>(gg.shape.begin(), gg.shape.end()));
+      const std::span<P> ns(n.mutable_data(), static_cast<size_t>(n.size()));
+      py::object w = run_forward(
+          x, [&](TensorView<T> w) { normkit::weight_norm_forward<T, P>(x.view, gg.span, w, args, ns); });
+      return py::make_tuple(w, n);
+    }
+    auto given = param<P>(op, "norms", norms, /*allow_empty=*/true);
     auto dv = like_input<T>(op, "grad_output", grad_output, x.view);
     auto dx = output_like(x.view);
     auto dg = gg.grad();
     {
       py::gil_scoped_release nogil;
-      normkit::weight_norm_backward<T, P>(dv.view, x.view, gg.span, dx.view, span_of(dg), args);
+      normkit::weight_norm_backward<T, P>(dv.view, x.view, gg.span, dx.view, span_of(dg), args, given.span);
     }
     return py::make_tuple(dx.array, gg.result(dg, normkit::is_half_v<T>));
   });
@@ -724,24 +734,27 @@ once; "normalize_then_cast" (LLaMA) rounds x*rstd to float16 before multiplying 
   // -- weight_norm
   m.def(
       "weight_norm",
-      [](py::object v, py::object g, py::object dim) {
-        return weight_norm(false, py::none(), v, g, dim);
+      [](py::object v, py::object g, py::object dim, bool return_norms) {
+        return weight_norm(false, py::none(), v, g, dim, return_norms);
       },
-      py::arg("v"), py::arg("g"), py::arg("dim") = 0,
+      py::arg("v"), py::arg("g"), py::arg("dim") = 0, py::kw_only(), py::arg("return_norms") = false,
       R"(Weight normalization: w = g * v / ||v||, the norm over every dim of v except `dim`.
 
 g has v.shape[dim] elements, in any shape (e.g. (out, 1, 1, 1) as PyTorch keeps it).
 dim=None or -1 takes the norm of the whole tensor (g has one element). Same as
-torch._weight_norm(v, g, dim).)");
+torch._weight_norm(v, g, dim). return_norms=True returns (w, norms), norms ||v|| shaped
+like g (as torch._weight_norm_interface), for weight_norm_backward(..., norms=norms).)");
   m.def(
       "weight_norm_backward",
-      [](py::object grad_output, py::object v, py::object g, py::object dim) {
-        return weight_norm(true, grad_output, v, g, dim);
+      [](py::object grad_output, py::object v, py::object g, py::object dim, py::object norms) {
+        return weight_norm(true, grad_output, v, g, dim, false, norms);
       },
-      py::arg("grad_output"), py::arg("v"), py::arg("g"), py::arg("dim") = 0,
+      py::arg("grad_output"), py::arg("v"), py::arg("g"), py::arg("dim") = 0, py::kw_only(),
+      py::arg("norms") = py::none(),
       R"(Gradients of weight_norm: returns (grad_v, grad_g), grad_g shaped like g.
 
-grad_output is the gradient with respect to weight_norm's output w.)");
+grad_output is the gradient with respect to weight_norm's output w. norms: the forward's
+||v|| (weight_norm(..., return_norms=True)), or None to take them from v again.)");
   // -- normalize
   m.def(
       "normalize",

@@ -45,18 +45,31 @@ void weight_norm_forward(TensorView<const T> v, std::span<const std::type_identi
 template <class T, class P>
 void weight_norm_backward(TensorView<const T> dw, TensorView<const T> v,
                           std::span<const std::type_identity_t<P>> g, TensorView<T> dv,
-                          std::span<std::type_identity_t<P>> dg, const WeightNormArgs<T>& a) {
+                          std::span<std::type_identity_t<P>> dg, const WeightNormArgs<T>& a,
+                          std::span<const compute_t<T>> norms) {
   const ReductionPlan plan = checked_plan(v, g, a);
   detail::check_like(kOp, "grad_w", dw, v, false);
   if (dv.data) detail::check_like(kOp, "grad_v", dv, v, true);
   detail::check_param(kOp, "grad_g", dg, plan.num_affine(), "like g");
+  if (!norms.empty()) detail::check_param(kOp, "norms", norms, plan.num_stats(), "one per slice");
   detail::check_no_overlap(kOp, {detail::region("grad_w", dw, false), detail::region("v", v, false),
-                                 detail::region("g", g, false), detail::region("grad_v", dv, true),
-                                 detail::region("grad_g", dg, true)});
+                                 detail::region("g", g, false), detail::region("norms", norms, false),
+                                 detail::region("grad_v", dv, true), detail::region("grad_g", dg, true)});
+  // The engine's L2Norm statistic: second = ||v||^2, rstd = 1/||v|| (eps = 0).
+  detail::Stats given;
+  if (!norms.empty()) {
+    given = detail::Stats(norms.size());
+    for (size_t i = 0; i < norms.size(); ++i) {
+      const double n = double(norms[i]);
+      if (n < 0)  // (a NaN passes, and propagates as it would have from v)
+        detail::fail(kOp, "norms[" + std::to_string(i) + "]=" + std::to_string(n) + " is negative");
+      given.mean[i] = 0.0, given.var[i] = n * n, given.rstd[i] = 1.0 / n;  // as rstd_of: 1 / max(norm, eps = 0)
+    }
+  }
   if (v.numel() == 0) return detail::zero_grads(dg, std::span<P>{});
   // dv = g/||v|| * (dw - vhat * sum(dw * vhat)),   dg = sum(dw * vhat),   vhat = v/||v||
-  detail::backward_pass(plan, Statistic::L2Norm, true, 0.0, dw.data, v.data, dv.data,
-                        detail::Stats{}, detail::ComputeParam<T, P>(g).ptr, dg, std::span<P>{});
+  detail::backward_pass(plan, Statistic::L2Norm, true, 0.0, dw.data, v.data, dv.data, std::move(given),
+                        detail::ComputeParam<T, P>(g).ptr, dg, std::span<P>{});
 }
 
 #define NORMKIT_INSTANTIATE(T, P)                                                                \
@@ -64,7 +77,7 @@ void weight_norm_backward(TensorView<const T> dw, TensorView<const T> v,
                                           const WeightNormArgs<T>&, std::span<compute_t<T>>);     \
   template void weight_norm_backward<T, P>(TensorView<const T>, TensorView<const T>,             \
                                            std::span<const P>, TensorView<T>, std::span<P>,      \
-                                           const WeightNormArgs<T>&);
+                                           const WeightNormArgs<T>&, std::span<const compute_t<T>>);
 NORMKIT_FOR_EACH_TYPE_PAIR(NORMKIT_INSTANTIATE)
 #undef NORMKIT_INSTANTIATE
 

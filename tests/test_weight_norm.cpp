@@ -137,6 +137,57 @@ TYPED_TEST(WeightNormTest, StridedViewsMatchContiguous) {
   }
 }
 
+// The forward's norms given to the backward (as PyTorch's _weight_norm_interface_backward takes
+// them): in double the very values the backward would take from v, so the same bits; in float
+// and the halves, norms rounded to float32, so within rounding of the recomputing backward.
+// Every dim and the whole tensor; 4096 x 1031 and 8 x 530000 (16 MiB and more, which stream
+// and request the next rows) besides the odd small shapes.
+TEST(WeightNormSavedNorms, GiveTheGradientsOfTheRecomputedOnesBitForBit) {
+  std::vector<WNShape> shapes = kShapes;
+  shapes.push_back({{4096, 1031}, 0});
+  shapes.push_back({{8, 530000}, 0});
+  for (const auto& s : shapes) {
+    SCOPED_TRACE(normkit::shape_str(s.shape) + " dim=" + dim_str(s.dim));
+    WNCase<double> c(s);
+    const int64_t n = numel(s.shape);
+    std::vector<double> w(n), norms(c.K), dv(n), dg(c.K), dv_saved = sentinel_vec<double>(n),
+                                           dg_saved = sentinel_vec<double>(c.K);
+    normkit::weight_norm_forward<double>(cview(c.v, s.shape), cspan(c.g), mview(w, s.shape), c.args(), norms);
+    normkit::weight_norm_backward<double>(cview(c.dw, s.shape), cview(c.v, s.shape), cspan(c.g),
+                                          mview(dv, s.shape), dg, c.args());
+    normkit::weight_norm_backward<double>(cview(c.dw, s.shape), cview(c.v, s.shape), cspan(c.g),
+                                          mview(dv_saved, s.shape), dg_saved, c.args(), cspan(norms));
+    expect_bitwise(dv_saved, dv, "dv");
+    expect_bitwise(dg_saved, dg, "dg");
+    // and they are what it reads: twice the norms, half of dg = sum(dw * v) / ||v||
+    std::vector<double> twice(norms), half_dg(dg);
+    for (auto& v : twice) v *= 2;
+    for (auto& v : half_dg) v /= 2;
+    normkit::weight_norm_backward<double>(cview(c.dw, s.shape), cview(c.v, s.shape), cspan(c.g),
+                                          mview(dv_saved, s.shape), dg_saved, c.args(), cspan(twice));
+    expect_close(dg_saved, half_dg, 1e-12, "dg of twice the norms");
+  }
+}
+
+TYPED_TEST(WeightNormTest, SavedNormsMatchRecomputedOnes) {
+  using T = TypeParam;
+  using C = normkit::compute_t<T>;
+  for (const auto& s : std::vector<WNShape>{{{67, 9, 3, 3}, 0}, {{5, 1031}, 0}, {{1031, 5}, 1}, {{7, 3, 17}, -1}}) {
+    SCOPED_TRACE(normkit::shape_str(s.shape) + " dim=" + dim_str(s.dim));
+    WNCase<T> c(s);
+    const int64_t n = numel(s.shape);
+    std::vector<T> w(n), dv(n), dg(c.K), dv_saved = sentinel_vec<T>(n), dg_saved = sentinel_vec<T>(c.K);
+    std::vector<C> norms(c.K);
+    normkit::weight_norm_forward<T>(cview(c.v, s.shape), cspan(c.g), mview(w, s.shape), c.args(), norms);
+    normkit::weight_norm_backward<T>(cview(c.dw, s.shape), cview(c.v, s.shape), cspan(c.g), mview(dv, s.shape), dg,
+                                     c.args());
+    normkit::weight_norm_backward<T>(cview(c.dw, s.shape), cview(c.v, s.shape), cspan(c.g),
+                                     mview(dv_saved, s.shape), dg_saved, c.args(), cspan(norms));
+    expect_close(dv_saved, dv, grad_tol<T>(), "dv");
+    expect_close(dg_saved, dg, grad_tol<T>(), "dg");
+  }
+}
+
 // ---- errors --------------------------------------------------------------------------------
 struct WNErrorCase {
   std::vector<double> v = random_vec<double>(60), g = random_vec<double>(4),
@@ -175,6 +226,18 @@ TEST(WeightNormErrors, OutputShapeAndStrideMismatch) {
   WNErrorCase e;
   e.expect_fails({4, 15}, {4, 14}, 0, {"4x14"});
   e.expect_fails({4, 15}, {4, 15}, 0, {}, {1, 4});
+}
+TEST(WeightNormErrors, SavedNormsOfTheWrongCountOrNegative) {
+  WNErrorCase e;
+  Snapshot snap;
+  for (auto* b : {&e.dv, &e.dg}) snap.add(b);
+  auto backward = [&](const std::vector<double>& norms) {
+    normkit::weight_norm_backward<double>({e.dw.data(), {4, 15}}, {e.v.data(), {4, 15}}, cspan(e.g),
+                                          {e.dv.data(), {4, 15}}, e.dg, {0}, cspan(norms));
+  };
+  expect_error([&] { backward({1.0, 2.0, 3.0}); }, "weight_norm", {"norms", "3", "4"});
+  expect_error([&] { backward({1.0, 2.0, -0.5, 3.0}); }, "weight_norm", {"norms[2]", "-0.5", "negative"});
+  snap.expect_unchanged("after error");
 }
 TEST(WeightNormErrors, NullInputData) {
   WNErrorCase e;

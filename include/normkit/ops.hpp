@@ -202,10 +202,14 @@ NORMKIT_API void weight_norm_forward(TensorView<const T> v, std::span<const std:
                                      TensorView<T> w, const WeightNormArgs<T>& args,
                                      std::span<compute_t<T>> norms = {});
 /// dw: the gradient of the loss with respect to w. Writes dv (shaped like v) and dg.
+/// `norms`: the forward's ||v|| per slice (as weight_norm_forward wrote them), or empty to
+/// take them from v again; given, the backward reads v once less from cache, as PyTorch's
+/// `_weight_norm_interface_backward` takes its saved norms.
 template <class T, class P = T>
 NORMKIT_API void weight_norm_backward(TensorView<const T> dw, TensorView<const T> v,
                                       std::span<const std::type_identity_t<P>> g, TensorView<T> dv,
                                       std::span<std::type_identity_t<P>> dg,
-                                      const WeightNormArgs<T>& args);
+                                      const WeightNormArgs<T>& args,
+                                      std::span<const compute_t<T>> norms = {});
 
 }  // namespace normkit
