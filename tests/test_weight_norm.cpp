@@ -139,9 +139,9 @@ TYPED_TEST(WeightNormTest, StridedViewsMatchContiguous) {
 
 // The forward's norms given to the backward (as PyTorch's _weight_norm_interface_backward takes
 // them): in double the very values the backward would take from v, so the same bits; in float
-// and the halves, norms rounded to float32, so within rounding of the recomputing backward.
-// Every dim and the whole tensor; 4096 x 1031 and 8 x 530000 (16 MiB and more, which stream
-// and request the next rows) besides the odd small shapes.
+// rounded to float, so within rounding of the backward that takes them itself. Every dim and
+// the whole tensor; 4096 x 1031 and 8 x 530000 (33-34 MB, which stream and request the next
+// rows) besides the odd small shapes.
 TEST(WeightNormSavedNorms, GiveTheGradientsOfTheRecomputedOnesBitForBit) {
   std::vector<WNShape> shapes = kShapes;
   shapes.push_back({{4096, 1031}, 0});
