@@ -360,3 +360,57 @@ TEST(LayerNormStreams, StreamedGradientsMatchRowsInCacheBitForBit) {
 }
 
 }  // namespace
+
+namespace {
+// LayerNorm's and RMSNorm's dweight and dbias over rows do not depend on whether dx is asked
+// for: the fused backward takes them from blocks of cached rows beside the dx pass, and
+// without dx from the same blocks alone; the same bits, for rows with vector tails, several
+// row blocks per thread, 1 to 3 threads, saved or recomputed statistics, in cache and past
+// 16 MiB (dx streamed).
+template <class T>
+void expect_affine_sums_without_dx(int64_t M, int64_t D) {
+  SCOPED_TRACE(std::to_string(M) + "x" + std::to_string(D));
+  const int64_t n = M * D;
+  const auto x = random_vec<T>(n, 1.0, 2.0), dy = random_vec<T>(n, 0.0, 1.0);
+  const auto w = random_vec<T>(D, 1.0, 0.5), b = random_vec<T>(D);
+  LayerNormArgs<T> ln;
+  ln.normalized_shape = {D};
+  ln.weight = w;
+  ln.bias = b;
+  normkit::RMSNormArgs<T> rms;
+  rms.normalized_shape = {D};
+  rms.weight = w;
+  std::vector<T> mean(static_cast<size_t>(M)), rstd(static_cast<size_t>(M)), rstd_rms(static_cast<size_t>(M)),
+      y(static_cast<size_t>(n));
+  normkit::layer_norm_forward<T>(cview(x, {M, D}), mview(y, {M, D}), ln, {mean, rstd});
+  normkit::rms_norm_forward<T>(cview(x, {M, D}), mview(y, {M, D}), rms, {{}, rstd_rms});
+  const int saved_threads = normkit::get_num_threads();
+  for (const int threads : {1, 2, 3}) {
+    normkit::set_num_threads(threads);
+    for (const bool saved : {false, true}) {
+      SCOPED_TRACE(std::to_string(threads) + " threads, " + (saved ? "saved" : "recomputed") + " statistics");
+      std::vector<T> dx(static_cast<size_t>(n)), dw(static_cast<size_t>(D)), db(static_cast<size_t>(D)),
+          dw_alone(static_cast<size_t>(D)), db_alone(static_cast<size_t>(D));
+      const normkit::SavedStats<T> ln_stats = saved ? normkit::SavedStats<T>{mean, rstd} : normkit::SavedStats<T>{};
+      normkit::layer_norm_backward<T>(cview(dy, {M, D}), cview(x, {M, D}), mview(dx, {M, D}), ln, dw, db, ln_stats);
+      normkit::layer_norm_backward<T>(cview(dy, {M, D}), cview(x, {M, D}), normkit::TensorView<T>(), ln, dw_alone,
+                                      db_alone, ln_stats);
+      expect_bitwise(dw, dw_alone, "LayerNorm dweight");
+      expect_bitwise(db, db_alone, "LayerNorm dbias");
+      const normkit::SavedStats<T> rms_stats = saved ? normkit::SavedStats<T>{{}, rstd_rms} : normkit::SavedStats<T>{};
+      normkit::rms_norm_backward<T>(cview(dy, {M, D}), cview(x, {M, D}), mview(dx, {M, D}), rms, dw, rms_stats);
+      normkit::rms_norm_backward<T>(cview(dy, {M, D}), cview(x, {M, D}), normkit::TensorView<T>(), rms, dw_alone,
+                                    rms_stats);
+      expect_bitwise(dw, dw_alone, "RMSNorm dweight");
+    }
+  }
+  normkit::set_num_threads(saved_threads);
+}
+
+TEST(RowAffineSums, DoNotDependOnWhetherDxIsAskedFor) {
+  expect_affine_sums_without_dx<float>(67, 1031);    // tails; several 8-row blocks per thread
+  expect_affine_sums_without_dx<float>(300, 96);     // 32-row blocks
+  expect_affine_sums_without_dx<double>(45, 1027);
+  expect_affine_sums_without_dx<float>(2100, 2050);  // 17 MB: dx streamed
+}
+}  // namespace
