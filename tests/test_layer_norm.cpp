@@ -328,15 +328,31 @@ TEST(LayerNormStreams, OutputJustAheadOfInputGivesTheSameBits) {
 // The backward writes dx of rows of 2 KiB or more with non-temporal stores on Intel where the
 // tensor outgrows the threads' L2 (engine.cpp, backward): the same bits as the same rows in a
 // call small enough to stay in cache (plain stores), and the reference's values.
+// M rows of D: x, dy, a weight and a bias, and LayerNorm's arguments over the rows.
+template <class T>
+struct Rows {
+  int64_t M, D, n;
+  std::vector<T> x, dy, w, b;
+  Rows(int64_t m, int64_t d)
+      : M(m), D(d), n(m * d), x(random_vec<T>(n, 1.0, 2.0)), dy(random_vec<T>(n, 0.0, 1.0)),
+        w(random_vec<T>(d, 1.0, 0.5)), b(random_vec<T>(d)) {}
+  LayerNormArgs<T> args() const {
+    LayerNormArgs<T> a;
+    a.normalized_shape = {D};
+    a.weight = w;
+    a.bias = b;
+    return a;
+  }
+};
+
 void check_streamed_dx(int64_t M, int64_t D) {
   SCOPED_TRACE(std::to_string(M) + "x" + std::to_string(D));
-  const int64_t n = M * D;
-  const auto x = random_vec<float>(n, 1.0, 2.0), dy = random_vec<float>(n, 0.0, 1.0);
-  const auto w = random_vec<float>(D, 1.0, 0.5), b = random_vec<float>(D);
-  LayerNormArgs<float> args;
-  args.normalized_shape = {D};
-  args.weight = w;
-  args.bias = b;
+  const Rows<float> rows(M, D);
+  const int64_t n = rows.n;
+  const auto& x = rows.x;
+  const auto& dy = rows.dy;
+  const auto& w = rows.w;
+  const LayerNormArgs<float> args = rows.args();
   std::vector<float> dx(static_cast<size_t>(n)), dw(static_cast<size_t>(D)), db(static_cast<size_t>(D));
   normkit::layer_norm_backward<float>(cview(dy, {M, D}), cview(x, {M, D}), mview(dx, {M, D}), args, dw, db);
   std::vector<float> dx_ref(static_cast<size_t>(n)), dw_ref(static_cast<size_t>(D)), db_ref(static_cast<size_t>(D));
@@ -370,20 +386,16 @@ namespace {
 template <class T>
 void expect_affine_sums_without_dx(int64_t M, int64_t D) {
   SCOPED_TRACE(std::to_string(M) + "x" + std::to_string(D));
-  const int64_t n = M * D;
-  const auto x = random_vec<T>(n, 1.0, 2.0), dy = random_vec<T>(n, 0.0, 1.0);
-  const auto w = random_vec<T>(D, 1.0, 0.5), b = random_vec<T>(D);
-  LayerNormArgs<T> ln;
-  ln.normalized_shape = {D};
-  ln.weight = w;
-  ln.bias = b;
+  const Rows<T> r(M, D);
+  const int64_t n = r.n;
+  const LayerNormArgs<T> ln = r.args();
   normkit::RMSNormArgs<T> rms;
   rms.normalized_shape = {D};
-  rms.weight = w;
+  rms.weight = r.w;
   std::vector<T> mean(static_cast<size_t>(M)), rstd(static_cast<size_t>(M)), rstd_rms(static_cast<size_t>(M)),
       y(static_cast<size_t>(n));
-  normkit::layer_norm_forward<T>(cview(x, {M, D}), mview(y, {M, D}), ln, {mean, rstd});
-  normkit::rms_norm_forward<T>(cview(x, {M, D}), mview(y, {M, D}), rms, {{}, rstd_rms});
+  normkit::layer_norm_forward<T>(cview(r.x, {M, D}), mview(y, {M, D}), ln, {mean, rstd});
+  normkit::rms_norm_forward<T>(cview(r.x, {M, D}), mview(y, {M, D}), rms, {{}, rstd_rms});
   const int saved_threads = normkit::get_num_threads();
   for (const int threads : {1, 2, 3}) {
     normkit::set_num_threads(threads);
@@ -392,14 +404,14 @@ void expect_affine_sums_without_dx(int64_t M, int64_t D) {
       std::vector<T> dx(static_cast<size_t>(n)), dw(static_cast<size_t>(D)), db(static_cast<size_t>(D)),
           dw_alone(static_cast<size_t>(D)), db_alone(static_cast<size_t>(D));
       const normkit::SavedStats<T> ln_stats = saved ? normkit::SavedStats<T>{mean, rstd} : normkit::SavedStats<T>{};
-      normkit::layer_norm_backward<T>(cview(dy, {M, D}), cview(x, {M, D}), mview(dx, {M, D}), ln, dw, db, ln_stats);
-      normkit::layer_norm_backward<T>(cview(dy, {M, D}), cview(x, {M, D}), normkit::TensorView<T>(), ln, dw_alone,
+      normkit::layer_norm_backward<T>(cview(r.dy, {M, D}), cview(r.x, {M, D}), mview(dx, {M, D}), ln, dw, db, ln_stats);
+      normkit::layer_norm_backward<T>(cview(r.dy, {M, D}), cview(r.x, {M, D}), normkit::TensorView<T>(), ln, dw_alone,
                                       db_alone, ln_stats);
       expect_bitwise(dw, dw_alone, "LayerNorm dweight");
       expect_bitwise(db, db_alone, "LayerNorm dbias");
       const normkit::SavedStats<T> rms_stats = saved ? normkit::SavedStats<T>{{}, rstd_rms} : normkit::SavedStats<T>{};
-      normkit::rms_norm_backward<T>(cview(dy, {M, D}), cview(x, {M, D}), mview(dx, {M, D}), rms, dw, rms_stats);
-      normkit::rms_norm_backward<T>(cview(dy, {M, D}), cview(x, {M, D}), normkit::TensorView<T>(), rms, dw_alone,
+      normkit::rms_norm_backward<T>(cview(r.dy, {M, D}), cview(r.x, {M, D}), mview(dx, {M, D}), rms, dw, rms_stats);
+      normkit::rms_norm_backward<T>(cview(r.dy, {M, D}), cview(r.x, {M, D}), normkit::TensorView<T>(), rms, dw_alone,
                                     rms_stats);
       expect_bitwise(dw, dw_alone, "RMSNorm dweight");
     }
