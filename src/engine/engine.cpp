@@ -1153,7 +1153,10 @@ bool forward_columns(const ReductionPlan& plan, int64_t r, Statistic statistic, 
   const bool stream = streams_lines<T>(plan), consecutive = domain_consecutive(g);
   // Where the output streams, the group that follows in memory (the next image) is requested
   // into L2 while this one is written, where fetch_next_block() (Intel), as InstanceNorm's NCHW
-  // row blocks are: its statistics pass then reads it from there.
+  // row blocks are: its statistics pass then reads it from there. Not out of cache elsewhere,
+  // as the row blocks are (fetch_next_rows): a whole image requested on the Zen 5 VM made
+  // InstanceNorm and GroupNorm 64x256x28x28 NHWC forward 12-14% slower (3.34-3.39 -> 3.79-3.86
+  // ms at 2 threads, 6.7-7.0 -> 7.6-7.7 at 1; a driver alternating the two, 2026-11-29).
   const bool fetch = stream && consecutive && fetch_next_block();
 #pragma omp parallel if (plan.numel() >= kParallelMin && groups > 1)
   {
