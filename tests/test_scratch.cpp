@@ -3,7 +3,9 @@
 // Scratch vectors behave as vectors.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <numeric>
+#include <vector>
 #include <thread>
 
 #include "engine/scratch.hpp"
@@ -39,6 +41,29 @@ TEST(Scratch, OtherThreadsHaveTheirOwnBlocks) {
   void* again = pool::take(bytes);
   EXPECT_EQ(again, mine);
   pool::give(again, bytes);
+}
+
+// Blocks of a few KiB (per-channel coefficients and sums, several held at once by one call)
+// are pooled too, eight per size class: given back, they come back untouched, where memory
+// returned to malloc would have its free-list links written into its first bytes.
+TEST(Scratch, SmallBlocksArePooledEightPerClass) {
+  const size_t bytes = 1024;
+  std::vector<void*> held;  // empties the class of what earlier tests left in it (8 at most)
+  for (int i = 0; i < 8; ++i) held.push_back(pool::take(bytes));
+  std::vector<unsigned char*> given;
+  for (int i = 0; i < 8; ++i) {
+    auto* p = static_cast<unsigned char*>(pool::take(bytes));
+    std::fill(p, p + bytes, static_cast<unsigned char>(0xA0 + i));
+    given.push_back(p);
+  }
+  for (unsigned char* p : given) pool::give(p, bytes);
+  for (int i = 8; i-- > 0;) {  // the last given comes back first
+    auto* p = static_cast<unsigned char*>(pool::take(bytes - 100));  // the same class
+    ASSERT_EQ(p, given[size_t(i)]);
+    EXPECT_EQ(std::count(p, p + bytes, static_cast<unsigned char>(0xA0 + i)), static_cast<long>(bytes));
+  }
+  for (unsigned char* p : given) pool::give(p, bytes);
+  for (void* p : held) pool::give(p, bytes);
 }
 
 TEST(Scratch, SmallAndHugeSizesAndVectors) {
