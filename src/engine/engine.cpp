@@ -454,11 +454,49 @@ bool domain_consecutive(const Geometry& g) {
   return g.column && g.col_blocks == 1 && runs_follow(g.run, g.domain.dims);
 }
 
+// Column mode on contiguous runs: per key i of group `group`, the sums of the deviations from
+// shift[i] over the runs [r0, r1), added to s1[i] and s2[i].
+template <class T>
+void column_dev_sums(const Geometry& g, int64_t group, int64_t r0, int64_t r1, const T* x,
+                     const compute_t<T>* shift, double* s1, double* s2) {
+  const int64_t L = group_at(g, group).len;
+  if (domain_consecutive(g) && r0 < r1) {  // the same blocks as listed below
+    const int64_t first = group_at(g, group).o.mem + (*Cursor(g.domain, r0)).mem;
+    return rows::col_dev_sums(x + first, static_cast<const int64_t*>(nullptr), r1 - r0, L, shift, s1, s2);
+  }
+  for_each_run_block(g, group, r0, r1, [&](const int64_t* offs, int64_t count, int64_t) {
+    rows::col_dev_sums(x, offs, count, L, shift, s1, s2);
+  });
+}
+
+// Column mode on contiguous runs, a variance's one pass over the runs [q0, q1): per key, the
+// shift (the mean of the first few runs, which lies within a fraction of a standard deviation
+// of the mean unless the data is ordered; 0 where not finite) and the sums s1, s2 of the
+// deviations from it.
+template <class T>
+void column_shifted_sums(const Geometry& g, int64_t group, int64_t q0, int64_t q1, const T* x,
+                         compute_t<T>* shift, double* s1, double* s2) {
+  using C = compute_t<T>;
+  const int64_t L = group_at(g, group).len;
+  std::fill(shift, shift + L, C(0));
+  std::fill(s1, s1 + L, 0.0), std::fill(s2, s2 + L, 0.0);
+  constexpr int64_t kShiftRuns = 8;
+  const int64_t k = std::min(kShiftRuns, q1 - q0);
+  column_dev_sums(g, group, q0, q0 + k, x, shift, s1, s2);  // around 0: the first runs' means are the shift
+  // s1 / k, multiplied by the exact 1 / k where k is a power of two (the same bits).
+  const bool exact = k > 0 && (k & (k - 1)) == 0;
+  const double inv = k > 0 ? 1.0 / double(k) : 0.0;
+  for (int64_t i = 0; i < L; ++i) {  // a NaN or Inf shift would turn an infinite mean into NaN
+    const C v = C(k > 0 ? (exact ? s1[i] * inv : s1[i] / double(k)) : 0.0);
+    shift[i] = std::isfinite(float(v)) ? v : C(0), s1[i] = s2[i] = 0;
+  }
+  column_dev_sums(g, group, q0, q1, x, shift, s1, s2);
+}
+
 // Column mode: per-key moments of the runs [q0, q1) of group `group`. Contiguous runs, with
-// a variance: one pass of shifted sums (col_dev_sums) around the mean of the first few runs, which lies
-// within a fraction of a standard deviation of the mean unless the data is ordered; a
-// column whose shift turns out farther than 4 standard deviations from its mean (the sum of
-// squares would cancel) has the whole block summed again around the first pass's means.
+// a variance: column_shifted_sums; a column whose shift turns out farther than 4 standard
+// deviations from its mean (the sum of squares would cancel) has the whole block summed again
+// around the first pass's means.
 template <class T>
 void column_stats(const Geometry& g, int64_t group, int64_t q0, int64_t q1, const T* x,
                   Statistic statistic, Partial* out) {
@@ -467,33 +505,15 @@ void column_stats(const Geometry& g, int64_t group, int64_t q0, int64_t q1, cons
   const double n = double(q1 - q0);
   const bool variance = statistic == Statistic::Variance;
   if (ms == 1 && variance) {
-    Scratch<C> shift(size_t(L), C(0));
-    Scratch<double> s1(size_t(L), 0.0), s2(size_t(L), 0.0);
-    const bool consecutive = domain_consecutive(g);
-    auto sums = [&](int64_t r0, int64_t r1) {
-      if (consecutive && r0 < r1) {  // the same blocks as listed below
-        const int64_t first = group_at(g, group).o.mem + (*Cursor(g.domain, r0)).mem;
-        return rows::col_dev_sums(x + first, static_cast<const int64_t*>(nullptr), r1 - r0, L, shift.data(),
-                                  s1.data(), s2.data());
-      }
-      for_each_run_block(g, group, r0, r1, [&](const int64_t* offs, int64_t count, int64_t) {
-        rows::col_dev_sums(x, offs, count, L, shift.data(), s1.data(), s2.data());
-      });
-    };
-    constexpr int64_t kShiftRuns = 8;
-    const int64_t k = std::min(kShiftRuns, q1 - q0);
-    sums(q0, q0 + k);  // around 0: the first runs' means are the shift
-    for (int64_t i = 0; i < L; ++i) {  // a NaN or Inf shift would turn an infinite mean into NaN
-      const C v = C(k > 0 ? s1[size_t(i)] / double(k) : 0.0);
-      shift[size_t(i)] = std::isfinite(float(v)) ? v : C(0), s1[size_t(i)] = s2[size_t(i)] = 0;
-    }
-    sums(q0, q1);
+    Scratch<C> shift(static_cast<size_t>(L));
+    Scratch<double> s1(static_cast<size_t>(L)), s2(static_cast<size_t>(L));
+    column_shifted_sums(g, group, q0, q1, x, shift.data(), s1.data(), s2.data());
     bool again = false;
     for (int64_t i = 0; i < L && n > 0; ++i) again = again || shift_too_far(n, s1[size_t(i)], s2[size_t(i)]);
     if (again) {
       for (int64_t i = 0; i < L; ++i)
         shift[size_t(i)] = C(double(shift[size_t(i)]) + s1[size_t(i)] / n), s1[size_t(i)] = s2[size_t(i)] = 0;
-      sums(q0, q1);
+      column_dev_sums(g, group, q0, q1, x, shift.data(), s1.data(), s2.data());
     }
     for (int64_t i = 0; i < L; ++i) out[i] = shifted_moments(n, double(shift[size_t(i)]), s1[size_t(i)], s2[size_t(i)]);
     return;
@@ -1111,8 +1131,9 @@ namespace {
 // A thread's scratch for column_group_stats, col_block entries each.
 struct GroupStatsScratch {
   Scratch<Partial> acc, part;
-  Scratch<double> fmean, fsecond;
-  explicit GroupStatsScratch(size_t n) : acc(n), part(n), fmean(n), fsecond(n) {}
+  Scratch<double> fmean, fsecond, shift, s1, s2, m2, rstd, far;
+  explicit GroupStatsScratch(size_t n)
+      : acc(n), part(n), fmean(n), fsecond(n), shift(n), s1(n), s2(n), m2(n), rstd(n), far(n) {}
 };
 
 // The statistics of column-mode group q, chunk by chunk as reduce_stats takes them (r > 1: r
@@ -1122,8 +1143,37 @@ struct GroupStatsScratch {
 template <class T>
 void column_group_stats(const Geometry& g, int64_t q, int64_t r, Statistic statistic, double eps, const T* x,
                         GroupStatsScratch& sc, double* mean, double* second, double* rstd) {
+  using C = compute_t<T>;
   const Group grp = group_at(g, q);
   const int64_t L = grp.len, c0 = grp.o.stat / r;
+  if (statistic == Statistic::Variance && g.run.stride == 1) {
+    // column_stats' passes chunk by chunk, the per-key arithmetic after each a vector at a
+    // time (rows::merge_chunk_moments, finish_moments: shifted_moments, chan_merge,
+    // finish_stats and rstd_of, the same formulas and bits), unless some chunk's shift lay too
+    // far from its mean (column_stats then sums it again, below). Scalar, that arithmetic (a
+    // division or square root per step) took as long as the sums for InstanceNorm and
+    // GroupNorm 32x256x14x14 channels-last.
+    Scratch<C> shift(static_cast<size_t>(L));
+    double* m = r == 1 ? mean + c0 : sc.fmean.data();
+    double* sec = r == 1 ? second + c0 : sc.fsecond.data();
+    double n = 0.0;
+    bool far = false;
+    for (int64_t seg = 0; seg < g.num_segs && !far; ++seg) {
+      const int64_t d0 = seg * g.seg_len, d1 = std::min(g.key_len, d0 + g.seg_len);
+      column_shifted_sums(g, q, d0, d1, x, shift.data(), sc.s1.data(), sc.s2.data());
+      for (int64_t i = 0; i < L; ++i) sc.shift[size_t(i)] = double(shift[size_t(i)]);
+      far = rows::merge_chunk_moments(L, n, double(d1 - d0), sc.shift.data(), sc.s1.data(), sc.s2.data(), m,
+                                      sc.m2.data(), sc.far.data());
+      n += double(d1 - d0);
+    }
+    if (!far && n > 0) {
+      rows::finish_moments(L, n, eps, sc.m2.data(), sec, r == 1 ? rstd + c0 : sc.rstd.data());
+      if (r == 1) return;
+      merge_fine(statistic, L / r, r, n, m, sec, mean + c0, second + c0);
+      for (int64_t j = 0; j < L / r; ++j) rstd[c0 + j] = rstd_of(statistic, second[c0 + j], eps);
+      return;
+    }
+  }
   for (int64_t seg = 0; seg < g.num_segs; ++seg) {
     const int64_t d0 = seg * g.seg_len, d1 = std::min(g.key_len, d0 + g.seg_len);
     column_stats(g, q, d0, d1, x, statistic, seg == 0 ? sc.acc.data() : sc.part.data());

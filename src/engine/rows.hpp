@@ -259,10 +259,26 @@ NORMKIT_ROWS_INTERNAL void col_grad_input_lanes(const S* dy, const S* x, S* dx, 
 // written to mean, second and rstd (`shift` and `mean` may be one array). far[k] = 1 where a
 // centered row's shift lay too far from its mean for its s2 (the engine's shift_too_far, or a
 // sum not finite; mean[k] is then the shift for its second pass), else 0; returns whether any
-// did. The caller takes those rows again; the others are final.
+// did. The caller takes those rows again; the others are final. The same bits as the engine's
+// scalar shifted_moments, finish_stats and rstd_of (column statistics take either).
 NORMKIT_ROWS_INTERNAL bool row_moments(int64_t count, double n, bool centered, bool l2, double eps,
                                        const double* shift, const double* s1, const double* s2, double* mean,
                                        double* second, double* rstd, double* far);
+
+// A chunk of n runs' column statistics merged into the running ones, vectorized across the
+// keys: for k < count, the chunk's moments from the sums s1[k], s2[k] of its deviations from
+// shift[k] (mean = shift + s1/n, m2 = max(s2 - s1 * (s1/n), 0)), merged by Chan's formula into
+// (acc_n, mean[k], m2[k]) (acc_n == 0: assigned). far as row_moments' (the chunk's shift lay
+// too far from its mean, or a sum was not finite); the caller then takes the keys again. The
+// same bits as the engine's shifted_moments and chan_merge.
+NORMKIT_ROWS_INTERNAL bool merge_chunk_moments(int64_t count, double acc_n, double n, const double* shift,
+                                               const double* s1, const double* s2, double* mean, double* m2,
+                                               double* far);
+
+// second = m2 / n and rstd = 1 / sqrt(second + eps) for k < count: a variance's finish_stats
+// and rstd_of, vectorized, the same bits.
+NORMKIT_ROWS_INTERNAL void finish_moments(int64_t count, double n, double eps, const double* m2, double* second,
+                                          double* rstd);
 
 #undef NORMKIT_ROWS_INTERNAL
 
