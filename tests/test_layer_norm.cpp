@@ -345,6 +345,56 @@ struct Rows {
   }
 };
 
+// A streamed row whose output is not at a vector's alignment (NumPy's and malloc's buffers lie
+// 16 bytes off 64) writes its first elements plainly and streams the rest (rows_simd-inl.h,
+// StreamHead): every offset gives the bits of aligned buffers, for LayerNorm's and RMSNorm's
+// forward and LayerNorm's dx, float and bfloat16 (the half pairs), with every buffer equally
+// off as NumPy's are, and with y off alone.
+template <class T>
+void check_misaligned_rows(int64_t M, int64_t D) {
+  SCOPED_TRACE(std::to_string(M) + "x" + std::to_string(D));
+  const int64_t n = M * D;
+  const Rows<T> r(M, D);
+  LayerNormArgs<T> ln = r.args();
+  normkit::RMSNormArgs<T> rms;
+  rms.normalized_shape = {D};
+  rms.weight = r.w;
+  // A buffer of n elements `off` bytes past a 64-byte boundary.
+  struct Placed {
+    std::vector<unsigned char> bytes;
+    T* p;
+    Placed(int64_t n, int64_t off) : bytes(size_t(n) * sizeof(T) + 128) {
+      const uintptr_t base = (reinterpret_cast<uintptr_t>(bytes.data()) + 63) / 64 * 64;
+      p = reinterpret_cast<T*>(base + uintptr_t(off));
+    }
+  };
+  auto run = [&](int64_t xo, int64_t yo) {
+    Placed x(n, xo), dy(n, xo), y_ln(n, yo), y_rms(n, yo), dx(n, yo);
+    std::copy(r.x.begin(), r.x.end(), x.p), std::copy(r.dy.begin(), r.dy.end(), dy.p);
+    const normkit::TensorView<const T> xv(x.p, {M, D}), dyv(dy.p, {M, D});
+    normkit::layer_norm_forward<T>(xv, normkit::TensorView<T>(y_ln.p, {M, D}), ln);
+    normkit::rms_norm_forward<T>(xv, normkit::TensorView<T>(y_rms.p, {M, D}), rms);
+    normkit::layer_norm_backward<T>(dyv, xv, normkit::TensorView<T>(dx.p, {M, D}), ln);
+    std::vector<std::vector<T>> out;
+    for (const Placed* b : {&y_ln, &y_rms, &dx}) out.emplace_back(b->p, b->p + n);
+    return out;
+  };
+  const auto aligned = run(0, 0);
+  for (const auto& [xo, yo] : {std::pair<int64_t, int64_t>{16, 16}, {4, 4}, {48, 48}, {0, 16}, {36, 36}}) {
+    SCOPED_TRACE("x " + std::to_string(xo) + ", y " + std::to_string(yo) + " bytes off 64");
+    const auto got = run(xo, yo);
+    expect_bitwise(got[0], aligned[0], "LayerNorm y");
+    expect_bitwise(got[1], aligned[1], "RMSNorm y");
+    expect_bitwise(got[2], aligned[2], "LayerNorm dx");
+  }
+}
+
+TEST(LayerNormStreams, OutputsOffAVectorsAlignmentGiveTheSameBits) {
+  check_misaligned_rows<float>(1030, 4096);              // 16.1 MiB: streamed, row pairs
+  check_misaligned_rows<float>(1031, 4100);              // an odd row count and vector tails
+  check_misaligned_rows<normkit::bfloat16>(2050, 4096);  // the half pairs
+}
+
 void check_streamed_dx(int64_t M, int64_t D) {
   SCOPED_TRACE(std::to_string(M) + "x" + std::to_string(D));
   const Rows<float> rows(M, D);
