@@ -529,6 +529,10 @@ py::object weight_norm(bool backward, py::object grad_output, py::object v, py::
       return py::make_tuple(w, n);
     }
     auto given = param<P>(op, "norms", norms, /*allow_empty=*/true);
+    // An empty array is not None: the C++ span would read as "no norms" and take them from v.
+    if (!norms.is_none() && given.span.empty() && !gg.span.empty())
+      throw py::value_error(tag(op) + "norms has 0 elements, expected " + std::to_string(gg.span.size()) +
+                            " (one per slice, shaped like g) or None");
     auto dv = like_input<T>(op, "grad_output", grad_output, x.view);
     auto dx = output_like(x.view);
     auto dg = gg.grad();

@@ -88,5 +88,7 @@ def test_weight_norm_backward_rejects_bad_norms(rng):
     g = np.ones((4, 1), np.float32)
     with pytest.raises(ValueError, match=r"\[weight_norm\] norms has 3 elements"):
         normkit.weight_norm_backward(np.ones_like(v), v, g, norms=np.ones(3, np.float32))
+    with pytest.raises(ValueError, match=r"\[weight_norm_backward\] norms has 0 elements, expected 4"):
+        normkit.weight_norm_backward(np.ones_like(v), v, g, norms=np.ones(0, np.float32))
     with pytest.raises(ValueError, match=r"norms\[1\]=-1.* is negative"):
         normkit.weight_norm_backward(np.ones_like(v), v, g, norms=np.array([1, -1, 1, 1], np.float32))
