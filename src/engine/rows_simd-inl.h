@@ -393,19 +393,12 @@ HWY_INLINE size_t StreamHead(D d, const S* y, size_t n, bool stream) {
   return head < n ? head : 0;
 }
 
-// y[i] = value(i, k) over a row of n elements (value returns lanes [i, i + k), k <= Lanes(d)):
-// whole vectors (half S in pairs), then the tail. Half S computes two pairs before storing
-// them: on AVX2 a pair is half a cache line, and with the conversions' work between a line's
-// two non-temporal halves LayerNorm/RMSNorm over 4096x4096 bf16 ran 15-25% slower (2 threads:
-// LN 4.6 -> 4.0 ms, RMS bf16 4.4 -> 3.8, f16 4.2 -> 3.2). `apart`: y overlaps none of the rows value
-// reads, so the tail may be written as the whole vector that ends the row (the elements before
-// it computed and stored again, the same values) instead of a masked store. With fetch (and
-// fetch2), the lines at fetch + i (fetch2 + i) are requested meanwhile: the rows read next.
+// A row's first `head` elements (StreamHead), plainly: out of line, so that the row writers
+// stay small enough to be inlined where they were (ScaleShift into BatchNorm's run lists: the
+// head inline made that call per run and BatchNorm 32x256x14x14 forward 8-10% slower).
 template <class D, class S, class Value>
-HWY_INLINE void WriteRow(D d, S* HWY_RESTRICT y, size_t n, bool stream, bool apart, const S* fetch, Value&& value,
-                         const S* fetch2 = nullptr) {
+HWY_NOINLINE void WriteHead(D d, S* HWY_RESTRICT y, size_t head, Value& value) {
   const size_t N = hn::Lanes(d);
-  const size_t head = StreamHead(d, y, n, stream);  // stored first, so that the whole vectors stream
   for (size_t j = 0; j < head; j += N) {  // two steps at most (half S aligns to a pair)
     const size_t k = std::min(N, head - j);
     if (k == N) {
@@ -414,7 +407,44 @@ HWY_INLINE void WriteRow(D d, S* HWY_RESTRICT y, size_t n, bool stream, bool apa
       StorePartial(d, value(j, k), y + j, k);
     }
   }
-  size_t i = head;
+}
+
+// WriteHead for WriteRowPair's two rows.
+template <class D, class S, class Value>
+HWY_NOINLINE void WriteHeadPair(D d, S* HWY_RESTRICT y0, S* HWY_RESTRICT y1, size_t head, Value& value) {
+  const size_t N = hn::Lanes(d);
+  for (size_t j = 0; j < head; j += N) {
+    const size_t k = std::min(N, head - j);
+    const auto v = value(j, k);
+    if (k == N) {
+      StoreFull(d, v.first, y0 + j), StoreFull(d, v.second, y1 + j);
+    } else {
+      StorePartial(d, v.first, y0 + j, k), StorePartial(d, v.second, y1 + j, k);
+    }
+  }
+}
+
+template <class D, class S, class Value>
+HWY_NOINLINE void WriteRowFromHead(D d, S* HWY_RESTRICT y, size_t n, size_t head, const S* fetch, Value& value,
+                                   const S* fetch2);
+
+// y[i] = value(i, k) over a row of n elements (value returns lanes [i, i + k), k <= Lanes(d)):
+// whole vectors (half S in pairs), then the tail. Half S computes two pairs before storing
+// them: on AVX2 a pair is half a cache line, and with the conversions' work between a line's
+// two non-temporal halves LayerNorm/RMSNorm over 4096x4096 bf16 ran 15-25% slower (2 threads:
+// LN 4.6 -> 4.0 ms, RMS bf16 4.4 -> 3.8, f16 4.2 -> 3.2). `apart`: y overlaps none of the rows value
+// reads, so the tail may be written as the whole vector that ends the row (the elements before
+// it computed and stored again, the same values) instead of a masked store. With fetch (and
+// fetch2), the lines at fetch + i (fetch2 + i) are requested meanwhile: the rows read next.
+template <bool kPeel = true, class D, class S, class Value>
+HWY_INLINE void WriteRow(D d, S* HWY_RESTRICT y, size_t n, bool stream, bool apart, const S* fetch, Value&& value,
+                         const S* fetch2 = nullptr) {
+  if constexpr (kPeel) {  // a streamed row off a vector's alignment: its head first (StreamHead)
+    const size_t head = stream ? StreamHead(d, y, n, stream) : 0;
+    if (head > 0) return WriteRowFromHead(d, y, n, head, fetch, value, fetch2);
+  }
+  const size_t N = hn::Lanes(d);
+  size_t i = 0;
   auto whole = [&](auto fetching) NORMKIT_INLINE_LAMBDA {
     auto prefetch = [&](size_t j) NORMKIT_INLINE_LAMBDA {
       if constexpr (fetching) {
@@ -447,22 +477,43 @@ HWY_INLINE void WriteRow(D d, S* HWY_RESTRICT y, size_t n, bool stream, bool apa
     whole(std::false_type{});
   }
   if (i < n) {
-    // Not over lines just streamed (after a head): a plain store to a line still being
-    // written non-temporally waits for it (channels-last BatchNorm's 1 KiB runs, 16 bytes off:
-    // backward 5 -> 13 ms at 2 threads).
-    if (apart && n >= N && head == 0) return StoreFull(d, value(n - N, N), y + n - N);
+    if (apart && n >= N) return StoreFull(d, value(n - N, N), y + n - N);
     StorePartial(d, value(i, n - i), y + i, n - i);
   }
 }
+
+// WriteRow of a streamed row whose first `head` elements lie before a vector's alignment:
+// those plainly (WriteHead), then the rest from the aligned one, streamed, its tail not over
+// the lines just streamed (a plain store to a line still being written non-temporally waits
+// for it: channels-last BatchNorm's 1 KiB runs, 16 bytes off, backward 5 -> 13 ms at 2
+// threads). Out of line, so that the inlined writers keep their code (with the head inline,
+// BatchNorm's run lists measured 4-10% slower).
+template <class D, class S, class Value>
+HWY_NOINLINE void WriteRowFromHead(D d, S* HWY_RESTRICT y, size_t n, size_t head, const S* fetch, Value& value,
+                                   const S* fetch2) {
+  WriteHead(d, y, head, value);
+  WriteRow<false>(d, y + head, n - head, true, false, fetch ? fetch + head : nullptr,
+                  [&](size_t i, size_t k) NORMKIT_INLINE_LAMBDA { return value(head + i, k); },
+                  fetch2 ? fetch2 + head : nullptr);
+}
+
+template <class D, class S, class Value>
+HWY_NOINLINE void WriteRowPairFromHead(D d, S* HWY_RESTRICT y0, S* HWY_RESTRICT y1, size_t n, size_t head,
+                                       const S* fetch0, const S* fetch1, Value& value);
 
 // WriteRow for two rows at once: value(i, k) returns lanes [i, i + k) of both (a std::pair), so
 // what the rows share (an affine weight and bias along them) is loaded once for the two.
 // fetch0/fetch1 as WriteRow's fetch/fetch2, both or neither.
 // backward: from the row's end, in steps of 4 * Lanes(d), which must divide n (see
 // BytesAhead).
-template <class D, class S, class Value>
+template <bool kPeel = true, class D, class S, class Value>
 HWY_INLINE void WriteRowPair(D d, S* HWY_RESTRICT y0, S* HWY_RESTRICT y1, size_t n, bool stream, bool apart,
                              const S* fetch0, const S* fetch1, Value&& value, bool backward = false) {
+  if constexpr (kPeel) {  // as WriteRow's, where both rows lie equally far off the alignment
+    const size_t head = stream && !backward ? StreamHead(d, y0, n, stream) : 0;
+    if (head > 0 && StreamHead(d, y1, n, stream) == head)
+      return WriteRowPairFromHead(d, y0, y1, n, head, fetch0, fetch1, value);
+  }
   const size_t N = hn::Lanes(d);
 #if NORMKIT_SPEED_LOOPS
   if (backward) {
@@ -488,20 +539,7 @@ HWY_INLINE void WriteRowPair(D d, S* HWY_RESTRICT y0, S* HWY_RESTRICT y1, size_t
     return;
   }
 #endif
-  // The rows' first elements up to a vector's alignment, as WriteRow's (where both rows are
-  // equally far from it).
-  const size_t head0 = StreamHead(d, y0, n, stream);
-  const size_t head = head0 > 0 && StreamHead(d, y1, n, stream) == head0 ? head0 : 0;
-  size_t i = head;
-  for (size_t j = 0; j < head; j += N) {  // two steps at most, as WriteRow's
-    const size_t k = std::min(N, head - j);
-    const auto v = value(j, k);
-    if (k == N) {
-      StoreFull(d, v.first, y0 + j), StoreFull(d, v.second, y1 + j);
-    } else {
-      StorePartial(d, v.first, y0 + j, k), StorePartial(d, v.second, y1 + j, k);
-    }
-  }
+  size_t i = 0;
   auto whole = [&](auto fetching) NORMKIT_INLINE_LAMBDA {
     auto prefetch = [&](size_t j) NORMKIT_INLINE_LAMBDA {
       if constexpr (fetching) hwy::Prefetch(fetch0 + j), hwy::Prefetch(fetch1 + j);
@@ -537,11 +575,21 @@ HWY_INLINE void WriteRowPair(D d, S* HWY_RESTRICT y0, S* HWY_RESTRICT y1, size_t
     whole(std::false_type{});
   }
   if (i < n) {
-    const size_t at = apart && n >= N && head == 0 ? n - N : i, k = n - at;  // as WriteRow's
+    const size_t at = apart && n >= N ? n - N : i, k = n - at;
     const auto v = value(at, k);
     if (k == N) return StoreFull(d, v.first, y0 + at), StoreFull(d, v.second, y1 + at);
     StorePartial(d, v.first, y0 + at, k), StorePartial(d, v.second, y1 + at, k);
   }
+}
+
+// WriteRowFromHead for WriteRowPair's two rows.
+template <class D, class S, class Value>
+HWY_NOINLINE void WriteRowPairFromHead(D d, S* HWY_RESTRICT y0, S* HWY_RESTRICT y1, size_t n, size_t head,
+                                       const S* fetch0, const S* fetch1, Value& value) {
+  WriteHeadPair(d, y0, y1, head, value);
+  WriteRowPair<false>(d, y0 + head, y1 + head, n - head, true, false, fetch0 ? fetch0 + head : nullptr,
+                      fetch1 ? fetch1 + head : nullptr,
+                      [&](size_t i, size_t k) NORMKIT_INLINE_LAMBDA { return value(head + i, k); });
 }
 
 // v rounded to S and widened back (identity for float/double storage).
@@ -755,9 +803,11 @@ HWY_INLINE void WriteRowEvenOdd(D d, bfloat16* HWY_RESTRICT y, size_t n, bool st
 }
 #endif
 
+// Inlined into its callers: called per run as a function (BatchNorm's lists of 196-element
+// runs), BatchNorm 32x256x14x14 forward ran 8-10% slower (Zen 5 VM, 2026-11-29).
 template <class S, class C = compute_t<S>>
-void ScaleShift(const S* HWY_RESTRICT x, S* y, int64_t len, C m_hi, C m_lo, C alpha, C beta, bool stream,
-                const S* next = nullptr) {  // next: the row to fetch meanwhile, if any
+HWY_INLINE void ScaleShift(const S* HWY_RESTRICT x, S* y, int64_t len, C m_hi, C m_lo, C alpha, C beta, bool stream,
+                           const S* next = nullptr) {  // next: the row to fetch meanwhile, if any
   const hn::ScalableTag<C> d;
   const auto hi = hn::Set(d, m_hi), lo = hn::Set(d, m_lo), a = hn::Set(d, alpha), b = hn::Set(d, beta);
   const size_t n = static_cast<size_t>(len);
