@@ -10,6 +10,26 @@ HWY_BEFORE_NAMESPACE();
 namespace normkit::engine::rows {
 namespace HWY_NAMESPACE {
 
+// The moments of n elements from the sums a, b of their deviations from `shift` (the engine's
+// shifted_moments): mean = shift + a/n, m2 = max(b - a * (a/n), 0), NaN staying NaN; far = 1
+// where the shift lay too far from the mean for b (shift_too_far; also NaN), else 0. Returns
+// whether any of the first c lanes is far.
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE bool CenteredMoments(D d, V a, V b, V vn, V shift, size_t c, V& mean, V& m2, V& far) {
+  const auto md = hn::Div(a, vn), dev = hn::Sub(b, hn::Mul(a, md));
+  const auto near = hn::Le(hn::Mul(hn::Mul(md, md), vn), hn::Mul(hn::Set(d, 16.0), dev));  // false for NaN
+  mean = hn::Add(shift, md);
+  m2 = hn::IfThenElse(hn::Lt(dev, hn::Zero(d)), hn::Zero(d), dev);
+  far = hn::IfThenZeroElse(near, hn::Set(d, 1.0));
+  return !hn::AllTrue(d, hn::Or(near, hn::Not(hn::FirstN(d, c))));
+}
+
+// rstd_of of a variance: 1 / sqrt(second + eps).
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE V RstdOf(D d, V second, V eps) {
+  return hn::Div(hn::Set(d, 1.0), hn::Sqrt(hn::Add(second, eps)));
+}
+
 // rows.hpp's row_moments: the engine's moments_of, finish_stats and rstd_of, the same formulas
 // Lanes(d) rows at a time, so the same bits: this file is compiled with -ffp-contract=off
 // (CMakeLists.txt), so that s2 - s1 * md rounds twice as the scalar code does.
@@ -18,19 +38,15 @@ bool RowMoments(int64_t count, double n, bool centered, bool l2, double eps, con
   const hn::ScalableTag<double> d;
   const size_t N = hn::Lanes(d), rows = static_cast<size_t>(count);
   const auto vn = hn::Set(d, n), zero = hn::Zero(d), one = hn::Set(d, 1.0), ve = hn::Set(d, eps);
-  const auto sixteen = hn::Set(d, 16.0);
   bool far = false;
   for (size_t k = 0; k < rows; k += N) {
     const size_t c = std::min(N, rows - k);
     const auto a = LoadN(d, s1 + k, c), b = LoadN(d, s2 + k, c);
     auto m = zero, sec = b, f = zero;
     if (centered) {
-      const auto md = hn::Div(a, vn), m2 = hn::Sub(b, hn::Mul(a, md));
-      const auto near = hn::Le(hn::Mul(hn::Mul(md, md), vn), hn::Mul(sixteen, m2));  // false for NaN
-      far = far || !hn::AllTrue(d, hn::Or(near, hn::Not(hn::FirstN(d, c))));
-      f = hn::IfThenZeroElse(near, one);
-      m = hn::Add(LoadN(d, shift + k, c), md);
-      sec = hn::Div(hn::IfThenElse(hn::Lt(m2, zero), zero, m2), vn);  // NaN stays NaN
+      hn::Vec<decltype(d)> m2;
+      far = CenteredMoments(d, a, b, vn, LoadN(d, shift + k, c), c, m, m2, f) || far;
+      sec = hn::Div(m2, vn);
     } else if (!l2) {
       sec = hn::Div(b, vn);
     }
@@ -39,7 +55,7 @@ bool RowMoments(int64_t count, double n, bool centered, bool l2, double eps, con
       const auto root = hn::Sqrt(sec);
       r = hn::Div(one, hn::IfThenElse(hn::Lt(root, ve), ve, root));  // std::max(root, eps)
     } else {
-      r = hn::Div(one, hn::Sqrt(hn::Add(sec, ve)));
+      r = RstdOf(d, sec, ve);
     }
     if (c == N) {
       hn::StoreU(m, d, mean + k), hn::StoreU(sec, d, second + k), hn::StoreU(r, d, rstd + k);
@@ -58,18 +74,14 @@ bool MergeChunkMoments(int64_t count, double acc_n, double n, const double* shif
                        double* mean, double* m2, double* far_keys) {
   const hn::ScalableTag<double> d;
   const size_t N = hn::Lanes(d), keys = static_cast<size_t>(count);
-  const auto vn = hn::Set(d, n), zero = hn::Zero(d), one = hn::Set(d, 1.0), sixteen = hn::Set(d, 16.0);
+  const auto vn = hn::Set(d, n);
   const double total = acc_n + n;  // chan_merge's n, y.n / n and x.n * y.n / n: one per chunk
   const auto weight = hn::Set(d, n / total), cross = hn::Set(d, acc_n * n / total);
   bool far = false;
   for (size_t k = 0; k < keys; k += N) {
     const size_t c = std::min(N, keys - k);
-    const auto a = LoadN(d, s1 + k, c), b = LoadN(d, s2 + k, c);
-    const auto md = hn::Div(a, vn), dev = hn::Sub(b, hn::Mul(a, md));
-    const auto near = hn::Le(hn::Mul(hn::Mul(md, md), vn), hn::Mul(sixteen, dev));  // false for NaN
-    far = far || !hn::AllTrue(d, hn::Or(near, hn::Not(hn::FirstN(d, c))));
-    auto m = hn::Add(LoadN(d, shift + k, c), md);
-    auto q = hn::IfThenElse(hn::Lt(dev, zero), zero, dev);  // NaN stays NaN
+    hn::Vec<decltype(d)> m, q, f;
+    far = CenteredMoments(d, LoadN(d, s1 + k, c), LoadN(d, s2 + k, c), vn, LoadN(d, shift + k, c), c, m, q, f) || far;
     if (acc_n != 0) {
       const auto am = LoadN(d, mean + k, c), aq = LoadN(d, m2 + k, c);
       const auto delta = hn::Sub(m, am);
@@ -77,7 +89,7 @@ bool MergeChunkMoments(int64_t count, double acc_n, double n, const double* shif
       q = hn::Add(hn::Add(aq, q), hn::Mul(hn::Mul(delta, delta), cross));
     }
     StorePartial(d, m, mean + k, c), StorePartial(d, q, m2 + k, c);
-    StorePartial(d, hn::IfThenZeroElse(near, one), far_keys + k, c);
+    StorePartial(d, f, far_keys + k, c);
   }
   return far;
 }
@@ -86,11 +98,11 @@ bool MergeChunkMoments(int64_t count, double acc_n, double n, const double* shif
 void FinishMoments(int64_t count, double n, double eps, const double* m2, double* second, double* rstd) {
   const hn::ScalableTag<double> d;
   const size_t N = hn::Lanes(d), keys = static_cast<size_t>(count);
-  const auto vn = hn::Set(d, n), one = hn::Set(d, 1.0), ve = hn::Set(d, eps);
+  const auto vn = hn::Set(d, n), ve = hn::Set(d, eps);
   for (size_t k = 0; k < keys; k += N) {
     const size_t c = std::min(N, keys - k);
     const auto sec = hn::Div(LoadN(d, m2 + k, c), vn);
-    StorePartial(d, sec, second + k, c), StorePartial(d, hn::Div(one, hn::Sqrt(hn::Add(sec, ve))), rstd + k, c);
+    StorePartial(d, sec, second + k, c), StorePartial(d, RstdOf(d, sec, ve), rstd + k, c);
   }
 }
 
