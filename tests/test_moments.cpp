@@ -3,7 +3,8 @@
 // gives the bits of the scalar formulas the engine takes elsewhere (engine.cpp:
 // shifted_moments, chan_merge, finish_stats, rstd_of), written out here as plain C++. Column
 // statistics (InstanceNorm/GroupNorm channels-last) take either path depending on the shape,
-// so any difference would make a result depend on it. This file, like rows_moments.cpp and
+// so any difference would make a result depend on it. The same for merge_fine (GroupNorm's
+// coarse statistics from its fine ones), whose merge weights are computed once per call. This file, like rows_moments.cpp and
 // engine.cpp, is compiled with -ffp-contract=off (CMakeLists.txt).
 #include <gtest/gtest.h>
 
@@ -13,6 +14,7 @@
 #include <random>
 #include <vector>
 
+#include "engine/engine.hpp"
 #include "engine/rows.hpp"
 
 namespace rows = normkit::engine::rows;
@@ -118,6 +120,37 @@ TEST(Moments, ChunksMergedAndFinishedHaveTheScalarFormulasBits) {
       EXPECT_TRUE(same_bits(rstd[k], rstd_of(want[k].m2 / acc_n, 1e-3))) << "k=" << k;
     }
   }
+}
+
+// merge_fine against Chan's merge with the running count, as written out before its weights
+// were taken once per call: fine statistics of n elements each, r at a time, including r
+// past its table of weights and a NaN.
+TEST(Moments, MergeFineHasTheRunningCountsBits) {
+  std::mt19937_64 rng(7);
+  std::uniform_real_distribution<double> u(-1.0, 1.0);
+  for (double n : {1.0, 3.0, 196.0, 6272.0})
+    for (int64_t r : {1, 2, 5, 8, 63, 64, 65, 130}) {
+      const int64_t coarse = 5;
+      std::vector<double> fmean(size_t(coarse * r)), fsecond(fmean.size());
+      for (size_t f = 0; f < fmean.size(); ++f)
+        fmean[f] = 3.0 + u(rng) * (f % 11 == 0 ? 1e3 : 1.0), fsecond[f] = 0.5 + 0.4 * u(rng);
+      if (r > 2) fmean[size_t(2 * r + 1)] = std::numeric_limits<double>::quiet_NaN();
+      std::vector<double> mean(static_cast<size_t>(coarse)), second(static_cast<size_t>(coarse));
+      normkit::engine::merge_fine(normkit::Statistic::Variance, coarse, r, n, fmean.data(), fsecond.data(), mean.data(),
+                                  second.data());
+      for (int64_t s = 0; s < coarse; ++s) {
+        double cn = n, cm = fmean[size_t(s * r)], cm2 = fsecond[size_t(s * r)] * n;
+        for (int64_t i = 1; i < r; ++i) {
+          const size_t f = size_t(s * r + i);
+          const double tn = cn + n, delta = fmean[f] - cm;
+          cm += delta * (n / tn);
+          cm2 += fsecond[f] * n + delta * delta * (cn * n / tn);
+          cn = tn;
+        }
+        EXPECT_TRUE(same_bits(mean[size_t(s)], cm)) << "n=" << n << " r=" << r << " s=" << s;
+        EXPECT_TRUE(same_bits(second[size_t(s)], cm2 / cn)) << "n=" << n << " r=" << r << " s=" << s;
+      }
+    }
 }
 
 }  // namespace

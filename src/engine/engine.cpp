@@ -1100,26 +1100,42 @@ void forward_rows(const Geometry& g, const RunList& runs, Statistic statistic, d
 
 void merge_fine(Statistic statistic, int64_t coarse, int64_t r, double n, const double* fmean,
                 const double* fsecond, double* mean, double* second) {
-  for (int64_t s = 0; s < coarse; ++s) {
-    double cn = 0, cm = 0, cm2 = 0;  // count, mean, sum of squared deviations (or of squares)
-    for (int64_t i = 0; i < r; ++i) {
-      const int64_t f = s * r + i;
-      if (statistic != Statistic::Variance) {  // sums of squares add up
-        cm2 += statistic == Statistic::L2Norm ? fsecond[f] : fsecond[f] * n;
+  if (statistic != Statistic::Variance) {  // sums of squares add up
+    for (int64_t s = 0; s < coarse; ++s) {
+      double cn = 0, cm2 = 0;
+      for (int64_t i = 0; i < r; ++i) {
+        cm2 += statistic == Statistic::L2Norm ? fsecond[s * r + i] : fsecond[s * r + i] * n;
         cn += n;
-        continue;
       }
-      if (i == 0) {
-        cn = n, cm = fmean[f], cm2 = fsecond[f] * n;
-        continue;
-      }
-      const double tn = cn + n, delta = fmean[f] - cm;  // Chan et al.
-      cm += delta * (n / tn);
-      cm2 += fsecond[f] * n + delta * delta * (cn * n / tn);
+      mean[s] = 0.0;
+      second[s] = statistic == Statistic::L2Norm ? cm2 : (cn > 0 ? cm2 / cn : 0.0);
+    }
+    return;
+  }
+  // Chan et al., one fine statistic after another. Each counts n elements (a whole number),
+  // so the i-th merge's weights n / (i n + n) and i n * n / (i n + n) are the same for every
+  // coarse statistic: computed once here (i n is exact, as the running count it replaces)
+  // rather than two divisions per merge (GroupNorm(32) 32x256x14x14 NHWC forward, 2 threads:
+  // 3-4% faster with the coefficient loop below).
+  constexpr int64_t kMaxWeights = 64;
+  double weight[kMaxWeights], cross[kMaxWeights];
+  const int64_t weighed = std::min(r, kMaxWeights);
+  for (int64_t i = 1; i < weighed; ++i) {
+    const double cn = double(i) * n, tn = cn + n;
+    weight[i] = n / tn, cross[i] = cn * n / tn;
+  }
+  for (int64_t s = 0; s < coarse; ++s) {
+    const double* fm = fmean + s * r;
+    const double* fs = fsecond + s * r;
+    double cn = n, cm = fm[0], cm2 = fs[0] * n;  // count, mean, sum of squared deviations
+    for (int64_t i = 1; i < r; ++i) {
+      const double tn = cn + n, delta = fm[i] - cm;
+      cm += delta * (i < weighed ? weight[i] : n / tn);
+      cm2 += fs[i] * n + delta * delta * (i < weighed ? cross[i] : cn * n / tn);
       cn = tn;
     }
-    mean[s] = statistic == Statistic::Variance ? cm : 0.0;
-    second[s] = statistic == Statistic::L2Norm ? cm2 : (cn > 0 ? cm2 / cn : 0.0);
+    mean[s] = cm;
+    second[s] = cn > 0 ? cm2 / cn : 0.0;
   }
 }
 
@@ -1218,11 +1234,14 @@ bool forward_columns(const ReductionPlan& plan, int64_t r, Statistic statistic, 
       const Group grp = group_at(g, q);
       const int64_t s0 = grp.o.stat / r;  // the group's first (coarse) statistic
       column_group_stats(g, q, r, statistic, eps, x, stats, mean, second, rstd);
-      for (int64_t i = 0; i < grp.len; ++i) {
-        const int64_t s = s0 + i / r, a = grp.o.aff + i * g.run.affine_stride;
-        const rows::SplitMean<C> m(mean[s]);
-        hi[size_t(i)] = m.hi, lo[size_t(i)] = m.lo;
-        alpha[size_t(i)] = C(rstd[s] * (w ? double(w[a]) : 1.0)), beta[size_t(i)] = C(b ? double(b[a]) : 0.0);
+      for (int64_t j = 0; j < grp.len / r; ++j) {  // per statistic, its split mean once for its r keys
+        const rows::SplitMean<C> m(mean[s0 + j]);
+        const double rs = rstd[s0 + j];
+        for (int64_t i = j * r; i < (j + 1) * r; ++i) {
+          const int64_t a = grp.o.aff + i * g.run.affine_stride;
+          hi[size_t(i)] = m.hi, lo[size_t(i)] = m.lo;
+          alpha[size_t(i)] = C(rs * (w ? double(w[a]) : 1.0)), beta[size_t(i)] = C(b ? double(b[a]) : 0.0);
+        }
       }
       if (consecutive) {
         rows::col_scale_shift_block(x + grp.o.mem, y + grp.o.mem, static_cast<const int64_t*>(nullptr), g.key_len,
@@ -1667,9 +1686,10 @@ bool backward_columns(const ReductionPlan& plan, int64_t r, Statistic statistic,
       const Group grp = group_at(g, q);
       const int64_t s0 = grp.o.stat, L = grp.len, c0 = s0 / r;  // fine statistics s0.., coarse c0..
       if (recompute) column_group_stats(g, q, r, statistic, eps, x, stats, mean, second, rstd);
-      for (int64_t i = 0; i < L; ++i) {
-        const rows::SplitMean<C> m(mean[c0 + i / r]);
-        hi[size_t(i)] = m.hi, lo[size_t(i)] = m.lo;
+      for (int64_t j = 0; j < L / r; ++j) {  // per coarse statistic, its split mean for its r keys
+        const rows::SplitMean<C> m(mean[c0 + j]);
+        std::fill(hi.begin() + j * r, hi.begin() + (j + 1) * r, m.hi);
+        std::fill(lo.begin() + j * r, lo.begin() + (j + 1) * r, m.lo);
       }
       // reduce_grads' tasks of this group, one per segment, merged as it merges them.
       std::fill(a.begin(), a.end(), 0.0), std::fill(b.begin(), b.end(), 0.0);
@@ -1681,8 +1701,9 @@ bool backward_columns(const ReductionPlan& plan, int64_t r, Statistic statistic,
           rows::col_grad_sums_cols(dy + first, x + first, static_cast<const int64_t*>(nullptr), d1 - d0, L, hi.data(),
                                    lo.data(), s1.data(), s2.data());
         }
-        for (int64_t i = 0; i < L; ++i)
-          a[size_t(i)] += s1[size_t(i)], b[size_t(i)] += s2[size_t(i)] * rstd[c0 + i / r];
+        for (int64_t j = 0; j < L / r; ++j)
+          for (int64_t i = j * r; i < (j + 1) * r; ++i)
+            a[size_t(i)] += s1[size_t(i)], b[size_t(i)] += s2[size_t(i)] * rstd[c0 + j];
       }
       for (int64_t i = 0; i < L; ++i) sum_dy[s0 + i] = a[size_t(i)], sum_dy_xhat[s0 + i] = b[size_t(i)];
       // The coefficients as backward's (r = 1, w one number per statistic) or backward_grouped's
