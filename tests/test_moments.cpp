@@ -4,8 +4,9 @@
 // shifted_moments, chan_merge, finish_stats, rstd_of), written out here as plain C++. Column
 // statistics (InstanceNorm/GroupNorm channels-last) take either path depending on the shape,
 // so any difference would make a result depend on it. The same for merge_fine (GroupNorm's
-// coarse statistics from its fine ones), whose merge weights are computed once per call. This file, like rows_moments.cpp and
-// engine.cpp, is compiled with -ffp-contract=off (CMakeLists.txt).
+// coarse statistics from its fine ones), whose merge weights are computed once per call.
+// This file, like rows_moments.cpp and engine.cpp, is compiled with -ffp-contract=off
+// (CMakeLists.txt).
 #include <gtest/gtest.h>
 
 #include <cmath>

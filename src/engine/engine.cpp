@@ -1112,11 +1112,15 @@ void merge_fine(Statistic statistic, int64_t coarse, int64_t r, double n, const 
     }
     return;
   }
+  if (r <= 0) {  // no fine statistics: an empty coarse one
+    std::fill(mean, mean + coarse, 0.0), std::fill(second, second + coarse, 0.0);
+    return;
+  }
   // Chan et al., one fine statistic after another. Each counts n elements (a whole number),
   // so the i-th merge's weights n / (i n + n) and i n * n / (i n + n) are the same for every
   // coarse statistic: computed once here (i n is exact, as the running count it replaces)
   // rather than two divisions per merge (GroupNorm(32) 32x256x14x14 NHWC forward, 2 threads:
-  // 3-4% faster with the coefficient loop below).
+  // 0.170 -> 0.162 ms with forward_columns' coefficient loop per statistic).
   constexpr int64_t kMaxWeights = 64;
   double weight[kMaxWeights], cross[kMaxWeights];
   const int64_t weighed = std::min(r, kMaxWeights);

@@ -1852,6 +1852,7 @@ void ColScaleShiftBlock(const S* HWY_RESTRICT x, S* HWY_RESTRICT y, const int64_
     // 32x256x14x14 channels-last in cache, Zen 5 VM, 1 and 2 threads).
     constexpr size_t kRunsTogether = 4;
     const size_t n = static_cast<size_t>(len), total = size_t(rows) * n;
+    const size_t together = n > 0 ? kRunsTogether * n : total + 1;  // (no runs of 0 elements at a time)
     using V = hn::Vec<decltype(d)>;
     auto scaled = [&](const S* px, size_t i, V h, V l, V a, V b) NORMKIT_INLINE_LAMBDA {
       return hn::MulAdd(hn::Sub(hn::Sub(LoadFull(d, px + i), h), l), a, b);
@@ -1864,11 +1865,11 @@ void ColScaleShiftBlock(const S* HWY_RESTRICT x, S* HWY_RESTRICT y, const int64_
       WithFlag(fetch != nullptr, [&](auto fetching) NORMKIT_INLINE_LAMBDA {
         size_t at = 0;
         if constexpr (std::is_same_v<S, C>) {
-          for (; at + kRunsTogether * n <= total; at += kRunsTogether * n) {
+          for (; at + together <= total; at += together) {
             for (size_t i = 0; i < n; i += N) {
               const V h = hn::LoadU(d, hi + i), l = hn::LoadU(d, lo + i);
               const V a = hn::LoadU(d, alpha + i), b = hn::LoadU(d, beta + i);
-              for (size_t k = at; k < at + kRunsTogether * n; k += n) {
+              for (size_t k = at; k < at + together; k += n) {
                 if constexpr (fetching) RequestL2(fetch, k + i);
                 PutFull<kStream>(d, scaled(x + k, i, h, l, a, b), y + k + i);
               }
@@ -1882,13 +1883,13 @@ void ColScaleShiftBlock(const S* HWY_RESTRICT x, S* HWY_RESTRICT y, const int64_
           }
 #if HWY_TARGET != HWY_SCALAR
         } else {
-          for (; at + kRunsTogether * n <= total; at += kRunsTogether * n) {
+          for (; at + together <= total; at += together) {
             for (size_t i = 0; i < n; i += 2 * N) {
               const V h0 = hn::LoadU(d, hi + i), l0 = hn::LoadU(d, lo + i);
               const V a0 = hn::LoadU(d, alpha + i), b0 = hn::LoadU(d, beta + i);
               const V h1 = hn::LoadU(d, hi + i + N), l1 = hn::LoadU(d, lo + i + N);
               const V a1 = hn::LoadU(d, alpha + i + N), b1 = hn::LoadU(d, beta + i + N);
-              for (size_t k = at; k < at + kRunsTogether * n; k += n) {
+              for (size_t k = at; k < at + together; k += n) {
                 if constexpr (fetching) RequestL2(fetch, k + i);
                 PutPair<kStream>(d, scaled(x + k, i, h0, l0, a0, b0), scaled(x + k, i + N, h1, l1, a1, b1), y + k + i);
               }
@@ -1953,50 +1954,51 @@ void ColGradInputLanes(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* dx,
                        const C* HWY_RESTRICT hi, const C* HWY_RESTRICT lo, const C* HWY_RESTRICT P,
                        const C* HWY_RESTRICT Q, const C* HWY_RESTRICT R, bool stream) {
   const hn::ScalableTag<C> d;
-  const size_t N = hn::Lanes(d), n = static_cast<size_t>(len);
-  using V = hn::Vec<decltype(d)>;
-  auto grad = [&](size_t at, size_t i, V h, V l, V p, V q, V r) NORMKIT_INLINE_LAMBDA {
-    const auto dv = hn::Sub(hn::Sub(LoadFull(d, x + at + i), h), l);
-    return hn::MulAdd(LoadFull(d, dy + at + i), p, hn::MulAdd(dv, q, r));
-  };
+  const size_t n = static_cast<size_t>(len);
+#if HWY_TARGET != HWY_SCALAR
   // As ColScaleShiftBlock: runs of whole vectors kRunsTogether at a time, sharing each vector
   // of the five coefficients they load. Two, not four: reading dy and x, four runs at a time
   // made InstanceNorm and GroupNorm 32x256x14x14 channels-last backward 5-10% slower; two
   // measured level with one there and BatchNorm's 0.30 -> 0.29 ms (Zen 5 VM, 2 threads, old
-  // and new libraries alternating 8 rounds).
+  // and new libraries alternating 8 rounds). The runs left over go below.
   constexpr size_t kRunsTogether = 2;
   constexpr bool kPairs = !std::is_same_v<S, C>;  // half S: stored as pairs of vectors
-  const size_t step = kPairs ? 2 * N : N, total = n * size_t(rows);
-  size_t start = 0;
-#if HWY_TARGET != HWY_SCALAR
-  if (n % step == 0 && rows >= int64_t(kRunsTogether)) {
+  const size_t N = hn::Lanes(d), step = kPairs ? 2 * N : N;
+  if (n > 0 && n % step == 0 && rows >= int64_t(kRunsTogether)) {
+    using V = hn::Vec<decltype(d)>;
+    auto grad = [&](size_t at, size_t i, V h, V l, V p, V q, V r) NORMKIT_INLINE_LAMBDA {
+      const auto dv = hn::Sub(hn::Sub(LoadFull(d, x + at + i), h), l);
+      return hn::MulAdd(LoadFull(d, dy + at + i), p, hn::MulAdd(dv, q, r));
+    };
+    const size_t total = n * size_t(rows), together = kRunsTogether * n;
     bool aligned = StreamsAligned(d, dx, n);
     if constexpr (kPairs) {
       const hn::Repartition<uint16_t, decltype(d)> d16;
       aligned = StreamsAligned(d16, reinterpret_cast<const uint16_t*>(dx), n);
     }
+    size_t start = 0;
     WithFlag(stream && aligned, [&](auto streaming) NORMKIT_INLINE_LAMBDA {
       constexpr bool kStream = decltype(streaming)::value;
-      for (; start + kRunsTogether * n <= total; start += kRunsTogether * n) {
+      for (; start + together <= total; start += together) {
         for (size_t i = 0; i < n; i += step) {
           const V h0 = hn::LoadU(d, hi + i), l0 = hn::LoadU(d, lo + i), p0 = hn::LoadU(d, P + i);
           const V q0 = hn::LoadU(d, Q + i), r0 = hn::LoadU(d, R + i);
           if constexpr (kPairs) {
             const V h1 = hn::LoadU(d, hi + i + N), l1 = hn::LoadU(d, lo + i + N), p1 = hn::LoadU(d, P + i + N);
             const V q1 = hn::LoadU(d, Q + i + N), r1 = hn::LoadU(d, R + i + N);
-            for (size_t k = start; k < start + kRunsTogether * n; k += n)
+            for (size_t k = start; k < start + together; k += n)
               PutPair<kStream>(d, grad(k, i, h0, l0, p0, q0, r0), grad(k, i + N, h1, l1, p1, q1, r1), dx + k + i);
           } else {
-            for (size_t k = start; k < start + kRunsTogether * n; k += n)
+            for (size_t k = start; k < start + together; k += n)
               PutFull<kStream>(d, grad(k, i, h0, l0, p0, q0, r0), dx + k + i);
           }
         }
       }
     });
+    dy += start, x += start, dx += start;
+    rows -= int64_t(start / n);
   }
 #endif
-  dy += start, x += start, dx += start;
-  rows -= int64_t(start / n);
   const bool apart = Apart<S>(dx, dy, n * size_t(rows)) && Apart<S>(dx, x, n * size_t(rows));
   for (int64_t r = 0; r < rows; ++r, dy += n, x += n, dx += n) {
     WriteRow(d, dx, n, stream, apart, static_cast<const S*>(nullptr), [&](size_t i, size_t k) NORMKIT_INLINE_LAMBDA {
