@@ -1840,6 +1840,7 @@ void ColScaleShiftBlock(const S* HWY_RESTRICT x, S* HWY_RESTRICT y, const int64_
                         int64_t len, const C* HWY_RESTRICT hi, const C* HWY_RESTRICT lo,
                         const C* HWY_RESTRICT alpha, const C* HWY_RESTRICT beta, bool stream,
                         const S* fetch = nullptr) {
+  if (rows <= 0 || len <= 0) return;  // nothing to write
   const hn::ScalableTag<C> d;
   const size_t N = hn::Lanes(d);
   constexpr bool kPairs = HWY_TARGET != HWY_SCALAR;  // half S: stored as pairs of vectors
@@ -1851,8 +1852,7 @@ void ColScaleShiftBlock(const S* HWY_RESTRICT x, S* HWY_RESTRICT y, const int64_
     // plain scaling loop over the same lines; four runs at a time level with it (model loops,
     // 32x256x14x14 channels-last in cache, Zen 5 VM, 1 and 2 threads).
     constexpr size_t kRunsTogether = 4;
-    const size_t n = static_cast<size_t>(len), total = size_t(rows) * n;
-    const size_t together = n > 0 ? kRunsTogether * n : total + 1;  // (no runs of 0 elements at a time)
+    const size_t n = static_cast<size_t>(len), total = size_t(rows) * n, together = kRunsTogether * n;
     using V = hn::Vec<decltype(d)>;
     auto scaled = [&](const S* px, size_t i, V h, V l, V a, V b) NORMKIT_INLINE_LAMBDA {
       return hn::MulAdd(hn::Sub(hn::Sub(LoadFull(d, px + i), h), l), a, b);
@@ -1946,6 +1946,13 @@ void ColGradInputBlock(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* HWY
   for (int64_t r = 0; r < rows; ++r) ColGradInput(dy + offs[r], x + offs[r], dx + offs[r], len, mean, P, Q, R, stream);
 }
 
+// One vector of the column dx in compute_t<S> lanes: P * dy + Q * ((x - hi) - lo) + R, as the
+// row mode's GradInput.
+template <class V>
+HWY_INLINE V ColGrad(V dy, V x, V hi, V lo, V P, V Q, V R) {
+  return hn::MulAdd(dy, P, hn::MulAdd(hn::Sub(hn::Sub(x, hi), lo), Q, R));
+}
+
 // ColGradInputBlock's dx for statistics of many elements in compute_t<S> lanes, as the row
 // primitive GradInput computes it (P[i] * dy + ((x - hi[i] - lo[i]) * Q[i] + R[i])), over
 // `rows` consecutive runs from dy, x and dx.
@@ -1967,8 +1974,7 @@ void ColGradInputLanes(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* dx,
   if (n > 0 && n % step == 0 && rows >= int64_t(kRunsTogether)) {
     using V = hn::Vec<decltype(d)>;
     auto grad = [&](size_t at, size_t i, V h, V l, V p, V q, V r) NORMKIT_INLINE_LAMBDA {
-      const auto dv = hn::Sub(hn::Sub(LoadFull(d, x + at + i), h), l);
-      return hn::MulAdd(LoadFull(d, dy + at + i), p, hn::MulAdd(dv, q, r));
+      return ColGrad(LoadFull(d, dy + at + i), LoadFull(d, x + at + i), h, l, p, q, r);
     };
     const size_t total = n * size_t(rows), together = kRunsTogether * n;
     bool aligned = StreamsAligned(d, dx, n);
@@ -2002,8 +2008,8 @@ void ColGradInputLanes(const S* HWY_RESTRICT dy, const S* HWY_RESTRICT x, S* dx,
   const bool apart = Apart<S>(dx, dy, n * size_t(rows)) && Apart<S>(dx, x, n * size_t(rows));
   for (int64_t r = 0; r < rows; ++r, dy += n, x += n, dx += n) {
     WriteRow(d, dx, n, stream, apart, static_cast<const S*>(nullptr), [&](size_t i, size_t k) NORMKIT_INLINE_LAMBDA {
-      const auto dv = hn::Sub(hn::Sub(LoadN(d, x + i, k), LoadN(d, hi + i, k)), LoadN(d, lo + i, k));
-      return hn::MulAdd(LoadN(d, dy + i, k), LoadN(d, P + i, k), hn::MulAdd(dv, LoadN(d, Q + i, k), LoadN(d, R + i, k)));
+      return ColGrad(LoadN(d, dy + i, k), LoadN(d, x + i, k), LoadN(d, hi + i, k), LoadN(d, lo + i, k),
+                     LoadN(d, P + i, k), LoadN(d, Q + i, k), LoadN(d, R + i, k));
     });
   }
 }
