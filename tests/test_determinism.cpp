@@ -1,6 +1,10 @@
 // test_determinism.cpp — results are bitwise identical for any thread count (DESIGN §5):
 // each op, forward outputs, saved/running statistics and gradients, with 1..4 threads on
 // shapes big enough to go parallel. Compares bits, never timings.
+#include <atomic>
+#include <cstdint>
+#include <thread>
+
 #include "test_util.hpp"
 
 namespace {
@@ -130,6 +134,75 @@ TEST(Determinism, WeightNormAndNormalize) {
     normkit::normalize_backward<float>(cview(dy, sh4), cview(x, sh4), mview(dx, sh4), a, dwa);
     return std::vector<std::vector<float>>{y, dx, dwa};
   });
+}
+
+// A region's threads split its statistics by their pace in earlier regions (engine::Pace),
+// so which thread computes what changes from call to call. A thread spinning beside 2..4
+// region threads on this 2-core machine makes them uneven; every call must still have the
+// 1-thread bits. The ops cover the three ways a region splits statistics: one at a time
+// (BatchNorm on NCHW), blocks of rows (InstanceNorm, LayerNorm), pipelines (GroupNorm on NCHW).
+TEST(Determinism, UnevenThreadsChangeNoBits) {
+  const Shape sh = {16, 64, 28, 28}, rows = {1024, 1000};
+  const auto x = random_vec<float>(numel(sh), -1.0, 2.0), dy = random_vec<float>(numel(sh));
+  const auto xr = random_vec<float>(numel(rows), 0.5, 2.0), dyr = random_vec<float>(numel(rows));
+  const auto w = random_vec<float>(1000, 1.0, 0.5), b = random_vec<float>(1000);
+  const std::span<const float> wc(w.data(), 64), bc(b.data(), 64);
+  auto all_ops = [&] {
+    std::vector<std::vector<float>> out;
+    {
+      std::vector<float> y(x.size()), dx(x.size()), mean(64), rstd(64), dw(64), db(64), rm(64, 0.f), rv(64, 1.f);
+      normkit::BatchNormArgs<float> a;
+      a.weight = wc, a.bias = bc, a.running_mean = rm, a.running_var = rv, a.training = true;
+      normkit::batch_norm_forward<float>(cview(x, sh), mview(y, sh), a, {mean, rstd});
+      normkit::batch_norm_backward<float>(cview(dy, sh), cview(x, sh), mview(dx, sh), a, dw, db, {mean, rstd});
+      for (auto* v : {&y, &mean, &rstd, &rm, &rv, &dx, &dw, &db}) out.push_back(*v);
+    }
+    {
+      std::vector<float> y(x.size()), dx(x.size()), mean(16 * 64), rstd(16 * 64), dw(64), db(64);
+      normkit::InstanceNormArgs<float> a;
+      a.weight = wc, a.bias = bc;
+      normkit::instance_norm_forward<float>(cview(x, sh), mview(y, sh), a, {mean, rstd});
+      normkit::instance_norm_backward<float>(cview(dy, sh), cview(x, sh), mview(dx, sh), a, dw, db, {mean, rstd});
+      for (auto* v : {&y, &mean, &rstd, &dx, &dw, &db}) out.push_back(*v);
+    }
+    {
+      std::vector<float> y(x.size()), dx(x.size()), mean(16 * 8), rstd(16 * 8), dw(64), db(64);
+      normkit::GroupNormArgs<float> a;
+      a.num_groups = 8, a.weight = wc, a.bias = bc;
+      normkit::group_norm_forward<float>(cview(x, sh), mview(y, sh), a, {mean, rstd});
+      normkit::group_norm_backward<float>(cview(dy, sh), cview(x, sh), mview(dx, sh), a, dw, db);
+      for (auto* v : {&y, &mean, &rstd, &dx, &dw, &db}) out.push_back(*v);
+    }
+    {
+      std::vector<float> y(xr.size()), dx(xr.size()), mean(1024), rstd(1024), dw(1000), db(1000);
+      normkit::LayerNormArgs<float> a;
+      a.normalized_shape = {1000}, a.weight = w, a.bias = b;
+      normkit::layer_norm_forward<float>(cview(xr, rows), mview(y, rows), a, {mean, rstd});
+      normkit::layer_norm_backward<float>(cview(dyr, rows), cview(xr, rows), mview(dx, rows), a, dw, db);
+      for (auto* v : {&y, &mean, &rstd, &dx, &dw, &db}) out.push_back(*v);
+    }
+    return out;
+  };
+  const int saved = normkit::get_num_threads();
+  normkit::set_num_threads(1);
+  const auto base = all_ops();
+  std::atomic<bool> stop{false};
+  std::thread spinner([&] {
+    volatile uint64_t n = 0;
+    while (!stop.load(std::memory_order_relaxed)) n = n + 1;
+  });
+  for (int round = 0; round < 6; ++round)
+    for (int t = 2; t <= 4; ++t) {
+      normkit::set_num_threads(t);
+      const auto got = all_ops();
+      ASSERT_EQ(got.size(), base.size());
+      for (size_t i = 0; i < got.size(); ++i)
+        expect_bitwise(got[i], base[i], "output " + std::to_string(i) + " with " + std::to_string(t) +
+                                            " threads beside a spinning one, round " + std::to_string(round));
+    }
+  stop = true;
+  spinner.join();
+  normkit::set_num_threads(saved);
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "engine/pace.hpp"
 #include "engine/rows.hpp"
 
 namespace normkit::engine {
@@ -382,41 +383,39 @@ bool scalar_affine_runs(const Geometry& g, const RunList& runs, bool affine) {
 }
 constexpr int64_t kRunChunk = 64;
 
+// The threads a region over `total` items of `work` elements in all goes parallel with.
+int region_threads(int64_t work, int64_t total) {
+  return work >= kParallelMin && total > 1 ? std::max(1, omp_get_max_threads()) : 1;
+}
+
 // Calls body(group, base offsets) for every group of a row-mode geometry, threads taking
-// contiguous blocks and stepping a cursor instead of decomposing each group index.
+// contiguous shares (for_each_share) and stepping a cursor instead of decomposing each group
+// index.
 template <class Body>
 void for_each_group(const Geometry& g, int64_t work, Body&& body) {
-  const int64_t total = g.owners.count;
-#pragma omp parallel if (work >= kParallelMin && total > 1)
-  {
-    const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
-    const int64_t q0 = total * t / nt, q1 = total * (t + 1) / nt;
-    if (q0 < q1) {
-      Cursor c(g.owners, q0);
-      for (int64_t q = q0; q < q1; ++q, c.next()) body(q, *c);
-    }
-  }
+  static Pace pace;  // (one per call site: Body is a lambda)
+  for_each_share(region_threads(work, g.owners.count), g.owners.count, pace, [&](int64_t q0, int64_t q1) {
+    if (q0 >= q1) return;
+    Cursor c(g.owners, q0);
+    for (int64_t q = q0; q < q1; ++q, c.next()) body(q, *c);
+  });
 }
 
 // As for_each_group, handing the groups to body(bases, count) in blocks of up to `block`
 // consecutive ones of the same thread (their order within the thread unchanged).
 template <class Body>
 void for_each_group_block(const Geometry& g, int64_t work, int64_t block, Body&& body) {
-  const int64_t total = g.owners.count;
-#pragma omp parallel if (work >= kParallelMin && total > 1)
-  {
-    const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
-    const int64_t q0 = total * t / nt, q1 = total * (t + 1) / nt;
+  static Pace pace;
+  for_each_share(region_threads(work, g.owners.count), g.owners.count, pace, [&](int64_t q0, int64_t q1) {
+    if (q0 >= q1) return;
     std::vector<Offsets> bases;
     bases.reserve(static_cast<size_t>(block));
-    if (q0 < q1) {
-      Cursor c(g.owners, q0);
-      for (int64_t q = q0; q < q1; ++q, c.next()) {
-        bases.push_back(*c);
-        if (int64_t(bases.size()) == block || q + 1 == q1) body(bases.data(), int64_t(bases.size())), bases.clear();
-      }
+    Cursor c(g.owners, q0);
+    for (int64_t q = q0; q < q1; ++q, c.next()) {
+      bases.push_back(*c);
+      if (int64_t(bases.size()) == block || q + 1 == q1) body(bases.data(), int64_t(bases.size())), bases.clear();
     }
-  }
+  });
 }
 
 // Column mode: visit(offs, count) for the runs of group `group` in [q0, q1) in blocks of at
@@ -1328,29 +1327,25 @@ bool forward_pipelined(const ReductionPlan& plan, const Geometry& g, const RunLi
     }
     finish(next, acc);
   };
-  const int64_t total = g.owners.count;
-#pragma omp parallel if (plan.numel() >= kParallelMin)
-  {
-    const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
-    const int64_t q0 = total * t / nt, q1 = total * (t + 1) / nt;
-    if (q0 < q1) {
-      Cursor c(g.owners, q0);
-      Offsets cur = *c;
-      step(nullptr, cur);
-      for (int64_t q = q0 + 1; q < q1; ++q) {
-        c.next();
-        const Offsets next = *c;
-        step(&cur, next);
-        cur = next;
-      }
-      for (int64_t r = 0; r < K; ++r) {  // the last one alone
-        const int64_t s = cur.stat, aff = cur.aff + runs.rel[size_t(r)].aff;
-        const double wv = w ? double(w[aff]) : 1.0, bv = b ? double(b[aff]) : 0.0;
-        rows::scale_shift(x + cur.mem + r * L, y + cur.mem + r * L, L, rows::SplitMean<C>(mean[s]), C(rstd[s] * wv),
-                          C(bv), stream);
-      }
+  static Pace pace;
+  for_each_share(region_threads(plan.numel(), g.owners.count), g.owners.count, pace, [&](int64_t q0, int64_t q1) {
+    if (q0 >= q1) return;
+    Cursor c(g.owners, q0);
+    Offsets cur = *c;
+    step(nullptr, cur);
+    for (int64_t q = q0 + 1; q < q1; ++q) {
+      c.next();
+      const Offsets next = *c;
+      step(&cur, next);
+      cur = next;
     }
-  }
+    for (int64_t r = 0; r < K; ++r) {  // the last one alone
+      const int64_t s = cur.stat, aff = cur.aff + runs.rel[size_t(r)].aff;
+      const double wv = w ? double(w[aff]) : 1.0, bv = b ? double(b[aff]) : 0.0;
+      rows::scale_shift(x + cur.mem + r * L, y + cur.mem + r * L, L, rows::SplitMean<C>(mean[s]), C(rstd[s] * wv),
+                        C(bv), stream);
+    }
+  });
   return true;
 }
 }  // namespace
